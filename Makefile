@@ -1,0 +1,42 @@
+# NSP Site Monitor. `make demo` and `make test` set up everything they need (a venv in .venv).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+TYPINGS := typings/.installed
+
+.PHONY: setup demo test bench lint typecheck firmware-check clean
+
+setup: $(STAMP) $(TYPINGS)
+
+$(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) and installing the project with its test tools"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# ESP32 API stubs for type-checking the firmware (TOOLCHAIN.md); not a runtime dependency.
+$(TYPINGS): $(STAMP)
+	$(PY) -m pip install -q --target typings --no-deps \
+	    micropython-esp32-stubs==1.29.0.post1 micropython-stdlib-stubs==1.29.0.post2
+	touch $(TYPINGS)
+
+demo: setup
+	$(VENV)/bin/nsp-edge demo
+
+test: setup
+	$(PY) -m pytest -ra
+
+bench: setup
+	$(PY) -m benchmarks
+
+lint: setup
+	$(VENV)/bin/ruff check edge_server tests benchmarks
+
+typecheck: setup
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --config-file firmware/mypy.ini firmware
+
+clean:
+	rm -rf $(VENV) typings .pytest_cache

@@ -1,0 +1,177 @@
+"""The site configuration: one TOML file per site, validated with messages that name the field.
+
+    cfg = load_config(Path("site.toml"))     # raises ConfigError with one line per problem
+
+Sections: [site], [api], [storage], [poll], [[buses]], [[nodes]], [rules], [fuel], [uplink].
+docs/configuration.md documents every field; examples/site.toml is a complete example.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge_server.rules.settings import FuelSettings, RulesSettings
+from edge_server.uplink.settings import UplinkSettings
+
+ROLES = ("power", "fridge", "entrance")
+
+
+class ConfigError(ValueError):
+    """A site configuration that cannot be used; str() names each field and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SiteSection(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")] = Field(
+        description="Site id as registered at the C-NSP hub: lower-case letters, digits, '-'."
+    )
+    name: str = ""
+    capacity: Annotated[int, Field(ge=1, le=500)] = 15  # waiting room: 10-15 people (framework)
+
+
+class ApiSection(_Strict):
+    listen: str = "127.0.0.1:8080"
+    # On a closed site LAN reading the site page needs no login; elsewhere set this to true.
+    require_auth_for_read: bool = False
+
+
+class StorageSection(_Strict):
+    data_dir: Path = Path("data")
+
+
+class PollSection(_Strict):
+    interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    timeout_s: Annotated[float, Field(gt=0, le=30)] = 1.0
+    retries: Annotated[int, Field(ge=0, le=5)] = 1
+    # Back-off of an offline node doubles from interval_s up to this, so it cannot stall the bus.
+    backoff_max_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+
+class RtuBus(_Strict):
+    name: str
+    kind: Literal["rtu"]
+    port: str = Field(description="serial device, e.g. /dev/ttyUSB0")
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 19200
+    parity: Literal["E", "O", "N"] = "E"  # Modbus default: even parity
+    stopbits: Literal[1, 2] = 1
+
+    @model_validator(mode="after")
+    def _no_parity_two_stops(self) -> RtuBus:
+        # Modbus over Serial Line 2.5.1: no parity needs 2 stop bits (11-bit character).
+        if self.parity == "N" and self.stopbits != 2:
+            raise ValueError("parity 'N' needs stopbits = 2 (Modbus RTU character is 11 bits)")
+        return self
+
+
+class TcpBus(_Strict):
+    name: str
+    kind: Literal["tcp"]
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+
+
+Bus = Annotated[RtuBus | TcpBus, Field(discriminator="kind")]
+
+
+class NodeSection(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    bus: str
+    unit: Annotated[int, Field(ge=1, le=247)]  # 0 is broadcast, 248-255 reserved
+    roles: list[Literal["power", "fridge", "entrance"]] = Field(min_length=1)
+
+
+class SiteConfig(_Strict):
+    site: SiteSection
+    api: ApiSection = ApiSection()
+    storage: StorageSection = StorageSection()
+    poll: PollSection = PollSection()
+    buses: list[Bus] = Field(min_length=1)
+    nodes: list[NodeSection] = Field(min_length=1)
+    rules: RulesSettings = RulesSettings()
+    fuel: FuelSettings = FuelSettings()
+    uplink: UplinkSettings = UplinkSettings()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> SiteConfig:
+        bus_names = [b.name for b in self.buses]
+        if len(set(bus_names)) != len(bus_names):
+            raise ValueError("buses: every bus needs a unique name")
+        names: set[str] = set()
+        units: set[tuple[str, int]] = set()
+        for i, node in enumerate(self.nodes):
+            if node.bus not in bus_names:
+                raise ValueError(
+                    f"nodes[{i}].bus: no bus named {node.bus!r}; define it under [[buses]] "
+                    f"(known: {', '.join(bus_names)})"
+                )
+            if node.name in names:
+                raise ValueError(f"nodes[{i}].name: {node.name!r} is used twice")
+            if (node.bus, node.unit) in units:
+                raise ValueError(
+                    f"nodes[{i}].unit: unit {node.unit} is used twice on bus {node.bus!r}"
+                )
+            names.add(node.name)
+            units.add((node.bus, node.unit))
+        return self
+
+    def bus(self, name: str) -> RtuBus | TcpBus:
+        return next(b for b in self.buses if b.name == name)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("rtu", "tcp", "function-after[_no_parity_two_stops(), RtuBus]"):
+            continue  # pydantic's discriminator tag, not a field
+        else:
+            path += ("." if path else "") + str(part)
+    return path or "(top level)"
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid site configuration:"]
+    for e in err.errors():
+        msg = e["msg"].removeprefix("Value error, ")
+        field = _field_path(tuple(e["loc"]))
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (misspelt? see docs/configuration.md)"
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        got = e.get("input")
+        shown = "" if e["type"] in ("missing", "model_type") or isinstance(got, dict) else (
+            f" (got {got!r})"
+        )
+        if field == "(top level)" and re.match(r"^[a-z_]+(\[\d+\])?(\.[a-z_]+)?: ", msg):
+            lines.append(f"  {msg}")  # a cross-field check that names its own field
+        else:
+            lines.append(f"  {field}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(text: str, source: str = "site.toml") -> SiteConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: Path) -> SiteConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the site configuration: {exc.strerror}") from None
+    return parse_config(text, str(path))
