@@ -1,0 +1,1 @@
+"""Storage of readings, aggregates, events and accounts: SQLite (default), optional InfluxDB."""
