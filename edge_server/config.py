@@ -43,8 +43,30 @@ class ApiSection(_Strict):
     require_auth_for_read: bool = False
 
 
+class InfluxSection(_Strict):
+    """Optional InfluxDB (v2 API, or VictoriaMetrics) sink; see docs/storage.md."""
+
+    url: str = Field(description="e.g. http://127.0.0.1:8086")
+    org: str = "nsp"
+    bucket: str = "nsp"
+    # The token is a secret: never in site.toml. Name the environment variable that holds it.
+    token_env: str = "NSP_INFLUX_TOKEN"
+    measurement: str = "nsp"
+    batch_size: Annotated[int, Field(ge=1, le=50_000)] = 5000
+    flush_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # On-disk buffer bound (points); when full, the OLDEST points are dropped and counted.
+    # 2,000,000 points ~ 14 h of 40 channels every 2 s, ~150 MB.
+    buffer_max_points: Annotated[int, Field(ge=100)] = 2_000_000
+
+
 class StorageSection(_Strict):
     data_dir: Path = Path("data")
+    # Retention (docs/storage.md): cold-chain records must be kept >= 3 years (CDC toolkit).
+    raw_days: Annotated[int, Field(ge=1, le=3660)] = 30
+    minute_days: Annotated[int, Field(ge=1, le=36600)] = 3 * 366
+    hour_days: Annotated[int, Field(ge=1, le=36600)] = 10 * 366
+    influx: InfluxSection | None = None
 
 
 class PollSection(_Strict):
