@@ -1,0 +1,252 @@
+# The fake of the ESP32's `machine` module, for the MicroPython unix port ONLY (firmware/sim is first
+# on MICROPYPATH, so `import machine` finds this file). It is the one explicit, small, shared fake:
+# every device reads or drives the simulated world (sim/world.py) instead of silicon.
+#   Pin: input levels come from the world's wiring (pin id -> signal); outputs go to the world;
+#        irq(handler, trigger) handlers are called by the world when it changes a level (the board
+#        calls them from its interrupt machinery).
+#   ADC: read_uv() gives the world's microvolts on that pin, with the ESP32's non-linearity.
+#   I2C: readfrom_mem_into / writeto_mem / scan talk to the world's fake I2C devices (INA226);
+#        a missing device raises OSError(19) (ENODEV), as the ESP32 port does.
+#   WDT, reset_cause, unique_id, reset, freq, idle and the constants of the ESP32 port.
+# Nothing here is used by firmware logic directly: drivers take these objects as arguments.
+
+_world = None
+_pins = {}  # pin id -> the Pin object last made for it (whose irq handler the world calls)
+_reset_cause = 1  # PWRON_RESET until a test or the virtual node says otherwise
+_unique_id = b"\x24\x0a\xc4\x00\x00\x01"
+
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+
+
+def attach(world):
+    """The world registers itself here when sim/world.py is imported."""
+    global _world
+    _world = world
+
+
+def _w():
+    if _world is None:
+        import world  # noqa: F401  (its import attaches the module-level WORLD)
+    return _world
+
+
+def reset_cause():
+    return _reset_cause
+
+
+def set_reset_cause(cause):
+    """Sim only: what the next reset_cause() reports (e.g. WDT_RESET for a watchdog test)."""
+    global _reset_cause
+    _reset_cause = cause
+
+
+def unique_id():
+    return _unique_id
+
+
+def set_unique_id(uid):
+    """Sim only: give this virtual board its own id (bytes)."""
+    global _unique_id
+    _unique_id = bytes(uid)
+
+
+class ResetRequested(Exception):
+    """Raised by reset()/soft_reset(): on the board the chip restarts; here the caller decides."""
+
+
+def reset():
+    raise ResetRequested("machine.reset()")
+
+
+def soft_reset():
+    raise ResetRequested("machine.soft_reset()")
+
+
+def freq(hz=None):
+    return 160000000
+
+
+def idle():
+    pass
+
+
+def disable_irq():
+    return 0
+
+
+def enable_irq(state=0):
+    pass
+
+
+class Pin:
+    IN = 1
+    OUT = 3
+    OPEN_DRAIN = 7
+    PULL_UP = 2
+    PULL_DOWN = 1
+    IRQ_RISING = 1
+    IRQ_FALLING = 2
+    WAKE_LOW = 4
+    WAKE_HIGH = 5
+
+    def __init__(self, id, mode=-1, pull=-1, value=None):
+        self.id = id
+        self._mode = self.IN
+        self._pull = None
+        self._out = 0
+        self._handler = None
+        self._trigger = 0
+        _pins[id] = self
+        self.init(mode, pull, value)
+
+    def init(self, mode=-1, pull=-1, value=None):
+        if mode != -1:
+            self._mode = mode
+        if pull != -1:
+            self._pull = pull
+        if value is not None:
+            self.value(value)
+
+    def value(self, x=None):
+        if x is None:
+            if self._mode == self.OUT:
+                return self._out
+            level = _w().pin_level(self.id)
+            if level is None:  # nothing wired: the pull decides, else it floats (read 0)
+                return 1 if self._pull == self.PULL_UP else 0
+            return level
+        self._out = 1 if x else 0
+        if self._mode == self.OUT or self._mode == self.OPEN_DRAIN:
+            _w().pin_out(self.id, self._out)
+        return None
+
+    def __call__(self, x=None):
+        return self.value(x)
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+    def irq(self, handler=None, trigger=3, hard=False):
+        self._handler = handler
+        self._trigger = trigger if handler is not None else 0
+        return None
+
+    def _edge(self, level):
+        """Called by the world after it changed this pin's input level."""
+        if self._handler is None:
+            return
+        if (level and self._trigger & self.IRQ_RISING) or (not level and self._trigger & self.IRQ_FALLING):
+            self._handler(self)
+
+
+def _fire_edge(pin_id, level):
+    pin = _pins.get(pin_id)
+    if pin is not None:
+        pin._edge(level)
+
+
+class Signal:
+    def __init__(self, pin, invert=False):
+        self._pin = pin
+        self._invert = invert
+
+    def value(self, x=None):
+        if x is None:
+            return self._pin.value() ^ (1 if self._invert else 0)
+        self._pin.value((1 if x else 0) ^ (1 if self._invert else 0))
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+
+class ADC:
+    ATTN_0DB = 0
+    ATTN_2_5DB = 1
+    ATTN_6DB = 2
+    ATTN_11DB = 3
+    WIDTH_9BIT = 0
+    WIDTH_10BIT = 1
+    WIDTH_11BIT = 2
+    WIDTH_12BIT = 3
+
+    def __init__(self, pin, atten=3):
+        self._id = pin.id if isinstance(pin, Pin) else pin
+        self._atten = atten
+
+    def atten(self, atten):
+        self._atten = atten
+
+    def width(self, width):
+        pass
+
+    def read_uv(self):
+        return _w().adc_uv(self._id)
+
+    def read_u16(self):
+        # 11 dB range ~0-3.1 V on 16 bits, as the ESP32 port scales it
+        uv = self.read_uv()
+        raw = uv * 65535 // 3100000
+        return 65535 if raw > 65535 else (0 if raw < 0 else raw)
+
+    def read(self):
+        return self.read_u16() >> 4
+
+
+class I2C:
+    def __init__(self, id=0, scl=None, sda=None, freq=400000, timeout=50000):
+        self.id = id
+        self._scl = scl.id if isinstance(scl, Pin) else scl
+
+    def _dev(self, addr):
+        dev = _w().i2c_device(self.id, addr)
+        if dev is None:
+            raise OSError(19)  # ENODEV: no ACK, as the ESP32 port reports it
+        return dev
+
+    def scan(self):
+        return _w().i2c_scan(self.id)
+
+    def readfrom_mem_into(self, addr, memaddr, buf, addrsize=8):
+        self._dev(addr).read_into(memaddr, buf)
+
+    def readfrom_mem(self, addr, memaddr, nbytes, addrsize=8):
+        buf = bytearray(nbytes)
+        self.readfrom_mem_into(addr, memaddr, buf)
+        return bytes(buf)
+
+    def writeto_mem(self, addr, memaddr, buf, addrsize=8):
+        self._dev(addr).write(memaddr, buf)
+
+
+SoftI2C = I2C
+
+
+class WDT:
+    """Records feeds; the virtual node (or a test) checks `starved(now_ms)` to emulate the reset."""
+
+    def __init__(self, id=0, timeout=5000):
+        self.timeout_ms = timeout
+        self.feeds = 0
+        self.last_feed_ms = None
+
+    def feed(self):
+        self.feeds += 1
+        w = _w()
+        self.last_feed_ms = w.now_ms if w is not None else 0
+
+    def starved(self, now_ms):
+        if self.last_feed_ms is None:
+            return False
+        from time import ticks_diff
+
+        return ticks_diff(now_ms, self.last_feed_ms) > self.timeout_ms
