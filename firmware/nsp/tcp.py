@@ -1,0 +1,108 @@
+# Modbus TCP transport: MBAP header (transaction id echoed, protocol id 0, length, unit id) over
+# asyncio streams; one task per client, several clients at once.
+#
+# TcpFramer is the allocation-free core (parse the MBAP header, serve the PDU through the engine,
+# build the reply header); each connection gets its own preallocated buffers. The asyncio stream
+# calls in the shell allocate a little (MicroPython's stream machinery), the request path does not.
+# Unit id 0xFF addresses "the device behind this TCP connection" (Modbus Messaging on TCP/IP
+# Implementation Guide §4.4.2), so it is served as our own unit; 0 is broadcast (writes, no reply).
+from micropython import const
+
+MBAP_LEN = const(7)
+_BUF = const(7 + 253)  # header + the largest PDU
+
+
+class TcpFramer:
+    def __init__(self, engine):
+        self.engine = engine
+        self.req = bytearray(_BUF)
+        self.resp = bytearray(_BUF)
+
+    def pdu_len(self):
+        """Length of the PDU announced by the header in req[:7], or -1 if the header is invalid."""
+        req = self.req
+        if req[2] != 0 or req[3] != 0:  # protocol id must be 0 (Modbus)
+            return -1
+        length = (req[4] << 8) | req[5]  # unit id + PDU
+        if length < 2 or length > 254:
+            return -1
+        return length - 1
+
+    def process(self, pdu_len):
+        """Serve req[7:7+pdu_len]; returns the reply length in resp (0: no reply due)."""
+        req = self.req
+        resp = self.resp
+        unit = req[6]
+        engine = self.engine
+        served_unit = engine.unit if unit == 0xFF else unit
+        rl = engine.handle(served_unit, req, MBAP_LEN, pdu_len, resp, MBAP_LEN)
+        if rl == 0:
+            return 0
+        resp[0] = req[0]
+        resp[1] = req[1]
+        resp[2] = 0
+        resp[3] = 0
+        resp[4] = (rl + 1) >> 8
+        resp[5] = (rl + 1) & 0xFF
+        resp[6] = unit
+        return MBAP_LEN + rl
+
+
+async def _fill(reader, mv, start, end):
+    # readexactly() would allocate a new bytes per call; readinto() fills our own buffer.
+    while start < end:
+        k = await reader.readinto(mv[start:end])
+        if not k:
+            return False  # the client hung up
+        start += k
+    return True
+
+
+class TcpServer:
+    def __init__(self, engine, host="0.0.0.0", port=502, checkin=None):
+        self.engine = engine
+        self.host = host
+        self.port = port
+        self.checkin = checkin
+        self.server = None
+        self.clients = 0
+
+    async def start(self):
+        import asyncio
+
+        self.server = await asyncio.start_server(self._client, self.host, self.port)
+        return self.server
+
+    def close(self):
+        if self.server is not None:
+            self.server.close()
+
+    async def _client(self, reader, writer):
+        framer = TcpFramer(self.engine)
+        req_mv = memoryview(framer.req)
+        resp_mv = memoryview(framer.resp)
+        self.clients += 1
+        try:
+            while True:
+                if not await _fill(reader, req_mv, 0, MBAP_LEN):
+                    break
+                pdu_len = framer.pdu_len()
+                if pdu_len < 0:
+                    break  # not Modbus: drop the connection rather than guess where frames start
+                if not await _fill(reader, req_mv, MBAP_LEN, MBAP_LEN + pdu_len):
+                    break
+                n = framer.process(pdu_len)
+                if n:
+                    writer.write(resp_mv[:n])
+                    await writer.drain()
+                if self.checkin is not None:
+                    self.checkin()
+        except (EOFError, OSError):
+            pass  # hang-up or reset by the client
+        finally:
+            self.clients -= 1
+            try:
+                writer.close()
+                await writer.wait_closed()
+            except OSError:
+                pass
