@@ -13,7 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from edge_server.rules.settings import FuelSettings, RulesSettings
 from edge_server.uplink.settings import UplinkSettings
@@ -37,10 +44,28 @@ class SiteSection(_Strict):
     capacity: Annotated[int, Field(ge=1, le=500)] = 15  # waiting room: 10-15 people (framework)
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """'HOST:PORT' (IPv6 as '[::1]:8080') -> (host, port); ValueError naming the fix."""
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(
+            f"{text!r} is not HOST:PORT; write e.g. '127.0.0.1:8080' (this machine only) or "
+            "'0.0.0.0:8080' (the site LAN)"
+        )
+    return host, int(port)
+
+
 class ApiSection(_Strict):
     listen: str = "127.0.0.1:8080"
     # On a closed site LAN reading the site page needs no login; elsewhere set this to true.
     require_auth_for_read: bool = False
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_host_port(cls, value: str) -> str:
+        parse_listen(value)
+        return value
 
 
 class InfluxSection(_Strict):
@@ -89,7 +114,10 @@ class RtuBus(_Strict):
     def _no_parity_two_stops(self) -> RtuBus:
         # Modbus over Serial Line 2.5.1: no parity needs 2 stop bits (11-bit character).
         if self.parity == "N" and self.stopbits != 2:
-            raise ValueError("parity 'N' needs stopbits = 2 (Modbus RTU character is 11 bits)")
+            raise ValueError(
+                "parity 'N' needs stopbits = 2 (a Modbus RTU character is 11 bits): set "
+                "stopbits = 2, or parity = \"E\" (the Modbus default)"
+            )
         return self
 
 
@@ -153,11 +181,28 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("rtu", "tcp", "function-after[_no_parity_two_stops(), RtuBus]"):
-            continue  # pydantic's discriminator tag, not a field
+        elif part in ("rtu", "tcp") or str(part).startswith("function-"):
+            continue  # pydantic's discriminator tag or validator name, not a field
         else:
             path += ("." if path else "") + str(part)
     return path or "(top level)"
+
+
+# How to fix a field, added to pydantic's message (keys: the field path without list indices).
+FIX_HINTS: dict[str, str] = {
+    "site.id": "use 2-63 lower-case letters, digits and '-', as registered at the C-NSP hub, "
+    "e.g. \"nsp-utrecht-03\"",
+    "nodes.name": "use 1-32 lower-case letters, digits and '_', e.g. \"fridge1\"",
+    "nodes.unit": "the node's Modbus unit id, 1-247 (0 is broadcast)",
+    "nodes.roles": "a list of \"power\", \"fridge\", \"entrance\"",
+    "buses.kind": "\"rtu\" (RS-485 serial line) or \"tcp\" (Modbus TCP)",
+    "buses.baudrate": "one of 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200",
+    "buses.parity": "\"E\" (even, the Modbus default), \"O\" or \"N\"",
+    "api.listen": "HOST:PORT, e.g. \"127.0.0.1:8080\"",
+    "poll.interval_s": "seconds between two reads of a node, e.g. 2",
+    "poll.timeout_s": "seconds to wait for an answer, e.g. 1",
+    "poll.backoff_max_s": "the longest wait before retrying an offline node, e.g. 60",
+}
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
@@ -173,8 +218,11 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         shown = "" if e["type"] in ("missing", "model_type") or isinstance(got, dict) else (
             f" (got {got!r})"
         )
-        if field == "(top level)" and re.match(r"^[a-z_]+(\[\d+\])?(\.[a-z_]+)?: ", msg):
-            lines.append(f"  {msg}")  # a cross-field check that names its own field
+        hint = FIX_HINTS.get(re.sub(r"\[\d+\]", "", field))
+        if hint and e["type"] not in ("extra_forbidden",):
+            shown += f"; fix: {hint}"
+        if re.match(r"^[a-z_]+(\[\d+\])?(\.[a-z_]+(\[\d+\])?)*: ", msg):
+            lines.append(f"  {msg}")  # a check that names its own field
         else:
             lines.append(f"  {field}: {msg}{shown}")
     return "\n".join(lines)

@@ -1,15 +1,50 @@
-"""`nsp-edge run`: not built yet (placeholder so the CLI lists it)."""
+"""`nsp-edge run --config site.toml [--listen HOST:PORT]`: run the edge service (uvicorn).
+
+A configuration that cannot be used prints every problem (field and fix) and exits 2, without
+a traceback: the person at the site reads the message, not Python internals.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from edge_server.config import ConfigError, load_config, parse_listen
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("run", help="(not built yet)")
+    p = sub.add_parser("run", help="run the edge service: poll the nodes, serve the API and page")
+    p.add_argument("--config", type=Path, required=True, help="the site's TOML configuration")
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="address of the API and site page (default: api.listen in the config)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("nsp-edge run: not built yet")
-    return 2
+    try:
+        config = load_config(args.config)
+        host, port = parse_listen(args.listen or config.api.listen)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"--listen: {exc}", file=sys.stderr)
+        return 2
+    serve(config_path=args.config, host=host, port=port)
+    return 0
+
+
+def serve(config_path: Path, host: str, port: int) -> None:
+    """Build the service and serve it until Ctrl-C / SIGTERM (uvicorn stops it gracefully)."""
+    import uvicorn
+
+    from edge_server.api.app import create_app
+    from edge_server.clock import SystemClock
+    from edge_server.service import Service
+
+    config = load_config(config_path)
+    app = create_app(Service(config, SystemClock()))
+    print(f"NSP edge service for site {config.site.id}: http://{host}:{port}/ "
+          f"(API http://{host}:{port}/api/v1/site)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")

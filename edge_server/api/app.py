@@ -1,0 +1,70 @@
+"""The FastAPI app of the edge service: `create_app(service)`.
+
+To add a resource: write edge_server/api/<resource>.py with `router = APIRouter(...)` and add
+it to ROUTERS below (one line). Routes get the Service with `service: ServiceDep`
+(edge_server.api.deps) and a component with `service.component(TheComponent)`.
+State-changing routes take edge_server.auth's Operator/Technician/Admin dependency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from edge_server.api import site
+from edge_server.service import Service
+
+# ---------------------------------------------------------------------------------------------
+# ROUTERS, one per resource. Add yours here (H4a: history/metrics/users; H4b: alerts/readiness;
+# H5: uplink status).
+ROUTERS: list[APIRouter] = [
+    site.router,
+]
+
+# App hooks: functions called with (app, service) after the routers are added, e.g. to install
+# app.state.auth (H4a's Authenticator). They run in create_app, so do no I/O in them; open
+# resources in a Service component instead.
+APP_HOOKS: list[Callable[[FastAPI, Service], None]] = []
+# ---------------------------------------------------------------------------------------------
+
+STATIC_DIR = resources.files("edge_server").joinpath("static")
+
+
+def create_app(service: Service, *, manage_service: bool = True) -> FastAPI:
+    """The app for `service`. With manage_service the lifespan starts and stops the service
+    (the normal case); tests that drive the service themselves pass False."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manage_service:
+            await service.start()
+        try:
+            yield
+        finally:
+            if manage_service:
+                await service.stop()
+
+    app = FastAPI(
+        title="NSP Site Monitor - edge",
+        description="Site values, alerts and readiness of one noodsteunpunt.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    for router in ROUTERS:
+        app.include_router(router)
+    for hook in APP_HOOKS:
+        hook(app, service)
+
+    static_path = str(STATIC_DIR)
+    app.mount("/static", StaticFiles(directory=static_path), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def site_page() -> FileResponse:
+        return FileResponse(f"{static_path}/index.html", media_type="text/html")
+
+    return app

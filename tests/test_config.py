@@ -1,0 +1,100 @@
+"""Site configuration: bad files name the field and the fix; the example files parse."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_server.config import ConfigError, load_config, parse_config
+from tests.conftest import ROOT
+
+GOOD = """
+[site]
+id = "nsp-test-01"
+
+[[buses]]
+name = "rs485"
+kind = "rtu"
+port = "/dev/ttyUSB0"
+
+[[nodes]]
+name = "power"
+bus = "rs485"
+unit = 1
+roles = ["power"]
+"""
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "site.toml")
+    return str(info.value)
+
+
+def test_minimal_config_has_the_documented_defaults() -> None:
+    cfg = parse_config(GOOD)
+    assert cfg.poll.interval_s == 2.0 and cfg.poll.backoff_max_s == 60.0
+    bus = cfg.bus("rs485")
+    assert bus.kind == "rtu" and bus.baudrate == 19200 and bus.parity == "E"
+    assert cfg.api.listen == "127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "what"),
+    [
+        (('id = "nsp-test-01"', 'id = "NSP Test"'), "site.id:", "lower-case letters"),
+        (("unit = 1", "unit = 0"), "nodes[0].unit:", "0 is broadcast"),
+        (("unit = 1", "unit = 300"), "nodes[0].unit:", "1-247"),
+        (('roles = ["power"]', 'roles = ["pump"]'), "nodes[0].roles[0]:", "'power'"),
+        (('roles = ["power"]', "roles = []"), "nodes[0].roles:", "at least 1"),
+        (('bus = "rs485"', 'bus = "rs458"'), "nodes[0].bus:", "no bus named 'rs458'"),
+        (('kind = "rtu"', 'kind = "rtu"\nparity = "N"'), "buses[0]:", "stopbits = 2"),
+        (('kind = "rtu"', 'kind = "rtu"\nbaudrate = 19000'), "buses[0].baudrate:", "19200"),
+        (('kind = "rtu"', 'kind = "serial"'), "buses[0]:", "'rtu', 'tcp'"),
+        (('[site]', '[poll]\ninterval_s = 0\n[site]'), "poll.interval_s:", "greater than 0"),
+        (('[site]', '[poll]\ninterval = 2\n[site]'), "poll.interval:", "unknown field"),
+        (('[site]', '[api]\nlisten = "8080"\n[site]'), "api.listen:", "HOST:PORT"),
+        (('id = "nsp-test-01"', ""), "site.id:", "required field is missing"),
+    ],
+)
+def test_bad_config_names_the_field_and_the_fix(
+    change: tuple[str, str], field: str, what: str
+) -> None:
+    old, new = change
+    assert old in GOOD
+    message = error_of(GOOD.replace(old, new, 1))
+    assert message.startswith("site.toml: invalid site configuration:")
+    line = next((ln for ln in message.splitlines() if ln.strip().startswith(field)), None)
+    assert line is not None, message
+    assert what in line, message
+
+
+def test_duplicate_unit_on_one_bus_is_refused() -> None:
+    text = GOOD + '\n[[nodes]]\nname = "fridge"\nbus = "rs485"\nunit = 1\nroles = ["fridge"]\n'
+    assert "nodes[1].unit: unit 1 is used twice on bus 'rs485'" in error_of(text)
+
+
+def test_not_toml_and_missing_file() -> None:
+    assert "not valid TOML" in error_of("[site\nid=")
+    with pytest.raises(ConfigError, match="cannot read the site configuration"):
+        load_config(Path("/nonexistent/site.toml"))
+
+
+@pytest.mark.parametrize("name", ["site.toml", "demo-site.toml"])
+def test_example_configs_parse(name: str) -> None:
+    cfg = load_config(ROOT / "examples" / name)
+    assert cfg.nodes and all(cfg.bus(n.bus) for n in cfg.nodes)
+
+
+def test_run_with_a_bad_config_exits_2_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "site.toml"
+    bad.write_text(GOOD.replace("unit = 1", "unit = 0"), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge_server.cli", "run", "--config", str(bad)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert "nodes[0].unit" in proc.stderr and "Traceback" not in proc.stderr
