@@ -75,6 +75,9 @@ def migrate(conn: sqlite3.Connection, component: str, steps: Sequence[Step]) -> 
     for i in range(version, len(steps)):
         step = steps[i]
         with conn:
+            # Explicit BEGIN: Python's sqlite3 runs DDL in autocommit mode otherwise, and a step
+            # must apply completely or not at all.
+            conn.execute("BEGIN IMMEDIATE")
             if isinstance(step, str):
                 for statement in _split_sql(step):
                     conn.execute(statement)
