@@ -8,9 +8,12 @@ State-changing routes take edge_server.auth's Operator/Technician/Admin dependen
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
+
+import uvicorn
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
@@ -68,3 +71,23 @@ def create_app(service: Service, *, manage_service: bool = True) -> FastAPI:
         return FileResponse(f"{static_path}/index.html", media_type="text/html")
 
     return app
+
+
+@asynccontextmanager
+async def serving(app: FastAPI, host: str, port: int) -> AsyncIterator[uvicorn.Server]:
+    """Serve `app` with uvicorn inside the running event loop (the demo and tests use this);
+    the lifespan runs, so the service starts and stops with it."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve(), name="uvicorn")
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises why it could not start
+                raise RuntimeError(f"the web server on {host}:{port} did not start")
+            await asyncio.sleep(0.02)
+        yield server
+    finally:
+        server.should_exit = True
+        await task

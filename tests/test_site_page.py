@@ -1,0 +1,84 @@
+"""The site page in real headless Chromium: it shows a value from the API and switches NL/EN.
+
+The edge service runs for real (uvicorn, the poller with the system clock) against a pymodbus
+server serving a regmap-shaped image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from edge_server.api.app import create_app, serving
+from edge_server.clock import SystemClock
+from edge_server.config import parse_config
+from edge_server.service import Service
+from tests.conftest import free_port, need_tool
+from tests.test_poller import Peer, image, site
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+@pytest.fixture
+async def edge_url() -> AsyncIterator[str]:
+    peer = Peer(free_port(), image(("fridge",), fridge_temp_c=455, ambient_temp_c=2150))
+    await peer.start()
+    text = site({"fridge1": peer.port}, {"fridge1": '"fridge"'}).replace(
+        "interval_s = 2", "interval_s = 0.3"
+    )
+    service = Service(parse_config(text), SystemClock(), factories=[])
+    port = free_port()
+    try:
+        async with serving(create_app(service), "127.0.0.1", port):
+            yield f"http://127.0.0.1:{port}"
+    finally:
+        await peer.stop()
+
+
+async def test_api_site_lists_values_with_unit_time_and_quality(edge_url: str) -> None:
+    async with httpx.AsyncClient(base_url=edge_url, timeout=5) as client:
+        body: dict[str, object] = {}
+        for _ in range(100):  # the first poll cycle runs right after startup
+            body = (await client.get("/api/v1/site")).json()
+            if body["nodes"]["fridge1"]["online"]:  # type: ignore[index]
+                break
+        assert body["site_id"] == "test-site"
+        value = body["values"]["fridge1.fridge_temp_c"]  # type: ignore[index]
+        assert value["value"] == 4.55 and value["unit"] == "°C" and value["quality"] == "good"
+        assert value["at"].endswith("+00:00")
+        missing = body["values"]["fridge1.fridge_min_c"]  # type: ignore[index]
+        assert missing["value"] is None and missing["quality"] == "unavailable"
+        node = body["nodes"]["fridge1"]  # type: ignore[index]
+        assert node["counters"]["reads_ok"] >= 2 and node["identity"]["map_version"] == 1
+        page = await client.get("/")
+        assert page.status_code == 200 and "/static/site.js" in page.text
+
+
+async def test_site_page_shows_values_and_switches_language(edge_url: str) -> None:
+    need_tool("chromium", "apt-get install -y chromium")
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(edge_url + "/")
+            row = page.locator('[data-channel="fridge1.fridge_temp_c"]')
+            # Dutch first: Dutch label and decimal comma
+            await expect(row).to_contain_text("Temperatuur medicijnkoelkast", timeout=10_000)
+            await expect(row.locator("td.value")).to_have_text("4,55 °C")
+            await expect(page.locator('[data-channel="fridge1.fridge_min_c"] td.value')) \
+                .to_have_text("niet beschikbaar")
+            await expect(page.locator("#node-fridge1 .badge")).to_have_text("bereikbaar")
+            await page.click("#lang")
+            await expect(row).to_contain_text("Medicine fridge temperature")
+            await expect(row.locator("td.value")).to_have_text("4.55 °C")
+            await expect(page.locator("#node-fridge1 .badge")).to_have_text("online")
+            assert await page.evaluate("document.documentElement.lang") == "en"
+        finally:
+            await browser.close()
