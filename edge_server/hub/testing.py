@@ -1,0 +1,186 @@
+"""Start a real hub (uvicorn on localhost) for tests and the demo.
+
+with running_hub(tmp_path / "hub", clock=ManualClock()) as hub:   # in a thread
+    key = hub.store.add_site("nsp-a", hub.clock.now()); hub.url; hub.stop(); hub.start()
+
+proc = start_hub_process(data_dir, port)   # `nsp-edge hub` as a subprocess; wait_http(url)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from edge_server.clock import Clock, SystemClock
+from edge_server.hub.app import HubSettings, create_app
+from edge_server.hub.store import HubStore
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RunningHub:
+    """A hub served by uvicorn in a background thread; stop() and start() simulate an outage."""
+
+    def __init__(self, data_dir: Path, clock: Clock, settings: HubSettings, port: int) -> None:
+        self.data_dir = data_dir
+        self.clock = clock
+        self.settings = settings
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.store = HubStore(data_dir)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        app = create_app(self.store, self.clock, self.settings)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name=f"hub:{self.port}", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"hub did not start on port {self.port}")
+            time.sleep(0.01)
+        self._server, self._thread = server, thread
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+
+@contextmanager
+def running_hub(
+    data_dir: Path,
+    clock: Clock | None = None,
+    settings: HubSettings | None = None,
+    port: int | None = None,
+) -> Iterator[RunningHub]:
+    hub = RunningHub(
+        data_dir, clock or SystemClock(), settings or HubSettings(), port or free_port()
+    )
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.close()
+
+
+def start_hub_process(
+    data_dir: Path, port: int, extra: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`nsp-edge hub --data DIR --listen 127.0.0.1:PORT` as a subprocess (caller terminates it)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "edge_server.cli",
+        "hub",
+        "--data",
+        str(data_dir),
+        "--listen",
+        f"127.0.0.1:{port}",
+        *(extra or []),
+    ]
+    return subprocess.Popen(
+        cmd, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def wait_http(url: str, timeout_s: float = 15.0) -> None:
+    """Poll until the URL answers at all (any status), or raise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+# -- sample message bodies (docs/interfaces.md) for tests, benchmarks and the demo ----------------
+def sample_status(
+    readiness: str = "READY",
+    fuel_autonomy_h: float | None = 48.0,
+    at: datetime | None = None,
+    reasons: list[str] | None = None,
+) -> dict[str, Any]:
+    from edge_server.uplink.compact import REASON_TEXTS
+    from edge_server.uplink.protocol import iso
+
+    refuel = None
+    if fuel_autonomy_h is not None and at is not None:
+        refuel = iso(at + timedelta(hours=fuel_autonomy_h))
+    return {
+        "readiness": readiness,
+        "reasons": [
+            {
+                "code": c,
+                "text_en": REASON_TEXTS.get(c, (c, c))[0],
+                "text_nl": REASON_TEXTS.get(c, (c, c))[1],
+            }
+            for c in (reasons or [])
+        ],
+        "fuel_autonomy_h": fuel_autonomy_h,
+        "refuel_before": refuel,
+        "fridge_temp_c": 5.2,
+        "occupancy": 7,
+        "open_alerts": 0,
+        "mains_present": False,
+        "gen_running": True,
+    }
+
+
+def sample_alert(
+    alert_id: str,
+    at: datetime,
+    state: str = "raised",
+    code: str = "fridge_high",
+    severity: str = "critical",
+) -> dict[str, Any]:
+    from edge_server.uplink.protocol import iso
+
+    return {
+        "alert_id": alert_id,
+        "code": code,
+        "severity": severity,
+        "state": state,
+        "raised_at": iso(at),
+        "acknowledged_at": iso(at) if state == "acknowledged" else None,
+        "acknowledged_by": "site" if state == "acknowledged" else None,
+        "cleared_at": iso(at) if state == "cleared" else None,
+        "text_en": "Medicine fridge above 8 °C",
+        "text_nl": "Medicijnkoelkast boven 8 °C",
+        "channel": "fridge.temp_c",
+        "value": 9.1,
+    }
