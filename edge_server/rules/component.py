@@ -1,0 +1,219 @@
+"""The rules part of the edge service: evaluate after every poll cycle, store alerts, readiness.
+
+    engine = RulesEngine(cfg.rules, cfg.fuel, conn=open_db(path), capacity=cfg.site.capacity)
+    state.subscribe(engine.on_cycle)            # listener(state, now)
+    engine.add_sink(outbox.put)                 # {"kind": "alert"|"status"|"event", "at", "body"}
+    engine.uplink_up = lambda: uplink.link_up   # None/unset: readiness says "link unknown"
+
+`RulesComponent` wraps it for edge_server.service (started in the FastAPI lifespan); it also
+re-evaluates when no poll cycle came for data_stale_s, so DATA_STALE is raised even when the
+poller itself has stalled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from edge_server.rules.alerts import Alert, AlertStore
+from edge_server.rules.autonomy import AutonomyEstimate
+from edge_server.rules.readiness import (
+    Readiness,
+    ReadinessInputs,
+    assess,
+    last_gentest,
+)
+from edge_server.rules.ruleset import RuleSet, _flag, fridge_temp_c, mains_present
+from edge_server.rules.settings import FuelSettings, RulesSettings
+from edge_server.state import SiteState
+
+if TYPE_CHECKING:
+    from edge_server.service import Service
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+Sink = Callable[[Message], None]
+STATUS_INTERVAL_S = 900.0  # a status message at least every 15 min, and on every change
+
+
+class RulesEngine:
+    def __init__(
+        self,
+        rules: RulesSettings,
+        fuel: FuelSettings,
+        *,
+        conn: sqlite3.Connection,
+        capacity: int = 15,
+        uplink_up: Callable[[], bool | None] | None = None,
+        status_interval_s: float = STATUS_INTERVAL_S,
+    ) -> None:
+        self.rules = rules
+        self.fuel = fuel
+        self.conn = conn
+        self.ruleset = RuleSet(rules, fuel, capacity)
+        self.store = AlertStore(conn)
+        self.uplink_up = uplink_up
+        self.status_interval_s = status_interval_s
+        self.sinks: list[Sink] = []
+        self.state: SiteState | None = None
+        self.readiness: Readiness | None = None
+        self.last_eval_at: datetime | None = None
+        self._last_status: tuple[datetime, Message] | None = None
+        for alert in self.store.open_alerts():
+            self.ruleset.evaluator.resume(alert.code, alert.subject, alert.raised_at)
+
+    def add_sink(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+
+    def _emit(self, kind: str, at: datetime, body: Message) -> None:
+        msg: Message = {"kind": kind, "at": at.isoformat(), "body": body}
+        for sink in self.sinks:
+            try:
+                sink(msg)
+            except Exception:  # a broken sink must not stop the rules
+                log.exception("alert sink %r failed", sink)
+
+    def on_cycle(self, state: SiteState, now: datetime) -> None:
+        """The state listener (SiteState.subscribe)."""
+        self.evaluate(state, now)
+
+    def evaluate(self, state: SiteState, now: datetime) -> list[Alert]:
+        """Judge the rules, store and emit changes, update readiness; the changed records."""
+        self.state = state
+        self.last_eval_at = now
+        changed: list[Alert] = []
+        for tr in self.ruleset.evaluate(state, now):
+            alert = self.store.apply(tr)
+            if alert is None:
+                continue
+            changed.append(alert)
+            if alert.kind == "event":
+                self._emit("event", now, {
+                    "code": alert.code, "text_en": alert.text_en, "text_nl": alert.text_nl,
+                    "subject": alert.subject, "at": now.isoformat(), "value": alert.value,
+                })
+            else:
+                self._emit("alert", now, alert.to_json())
+        self.readiness = self.assess(now)
+        status = self.status_body(now)
+        last = self._last_status
+        if last is None or _essence(last[1]) != _essence(status) or (
+            (now - last[0]).total_seconds() >= self.status_interval_s
+        ):
+            self._last_status = (now, status)
+            self._emit("status", now, status)
+        return changed
+
+    def autonomy(self, now: datetime) -> AutonomyEstimate | None:
+        main = self.ruleset.obs.main_tracker()
+        return None if main is None else main[1].estimate(now)
+
+    def assess(self, now: datetime) -> Readiness:
+        state = self.state
+        power_known = False
+        if state is not None:
+            for node in state.nodes_with_role("power"):
+                if (mains_present(state, node.name) is not None
+                        or _flag(state, node.name, "gen_running") is not None):
+                    power_known = True
+        est = self.autonomy(now)
+        up = self.uplink_up() if self.uplink_up is not None else None
+        inputs = ReadinessInputs(
+            now=now,
+            power_data_known=power_known,
+            open_alert_codes={a.code for a in self.store.open_alerts()},
+            last_gentest=last_gentest(self.conn),
+            autonomy_h=None if est is None else est.hours,
+            uplink_up=up,
+        )
+        return assess(inputs, self.rules, self.fuel)
+
+    def status_body(self, now: datetime) -> Message:
+        """The uplink `status` body (docs/interfaces.md)."""
+        readiness = self.readiness or self.assess(now)
+        est = self.autonomy(now)
+        state = self.state
+        fridge: float | None = None
+        occupancy: float | None = None
+        mains: bool | None = None
+        running: bool | None = None
+        if state is not None:
+            fridge_node = next(state.nodes_with_role("fridge"), None)
+            if fridge_node is not None:
+                fridge = fridge_temp_c(state, fridge_node.name)
+            occ = state.by_role("entrance", "occupancy")
+            occupancy = float(occ.value) if occ is not None and occ.ok and occ.value is not None \
+                else None
+            power_node = next(state.nodes_with_role("power"), None)
+            if power_node is not None:
+                mains = mains_present(state, power_node.name)
+                running = _flag(state, power_node.name, "gen_running")
+        return {
+            "readiness": readiness.state.value,
+            "reasons": [{"code": r.code, "text_en": r.text_en, "text_nl": r.text_nl}
+                        for r in readiness.reasons],
+            "fuel_autonomy_h": None if est is None or est.hours is None else round(est.hours, 1),
+            "refuel_before": est.refuel_before.isoformat() if est and est.refuel_before else None,
+            "fridge_temp_c": fridge,
+            "occupancy": None if occupancy is None else int(occupancy),
+            "open_alerts": self.store.count_open(),
+            "mains_present": mains,
+            "gen_running": running,
+        }
+
+    def acknowledge(self, alert_id: int, by: str, now: datetime) -> Alert:
+        alert = self.store.acknowledge(alert_id, by, now)
+        self._emit("alert", now, alert.to_json())
+        return alert
+
+
+def _essence(status: Message) -> tuple[Any, ...]:
+    """What makes a status message worth sending at once (not the slowly moving numbers)."""
+    return (status["readiness"], tuple(r["code"] for r in status["reasons"]),
+            status["open_alerts"], status["mains_present"], status["gen_running"])
+
+
+class RulesComponent:
+    """edge_server.service component: owns the RulesEngine and its database connection."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.engine: RulesEngine | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        from edge_server.storage.db import open_db
+
+        cfg = self.service.config
+        conn = open_db(cfg.storage.data_dir / "site.db")
+        self.engine = RulesEngine(cfg.rules, cfg.fuel, conn=conn, capacity=cfg.site.capacity)
+        self.service.state.subscribe(self.engine.on_cycle)
+        self._watchdog = asyncio.create_task(self._stale_watchdog(), name="rules-stale-watchdog")
+
+    async def _stale_watchdog(self) -> None:
+        engine = self.engine
+        assert engine is not None
+        period = self.service.config.rules.data_stale_s
+        clock = self.service.clock
+        while True:
+            await asyncio.sleep(period / 2)
+            now = clock.now()
+            last = engine.last_eval_at
+            if last is None or (now - last).total_seconds() >= period:
+                engine.on_cycle(self.service.state, now)
+
+    async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+        if self.engine is not None:
+            self.engine.conn.close()
+            self.engine = None
