@@ -97,6 +97,8 @@ class Poller:
         self.state = state
         self.clock = clock
         self.rmap = regmap.load()
+        # Registers of each block, computed once (the hot path runs thousands of times a minute).
+        self._block_regs = {name: self.rmap.in_block(name) for name in self.rmap.blocks}
         self.hubs: dict[str, BusHub] = {}
         self.nodes: dict[str, NodeRunner] = {}
         for bus in config.buses:
@@ -122,7 +124,10 @@ class Poller:
     # ------------------------------------------------------------------ polling
     async def poll_once(self) -> None:
         """Poll every node that is due (buses in parallel), then notify the state listeners."""
-        await asyncio.gather(*(self._poll_hub(hub) for hub in self.hubs.values()))
+        if len(self.hubs) == 1:
+            await self._poll_hub(next(iter(self.hubs.values())))
+        else:
+            await asyncio.gather(*(self._poll_hub(hub) for hub in self.hubs.values()))
         self.state.notify(self.clock.now())
 
     async def run(self) -> None:
@@ -255,7 +260,8 @@ class Poller:
             self._block_unavailable(runner, role, now)
             return
         node = runner.cfg.name
-        for reg in rmap.in_block(role):
+        regs = self._block_regs[role] if rmap is self.rmap else rmap.in_block(role)
+        for reg in regs:
             value = values[reg.name]
             quality = Quality.GOOD if value is not None else Quality.UNAVAILABLE
             self.state.put(Reading(node, reg.name, value, reg.unit, now, quality))
@@ -308,7 +314,7 @@ class Poller:
 
     def _block_unavailable(self, runner: NodeRunner, role: str, now: datetime) -> None:
         node = runner.cfg.name
-        for reg in self.rmap.in_block(role):
+        for reg in self._block_regs[role]:
             current = self.state.get(f"{node}.{reg.name}")
             if current is None or current.quality is not Quality.UNAVAILABLE:
                 self.state.put(Reading(node, reg.name, None, reg.unit, now, Quality.UNAVAILABLE))

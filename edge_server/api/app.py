@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from importlib import resources
 
 import uvicorn
@@ -73,11 +73,17 @@ def create_app(service: Service, *, manage_service: bool = True) -> FastAPI:
     return app
 
 
+class _InLoopServer(uvicorn.Server):
+    # The caller owns the signals (the demo stops its nodes too); uvicorn must not take them.
+    def capture_signals(self) -> AbstractContextManager[None]:  # type: ignore[override]
+        return nullcontext()
+
+
 @asynccontextmanager
 async def serving(app: FastAPI, host: str, port: int) -> AsyncIterator[uvicorn.Server]:
     """Serve `app` with uvicorn inside the running event loop (the demo and tests use this);
     the lifespan runs, so the service starts and stops with it."""
-    server = uvicorn.Server(
+    server = _InLoopServer(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     )
     task = asyncio.create_task(server.serve(), name="uvicorn")
