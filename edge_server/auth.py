@@ -27,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -105,12 +106,35 @@ def _check_name(name: str) -> str:
 class UserStore:
     """Users in site.db. Only the token's SHA-256 digest is stored."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    def __init__(self, db: sqlite3.Connection | Path) -> None:
+        """`db`: an open connection, or the path of site.db, opened on first use (so the app
+        can be built without I/O and the file is opened inside the service's lifespan)."""
+        self._path = db if isinstance(db, Path) else None
+        self._db: sqlite3.Connection | None = None if isinstance(db, Path) else db
         # One connection shared by the API's worker threads: serialise its use.
         self._lock = threading.Lock()
-        with self._lock, conn:
-            conn.execute(USERS_SCHEMA)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The connection, opened and the table ensured on first use; call with _lock held."""
+        if self._db is None:
+            from edge_server.storage.db import open_db  # storage imports this module
+
+            assert self._path is not None
+            self._db = open_db(self._path)
+        if not self._ready:
+            with self._db:
+                self._db.execute(USERS_SCHEMA)
+            self._ready = True
+        return self._db
+
+    _ready = False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None and self._path is not None:
+                self._db.close()
+                self._db = None
 
     def add(self, name: str, role: Role, now: datetime) -> str:
         """Create a user; return the token (the only time it is ever available)."""

@@ -1,4 +1,4 @@
-"""SQLite storage on a real database file: inserts, gaps, aggregates, retention, history, full disk."""
+"""SQLite storage on a real file: inserts, gaps, aggregates, retention, history, full disk."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from edge_server.storage.db import migrate, open_db
 from edge_server.storage.sqlite import (
     DAY_MS,
     HOUR_MS,
-    MINUTE_MS,
     MIGRATIONS,
+    MINUTE_MS,
     Row,
     SqliteStorage,
     migrate_storage,
