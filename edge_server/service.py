@@ -55,6 +55,16 @@ C = TypeVar("C")
 #   H4b rules / alerts / readiness:                 e.g. rules.RulesComponent
 #   H5  uplink outbox (delivery to the C-NSP hub):  e.g. uplink.UplinkComponent
 COMPONENT_FACTORIES: list[ComponentFactory] = []
+
+
+def _uplink_component(service: Service) -> Component:
+    """H5: outbox + sender to the C-NSP hub; appended so it starts after storage and rules."""
+    from edge_server.uplink.component import UplinkComponent
+
+    return UplinkComponent(service)
+
+
+COMPONENT_FACTORIES.append(_uplink_component)
 # ---------------------------------------------------------------------------------------------
 
 

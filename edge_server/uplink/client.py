@@ -21,6 +21,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -84,8 +85,9 @@ class Uplink:
         """A new message is in the outbox: try now unless backing off."""
         self._wake.set()
 
-    def enqueue(self, kind: str, body: dict[str, Any]) -> str:
-        msg_id = self.outbox.enqueue(kind, body, self.clock.now())
+    def enqueue(self, kind: str, body: dict[str, Any], at: datetime | None = None) -> str:
+        """Store a message durably (returns its id) and wake the sender."""
+        msg_id = self.outbox.enqueue(kind, body, at or self.clock.now())
         self.notify()
         return msg_id
 

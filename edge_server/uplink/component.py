@@ -1,0 +1,99 @@
+"""The uplink part of the edge service: outbox + sender, wired to the rules engine.
+
+Started by edge_server.service after the rules component (COMPONENT_FACTORIES order):
+- every message the rules engine emits ({"kind", "at", "body"}) goes into the durable outbox;
+- the engine's readiness asks `Uplink.link_up()` (a link down for long makes the site DEGRADED);
+- acknowledgements made at the C-NSP hub come back in ingest replies and are applied to the
+  site's alerts as "<operator> (C-NSP)".
+With [uplink] enabled = false nothing is started and link_up() is None ("no uplink configured").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from edge_server.uplink.client import Uplink
+from edge_server.uplink.outbox import Outbox
+from edge_server.uplink.protocol import parse_iso
+
+if TYPE_CHECKING:
+    from edge_server.service import Service
+
+log = logging.getLogger(__name__)
+OUTBOX_FILE = "outbox.sqlite"
+
+
+class UplinkComponent:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.uplink: Uplink | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def link_up(self) -> bool | None:
+        return None if self.uplink is None else self.uplink.link_up()
+
+    def put(self, message: dict[str, Any]) -> None:
+        """A rules-engine sink: {"kind", "at" (ISO), "body"} -> the outbox."""
+        if self.uplink is None:
+            return
+        self.uplink.enqueue(str(message["kind"]), dict(message["body"]), parse_iso(message["at"]))
+
+    def _apply_acks(self, acks: list[dict[str, Any]]) -> None:
+        engine = self._engine()
+        if engine is None:
+            return
+        now = self.service.clock.now()
+        for ack in acks:
+            try:
+                engine.acknowledge(int(ack["alert_id"]), f"{ack['by']} (C-NSP)", now)
+                log.info("alert %s acknowledged at the C-NSP by %s", ack["alert_id"], ack["by"])
+            except Exception as exc:  # already acknowledged here, or unknown: nothing to do
+                log.debug("hub ack %s not applied: %s", ack.get("alert_id"), exc)
+
+    def _engine(self) -> Any:
+        try:
+            from edge_server.rules.component import RulesComponent
+
+            return self.service.component(RulesComponent).engine
+        except (LookupError, ImportError):
+            return None
+
+    async def start(self) -> None:
+        cfg = self.service.config
+        if not cfg.uplink.enabled:
+            log.info("uplink disabled ([uplink] enabled = false)")
+            return
+        outbox = Outbox(cfg.storage.data_dir / OUTBOX_FILE)
+        self.uplink = Uplink(
+            cfg.site.id,
+            cfg.uplink.load_key(),
+            cfg.uplink,
+            outbox,
+            self.service.clock,
+            on_acks=self._apply_acks,
+        )
+        engine = self._engine()
+        if engine is not None:
+            engine.add_sink(self.put)
+            engine.uplink_up = self.link_up
+        self._stop.clear()
+        self._task = asyncio.create_task(self.uplink.run(self._stop), name="uplink")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=5)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        if self.uplink is not None:
+            await self.uplink.aclose()
+            self.uplink.outbox.close()
+            self.uplink = None
