@@ -7,7 +7,8 @@ consumption chart (l/h at the expected load, DOMAIN.md) as the prior:
 - x axis = generator *running* time, so stops in between do not dilute the slope;
 - robust to sloshing: a Theil-Sen slope (median of pairwise slopes) over the last
   learn_window_h of running time, on at most 40 evenly spread samples;
-- robust to refuelling: an upward jump above refuel_jump_l is a refuel; the history restarts;
+- robust to refuelling: 3 samples in a row above the recent median by refuel_jump_l are a
+  refuel; the level history restarts (a single spike is dropped);
 - blend: weight w = min(1, learned span / learn_full_weight_h) on the learned rate, 1 - w on the
   prior; a learned rate outside [0.2, 5] x prior is taken as a sensor artefact and ignored.
 The same tracker watches the level while the generator is stopped: a drop larger than leak_l
@@ -24,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from edge_server.rules.settings import FuelSettings
 
 MAX_FIT_POINTS = 40
+REFUEL_CONFIRM_SAMPLES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,8 @@ class FuelTracker:
         self._stop_pts: deque[tuple[float, float]] = deque()  # (epoch s, fuel_l) while stopped
         self._last_t: float | None = None
         self._last_running: bool | None = None
-        self._last_fuel_l: float | None = None
+        self._recent: deque[float] = deque(maxlen=9)
+        self._jump_samples = 0
         self._learned: float | None = None
         self._learned_span_h = 0.0
         self._dirty = False
@@ -92,10 +95,15 @@ class FuelTracker:
         self.running = running
         if fuel_l is None:
             return
-        last = self._last_fuel_l
-        if last is not None and fuel_l - last > self.settings.refuel_jump_l:
+        # Refuel: three samples in a row above the median of the recent ones by refuel_jump_l
+        # (one slosh spike or a bad reading is not a refuel, and is left out of the fit).
+        if self._recent and fuel_l - statistics.median(self._recent) > self.settings.refuel_jump_l:
+            self._jump_samples += 1
+            if self._jump_samples < REFUEL_CONFIRM_SAMPLES:
+                return
             self._refuelled(now)
-        self._last_fuel_l = fuel_l
+        self._jump_samples = 0
+        self._recent.append(fuel_l)
         if running:
             self._stop_pts.clear()
             self._run_pts.append((self._run_s, fuel_l))
@@ -111,6 +119,7 @@ class FuelTracker:
 
     def _refuelled(self, now: datetime) -> None:
         self.last_refuel_at = now
+        self._recent.clear()
         self._run_pts.clear()
         self._stop_pts.clear()
         # The learned rate stays: the generator burns the same, only the level history restarts.

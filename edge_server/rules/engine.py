@@ -83,8 +83,12 @@ class Limit:
             return Zone.UNKNOWN
         if self._beyond(value):
             return Zone.BEYOND
-        shifted = value + self.hysteresis if self.above else value - self.hysteresis
-        return Zone.BAND if self._beyond(shifted) else Zone.CLEAR
+        # Clear from threshold -/+ hysteresis on, the boundary included (8.0, h 0.5: 7.5 clears).
+        if self.above:
+            in_band = value + self.hysteresis > self.threshold
+        else:
+            in_band = value - self.hysteresis < self.threshold
+        return Zone.BAND if in_band else Zone.CLEAR
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,7 +108,7 @@ class FuelSettings(BaseModel):
     learn_window_h: Annotated[float, Field(gt=0, le=72)] = 6.0
     learn_min_span_h: Annotated[float, Field(gt=0, le=24)] = 0.5
     learn_full_weight_h: Annotated[float, Field(gt=0, le=48)] = 2.0
-    refuel_jump_l: Annotated[float, Field(gt=0)] = 5.0  # an upward jump above this is a refuel
+    refuel_jump_l: Annotated[float, Field(gt=0)] = 20.0  # a rise above this is a refuel
     leak_l: Annotated[float, Field(gt=0)] = 5.0  # FUEL_LEAK: drop while stopped
     leak_window_min: Annotated[float, Field(gt=0, le=24 * 60)] = 60.0
     last_refuel_date: date | None = None
