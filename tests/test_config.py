@@ -98,3 +98,18 @@ def test_run_with_a_bad_config_exits_2_without_traceback(tmp_path: Path) -> None
     )
     assert proc.returncode == 2
     assert "nodes[0].unit" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_every_field_is_documented() -> None:
+    from pydantic import BaseModel
+
+    from edge_server import config
+
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    models: list[type[BaseModel]] = [
+        config.SiteSection, config.ApiSection, config.StorageSection, config.InfluxSection,
+        config.PollSection, config.RtuBus, config.TcpBus, config.NodeSection,
+    ]
+    missing = [f"{m.__name__}.{f}" for m in models for f in m.model_fields
+               if f"| `{f}` |" not in doc]
+    assert not missing, f"document these fields in docs/configuration.md: {missing}"
