@@ -186,7 +186,10 @@ def test_reads_need_a_token(hub, site, token) -> None:
 def test_silent_site_shows_unknown_with_no_contact_since(hub, site, token, clock) -> None:
     site_id, key = site
     body = batch(site_id, [msg("status", sample_status(at=clock.now()), clock)], clock)
-    assert post(hub, body, sign_headers(site_id, key, body, int(clock.now().timestamp()))).status_code == 200
+    assert (
+        post(hub, body, sign_headers(site_id, key, body, int(clock.now().timestamp()))).status_code
+        == 200
+    )
     auth = {"Authorization": f"Bearer {token}"}
     first = httpx.get(hub.url + "/api/v1/sites/nsp-a", headers=auth).json()
     assert first["readiness"] == "READY" and first["no_contact_since"] is None
@@ -205,7 +208,10 @@ def test_alerts_listing_ack_and_acks_in_next_reply(hub, site, token, clock) -> N
     msgs = [msg("alert", sample_alert(f"a{i}", clock.now()), clock) for i in range(5)]
     msgs.append(msg("alert", sample_alert("a0", clock.now(), state="cleared"), clock))
     body = batch(site_id, msgs, clock)
-    assert post(hub, body, sign_headers(site_id, key, body, int(clock.now().timestamp()))).status_code == 200
+    assert (
+        post(hub, body, sign_headers(site_id, key, body, int(clock.now().timestamp()))).status_code
+        == 200
+    )
     open_alerts = httpx.get(hub.url + "/api/v1/alerts?open=1", headers=auth).json()["alerts"]
     assert sorted(a["alert_id"] for a in open_alerts) == ["a1", "a2", "a3", "a4"]
     page = httpx.get(hub.url + "/api/v1/alerts?open=1&limit=2", headers=auth).json()["alerts"]
@@ -220,7 +226,9 @@ def test_alerts_listing_ack_and_acks_in_next_reply(hub, site, token, clock) -> N
     assert [a["alert_id"] for a in reply.json()["acks"]] == ["a2"]
     assert reply.json()["acks"][0]["by"] == "olga"
     # The site applies it and reports the alert acknowledged: the hub stops repeating it.
-    confirm = batch(site_id, [msg("alert", sample_alert("a2", clock.now(), "acknowledged"), clock)], clock)
+    confirm = batch(
+        site_id, [msg("alert", sample_alert("a2", clock.now(), "acknowledged"), clock)], clock
+    )
     reply2 = post(hub, confirm, sign_headers(site_id, key, confirm, int(clock.now().timestamp())))
     assert reply2.json()["acks"] == []
 
@@ -239,7 +247,9 @@ def test_compact_frame_is_accepted_and_a_tampered_one_refused(hub, site, token, 
     assert r.status_code == 200, r.text
     assert httpx.post(url, content=frame, headers={"X-NSP-Site": site_id}).status_code == 200
     assert hub.store.count_messages() == 1
-    got = httpx.get(hub.url + "/api/v1/sites/nsp-a", headers={"Authorization": f"Bearer {token}"}).json()
+    got = httpx.get(
+        hub.url + "/api/v1/sites/nsp-a", headers={"Authorization": f"Bearer {token}"}
+    ).json()
     assert got["readiness"] == "NOT_READY"
     assert got["fuel_autonomy_h"] == 6.5
     assert [r["code"] for r in got["reasons"]] == ["fuel_low"]
@@ -251,5 +261,9 @@ def test_db_is_private_and_keys_never_logged(hub, site, clock, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     body = batch(site_id, [msg("event", {"code": "door"}, clock)], clock)
     post(hub, body, sign_headers(site_id, key, body, int(clock.now().timestamp())))
-    post(hub, body, sign_headers(site_id, b"wrong-key-xxxxxxxxxx", body, int(clock.now().timestamp())))
+    post(
+        hub,
+        body,
+        sign_headers(site_id, b"wrong-key-xxxxxxxxxx", body, int(clock.now().timestamp())),
+    )
     assert key.decode() not in caplog.text

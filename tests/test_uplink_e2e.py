@@ -46,12 +46,23 @@ def make_uplink(
 ) -> Uplink:
     key = hub.store.add_site(site_id, clock.now()).encode()
     settings = UplinkSettings(
-        enabled=True, hub_url=hub.url, batch_size=10, backoff_min_s=2, backoff_max_s=300,
+        enabled=True,
+        hub_url=hub.url,
+        batch_size=10,
+        backoff_min_s=2,
+        backoff_max_s=300,
         status_interval_s=60,
     )
     outbox = Outbox(tmp / f"{site_id}-outbox.sqlite")
-    return Uplink(site_id, key, settings, outbox, clock, on_acks=(acks.extend if acks is not None else None),
-                  rng=random.Random(7))
+    return Uplink(
+        site_id,
+        key,
+        settings,
+        outbox,
+        clock,
+        on_acks=(acks.extend if acks is not None else None),
+        rng=random.Random(7),
+    )
 
 
 async def test_72_hour_outage_delivers_every_alert_once_in_order(hub, tmp_path, clock) -> None:
@@ -114,8 +125,9 @@ async def test_hub_acknowledgement_flows_back_to_the_site(hub, tmp_path, clock) 
     token = hub.store.add_user("olga", "operator")
     u.enqueue("alert", sample_alert("fridge-1", clock.now()))
     assert await u.tick() is True
-    r = httpx.post(hub.url + "/api/v1/alerts/nsp-c/fridge-1/ack",
-                   headers={"Authorization": f"Bearer {token}"})
+    r = httpx.post(
+        hub.url + "/api/v1/alerts/nsp-c/fridge-1/ack", headers={"Authorization": f"Bearer {token}"}
+    )
     assert r.status_code == 200
     assert acks == []
     clock.advance(60)
@@ -149,8 +161,21 @@ def test_kill_9_of_the_sender_mid_delivery_loses_and_doubles_nothing(tmp_path: P
         now = SystemClock().now()
         ids = [outbox.enqueue("alert", sample_alert(f"k{i}", now), now) for i in range(n_alerts)]
         outbox.close()
-        cmd = [sys.executable, "-m", "edge_server.uplink.sender", "--outbox", str(outbox_path),
-               "--hub", hub.url, "--site", "nsp-k", "--key-file", str(key_file), "--batch", "2"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "edge_server.uplink.sender",
+            "--outbox",
+            str(outbox_path),
+            "--hub",
+            hub.url,
+            "--site",
+            "nsp-k",
+            "--key-file",
+            str(key_file),
+            "--batch",
+            "2",
+        ]
         proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 30
