@@ -62,46 +62,59 @@ class BusClient:
 
     def __init__(self, bus: RtuBus | TcpBus, timeout_s: float, retries: int) -> None:
         self.bus = bus
+        self.timeout_s = timeout_s
+        self.retries = retries
+        if isinstance(bus, TcpBus):
+            self.describe = f"tcp {bus.host}:{bus.port}"
+        else:
+            self.describe = f"rtu {bus.port} {bus.baudrate} baud"
+        # Made on first use: a pymodbus client binds to the running event loop when created,
+        # so it is built inside the service's loop (the FastAPI lifespan), not at construction.
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+
+    def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         # pymodbus logs every timeout at ERROR itself; the poller logs the first one per node
         # with the node's name and address, and repeats at DEBUG.
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient
+        bus = self.bus
         if isinstance(bus, TcpBus):
             # reconnect_delay=0: no background reconnect loop; the poller decides when to retry.
-            self._client = AsyncModbusTcpClient(
-                bus.host, port=bus.port, timeout=timeout_s, retries=retries, reconnect_delay=0
-            )
-            self.describe = f"tcp {bus.host}:{bus.port}"
-        else:
-            self._client = AsyncModbusSerialClient(
-                bus.port,
-                framer=FramerType.RTU,
-                baudrate=bus.baudrate,
-                parity=bus.parity,
-                stopbits=bus.stopbits,
-                bytesize=8,
-                timeout=timeout_s,
-                retries=retries,
+            return AsyncModbusTcpClient(
+                bus.host, port=bus.port, timeout=self.timeout_s, retries=self.retries,
                 reconnect_delay=0,
             )
-            self.describe = f"rtu {bus.port} {bus.baudrate} baud"
+        return AsyncModbusSerialClient(
+            bus.port,
+            framer=FramerType.RTU,
+            baudrate=bus.baudrate,
+            parity=bus.parity,
+            stopbits=bus.stopbits,
+            bytesize=8,
+            timeout=self.timeout_s,
+            retries=self.retries,
+            reconnect_delay=0,
+        )
 
-    async def _ensure_connected(self) -> None:
-        if self._client.connected:
-            return
+    async def _ensure_connected(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        if self._client is None:
+            self._client = self._make_client()
+        client = self._client
+        if client.connected:
+            return client
         try:
-            ok = await self._client.connect()
+            ok = await client.connect()
         except (ModbusException, OSError) as exc:
             raise NoAnswer(f"cannot connect to {self.describe}: {exc}") from None
         if not ok:
             raise NoAnswer(f"cannot connect to {self.describe}")
+        return client
 
     async def read_registers(self, unit: int, address: int, count: int) -> list[int]:
         """FC03 read of `count` registers; raises NoAnswer or ExceptionReply."""
         what = f"reading registers {address}..{address + count - 1}"
-        await self._ensure_connected()
+        client = await self._ensure_connected()
         try:
-            rr = await self._client.read_holding_registers(address, count=count, device_id=unit)
+            rr = await client.read_holding_registers(address, count=count, device_id=unit)
         except (ModbusException, OSError, TimeoutError) as exc:
             raise NoAnswer(f"no answer {what}: {exc}") from None
         if rr.isError():
@@ -112,9 +125,9 @@ class BusClient:
 
     async def write_coil(self, unit: int, address: int, value: bool) -> None:
         what = f"writing coil {address}"
-        await self._ensure_connected()
+        client = await self._ensure_connected()
         try:
-            rr = await self._client.write_coil(address, value, device_id=unit)
+            rr = await client.write_coil(address, value, device_id=unit)
         except (ModbusException, OSError, TimeoutError) as exc:
             raise NoAnswer(f"no answer {what}: {exc}") from None
         if rr.isError():
@@ -122,13 +135,15 @@ class BusClient:
 
     async def write_register(self, unit: int, address: int, raw: int) -> None:
         what = f"writing register {address}"
-        await self._ensure_connected()
+        client = await self._ensure_connected()
         try:
-            rr = await self._client.write_register(address, raw, device_id=unit)
+            rr = await client.write_register(address, raw, device_id=unit)
         except (ModbusException, OSError, TimeoutError) as exc:
             raise NoAnswer(f"no answer {what}: {exc}") from None
         if rr.isError():
             raise ExceptionReply(int(rr.exception_code), what)
 
     def close(self) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -6,7 +6,12 @@ server serving a regmap-shaped image.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -82,3 +87,39 @@ async def test_site_page_shows_values_and_switches_language(edge_url: str) -> No
             assert await page.evaluate("document.documentElement.lang") == "en"
         finally:
             await browser.close()
+
+
+def test_nsp_edge_run_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """`nsp-edge run` as a person starts it: the API answers (the node is offline: nothing
+    listens on its port), Ctrl-C stops it cleanly."""
+    text = site({"n1": free_port()}, {"n1": '"fridge"'}).replace(
+        "[poll]", f'[storage]\ndata_dir = "{tmp_path / "data"}"\n\n[poll]'
+    )
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(text, encoding="utf-8")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_server.cli", "run", "--config", str(cfg),
+         "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    try:
+        body = None
+        deadline = time.monotonic() + 30
+        while body is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/api/v1/site", timeout=1).json()
+            except httpx.HTTPError:
+                time.sleep(0.1)  # the process is still starting
+        assert body is not None, proc.stderr.read() if proc.stderr else ""
+        assert body["site_id"] == "test-site" and "n1" in body["nodes"]
+        assert body["values"]["n1.fridge_temp_c"]["quality"] == "unavailable"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"http://127.0.0.1:{port}/" in out
