@@ -30,7 +30,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
-DEFAULT_HEAP = "128k"
+DEFAULT_HEAP = "160k"
 START_DEADLINE_S = 20.0
 
 

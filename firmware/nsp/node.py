@@ -236,11 +236,13 @@ def build_roles(names, image, cfg, store):
     if not names:
         return [], None
     try:
-        from nsp.roles import build_roles as build
+        from nsp import roles as roles_pkg
     except ImportError as e:
         return [], "nsp.roles not available (%s)" % e
     try:
-        return build(names, image, cfg, store), None
+        built = roles_pkg.build_roles(names, image, cfg, store)
+        errors = getattr(roles_pkg, "config_errors", None)
+        return built, ("config: " + errors[0]) if errors else None
     except Exception as e:
         sys.print_exception(e)
         return [], "roles %s not built: %s: %s" % (names, type(e).__name__, e)
