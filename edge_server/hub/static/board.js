@@ -1,0 +1,210 @@
+// C-NSP readiness board: plain JS, no libraries, no CDN (works offline on a regional laptop).
+// The operator's token is entered once and kept in localStorage ("nsp-hub-token").
+"use strict";
+
+const T = {
+  nl: {
+    title: "C-NSP gereedheidsbord", logout: "Afmelden", token_label: "Toegangscode (token)",
+    login: "Aanmelden", sites_heading: "Locaties (eerst tanken bovenaan)",
+    alerts_heading: "Open meldingen", col_site: "Locatie", col_ready: "Gereedheid",
+    col_refuel: "Tanken vóór", col_autonomy: "Autonomie", col_fridge: "Koelkast",
+    col_occ: "Bezetting", col_alerts: "Open meldingen", col_contact: "Laatste contact",
+    col_sev: "Ernst", col_what: "Melding", col_since: "Sinds", col_state: "Status",
+    READY: "Gereed", DEGRADED: "Beperkt", NOT_READY: "Niet gereed", UNKNOWN: "Onbekend",
+    no_contact: "geen contact sinds", never: "nog nooit", ack: "Bevestigen",
+    acked_by: "bevestigd door", raised: "open", acknowledged: "bevestigd", cleared: "opgeheven",
+    bad_token: "Onbekende toegangscode", updated: "Bijgewerkt", lang_button: "English",
+    load_error: "Bijwerken mislukt", no_alerts: "Geen open meldingen", hours: "u",
+    info: "info", warning: "waarschuwing", critical: "kritiek",
+  },
+  en: {
+    title: "C-NSP readiness board", logout: "Log out", token_label: "Access token",
+    login: "Log in", sites_heading: "Sites (refuel first at the top)",
+    alerts_heading: "Open alerts", col_site: "Site", col_ready: "Readiness",
+    col_refuel: "Refuel before", col_autonomy: "Autonomy", col_fridge: "Fridge",
+    col_occ: "Occupancy", col_alerts: "Open alerts", col_contact: "Last contact",
+    col_sev: "Severity", col_what: "Alert", col_since: "Since", col_state: "State",
+    READY: "Ready", DEGRADED: "Degraded", NOT_READY: "Not ready", UNKNOWN: "Unknown",
+    no_contact: "no contact since", never: "never", ack: "Acknowledge",
+    acked_by: "acknowledged by", raised: "open", acknowledged: "acknowledged", cleared: "cleared",
+    bad_token: "Unknown access token", updated: "Updated", lang_button: "Nederlands",
+    load_error: "Update failed", no_alerts: "No open alerts", hours: "h",
+    info: "info", warning: "warning", critical: "critical",
+  },
+};
+
+let lang = localStorage.getItem("nsp-hub-lang") || "nl";
+let last = null;
+const $ = (sel) => document.querySelector(sel);
+const t = (key) => (T[lang][key] !== undefined ? T[lang][key] : key);
+
+function fmtTime(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  return d.toLocaleString(lang === "nl" ? "nl-NL" : "en-GB",
+    { dateStyle: "short", timeStyle: "short", timeZone: "Europe/Amsterdam" });
+}
+
+function cell(row, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  row.appendChild(td);
+  return td;
+}
+
+function applyLang() {
+  document.documentElement.lang = lang;
+  document.title = t("title");
+  document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+  $("#lang").textContent = t("lang_button");
+  if (last) render(last.sites, last.alerts, last.now);
+}
+
+function refuelKey(site) {
+  // Sites that need fuel soonest first; sites without an estimate last, then by id.
+  return site.refuel_before ? Date.parse(site.refuel_before) : Number.POSITIVE_INFINITY;
+}
+
+function render(sites, alerts, now) {
+  const counts = { READY: 0, DEGRADED: 0, NOT_READY: 0, UNKNOWN: 0 };
+  const body = $("#sites tbody");
+  body.textContent = "";
+  const sorted = sites.slice().sort((a, b) => refuelKey(a) - refuelKey(b)
+    || a.site_id.localeCompare(b.site_id));
+  for (const s of sorted) {
+    counts[s.readiness] = (counts[s.readiness] || 0) + 1;
+    const tr = document.createElement("tr");
+    tr.dataset.site = s.site_id;
+    cell(tr, s.site_id);
+    const badge = document.createElement("span");
+    badge.className = "badge " + s.readiness;
+    badge.textContent = t(s.readiness);
+    const rtd = cell(tr, "");
+    rtd.className = "readiness";
+    rtd.appendChild(badge);
+    if (s.reasons && s.reasons.length && !s.stale) {
+      rtd.appendChild(document.createTextNode(" " + s.reasons.map(
+        (r) => (lang === "nl" ? r.text_nl : r.text_en)).join("; ")));
+    }
+    cell(tr, fmtTime(s.refuel_before), "refuel");
+    cell(tr, s.fuel_autonomy_h == null ? "–" : s.fuel_autonomy_h.toFixed(1) + " " + t("hours"));
+    cell(tr, s.fridge_temp_c == null ? "–" : s.fridge_temp_c.toFixed(1) + " °C");
+    cell(tr, s.occupancy == null ? "–" : String(s.occupancy));
+    cell(tr, String(s.open_alerts));
+    if (s.stale) {
+      cell(tr, t("no_contact") + " " + (s.last_contact ? fmtTime(s.last_contact) : t("never")),
+        "stale contact");
+    } else {
+      cell(tr, fmtTime(s.last_contact), "contact");
+    }
+    body.appendChild(tr);
+  }
+  $("#summary").textContent = "";
+  for (const k of Object.keys(counts)) {
+    const span = document.createElement("span");
+    span.className = "count-" + k;
+    span.textContent = t(k) + ": " + counts[k];
+    $("#summary").appendChild(span);
+  }
+  const ab = $("#alerts tbody");
+  ab.textContent = "";
+  if (!alerts.length) {
+    const tr = document.createElement("tr");
+    const td = cell(tr, t("no_alerts"));
+    td.colSpan = 6;
+    ab.appendChild(tr);
+  }
+  for (const a of alerts) {
+    const tr = document.createElement("tr");
+    tr.dataset.alert = a.site_id + "/" + a.alert_id;
+    cell(tr, a.site_id);
+    cell(tr, t(a.severity || "info"), a.severity || "");
+    cell(tr, (lang === "nl" ? a.body.text_nl : a.body.text_en) || a.code || "");
+    cell(tr, fmtTime(a.body.raised_at || a.at));
+    let state = t(a.state);
+    if (a.hub_ack) state += " (" + t("acked_by") + " " + a.hub_ack.by + ")";
+    cell(tr, state, "state");
+    const td = cell(tr, "");
+    if (a.state === "raised" && !a.hub_ack) {
+      const btn = document.createElement("button");
+      btn.type = "button";
+      btn.className = "ack";
+      btn.textContent = t("ack");
+      btn.addEventListener("click", () => ack(a.site_id, a.alert_id));
+      td.appendChild(btn);
+    }
+    ab.appendChild(tr);
+  }
+  $("#updated").textContent = t("updated") + " " + fmtTime(now);
+}
+
+async function api(path, options) {
+  const token = localStorage.getItem("nsp-hub-token");
+  const opts = Object.assign({}, options || {});
+  opts.headers = Object.assign({ Authorization: "Bearer " + token }, opts.headers || {});
+  const r = await fetch(path, opts);
+  if (r.status === 401) {
+    showLogin(t("bad_token"));
+    throw new Error("401");
+  }
+  if (!r.ok) throw new Error((await r.json()).error || r.status);
+  return r.json();
+}
+
+async function refresh() {
+  if (!localStorage.getItem("nsp-hub-token")) return;
+  try {
+    const [s, a] = await Promise.all([api("/api/v1/sites"), api("/api/v1/alerts?open=1&limit=2000")]);
+    last = { sites: s.sites, alerts: a.alerts, now: s.now };
+    $("#error").textContent = "";
+    render(last.sites, last.alerts, last.now);
+    document.body.dataset.loaded = "1";
+  } catch (e) {
+    if (String(e.message) !== "401") $("#error").textContent = t("load_error") + ": " + e.message;
+  }
+}
+
+async function ack(site, alertId) {
+  try {
+    await api("/api/v1/alerts/" + encodeURIComponent(site) + "/" + encodeURIComponent(alertId)
+      + "/ack", { method: "POST" });
+  } catch (e) {
+    if (String(e.message) !== "401") $("#error").textContent = String(e.message);
+  }
+  await refresh();
+}
+
+function showLogin(message) {
+  $("#board").hidden = true;
+  $("#logout").hidden = true;
+  $("#login").hidden = false;
+  $("#login-error").textContent = message || "";
+}
+
+function showBoard() {
+  $("#login").hidden = true;
+  $("#board").hidden = false;
+  $("#logout").hidden = false;
+  refresh();
+}
+
+$("#login").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  localStorage.setItem("nsp-hub-token", $("#token").value.trim());
+  $("#token").value = "";
+  showBoard();
+});
+$("#logout").addEventListener("click", () => {
+  localStorage.removeItem("nsp-hub-token");
+  showLogin("");
+});
+$("#lang").addEventListener("click", () => {
+  lang = lang === "nl" ? "en" : "nl";
+  localStorage.setItem("nsp-hub-lang", lang);
+  applyLang();
+});
+
+applyLang();
+if (localStorage.getItem("nsp-hub-token")) showBoard(); else showLogin("");
+setInterval(refresh, 30000);
