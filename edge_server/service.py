@@ -54,7 +54,14 @@ C = TypeVar("C")
 #   H4a storage (SQLite, InfluxDB sink):            e.g. storage.StorageComponent
 #   H4b rules / alerts / readiness:                 e.g. rules.RulesComponent
 #   H5  uplink outbox (delivery to the C-NSP hub):  e.g. uplink.UplinkComponent
-COMPONENT_FACTORIES: list[ComponentFactory] = []
+def _storage_component(service: Service) -> Component:
+    """H4a: site.db (readings, aggregates, events, users) + optional InfluxDB sink; first."""
+    from edge_server.storage.component import StorageComponent
+
+    return StorageComponent(service)
+
+
+COMPONENT_FACTORIES: list[ComponentFactory] = [_storage_component]
 
 
 def _uplink_component(service: Service) -> Component:

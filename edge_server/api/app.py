@@ -19,20 +19,23 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from edge_server.api import site
+from edge_server.api import history, metrics, site
 from edge_server.service import Service
+from edge_server.storage.component import install_auth
 
 # ---------------------------------------------------------------------------------------------
 # ROUTERS, one per resource. Add yours here (H4a: history/metrics/users; H4b: alerts/readiness;
 # H5: uplink status).
 ROUTERS: list[APIRouter] = [
     site.router,
+    history.router,
+    metrics.router,
 ]
 
 # App hooks: functions called with (app, service) after the routers are added, e.g. to install
 # app.state.auth (H4a's Authenticator). They run in create_app, so do no I/O in them; open
 # resources in a Service component instead.
-APP_HOOKS: list[Callable[[FastAPI, Service], None]] = []
+APP_HOOKS: list[Callable[[FastAPI, Service], None]] = [install_auth]
 # ---------------------------------------------------------------------------------------------
 
 STATIC_DIR = resources.files("edge_server").joinpath("static")

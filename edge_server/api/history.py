@@ -1,0 +1,74 @@
+"""GET /api/v1/history: one channel's values over a time range, from site.db.
+
+    GET /api/v1/history?channel=fridge1.fridge_temp_c&from=2026-03-01T00:00:00Z&to=...&step=auto
+
+`step`: raw (every stored reading), 1m / 1h (min, mean, max per bucket), auto (raw for <= 3 h,
+1m for <= 3 days, else 1h). Times are ISO 8601; a time without a zone is taken as UTC.
+`from` defaults to 24 h before `to`, `to` to now. The answer:
+    {"channel", "unit", "step", "from", "to",
+     "columns": ["t", "min", "mean", "max"],
+     "points": [["2026-03-01T00:00:00+00:00", 4.1, 4.3, 4.6], ...]}
+A point whose three values are null is a gap: the channel was unavailable (node offline) there.
+Reading needs a token only when the site sets api.require_auth_for_read = true.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+
+from edge_server.api.deps import ServiceDep
+from edge_server.auth import ReadAccess
+from edge_server.storage.component import StorageComponent
+from edge_server.storage.sqlite import SqliteStorage, from_ms
+
+router = APIRouter(prefix="/api/v1", tags=["history"])
+
+
+def storage_of(service: Any) -> SqliteStorage:
+    try:
+        storage: SqliteStorage = service.component(StorageComponent).require()
+        return storage
+    except LookupError:
+        raise HTTPException(status_code=503, detail="storage is not running") from None
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+@router.get("/history")
+def get_history(
+    service: ServiceDep,
+    _reader: ReadAccess,
+    channel: Annotated[str, Query(description="<node>.<register>, e.g. fridge1.fridge_temp_c")],
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    step: Literal["raw", "1m", "1h", "auto"] = "auto",
+) -> dict[str, Any]:
+    storage = storage_of(service)
+    end_at = _utc(end) if end is not None else service.clock.now()
+    start_at = _utc(start) if start is not None else end_at - timedelta(hours=24)
+    if end_at <= start_at:
+        raise HTTPException(status_code=422, detail="to: must be later than from")
+    channels = storage.channels()
+    try:
+        h = storage.history(channel, start_at, end_at, step)
+    except KeyError:
+        known = ", ".join(c["channel"] for c in channels[:50])
+        raise HTTPException(
+            status_code=404,
+            detail=f"channel: no stored channel {channel!r}; known channels: {known or 'none yet'}",
+        ) from None
+    units = {c["channel"]: c["unit"] for c in channels}
+    return {
+        "channel": channel,
+        "unit": units.get(channel, ""),
+        "step": h.step,
+        "from": start_at.isoformat(),
+        "to": end_at.isoformat(),
+        "columns": ["t", "min", "mean", "max"],
+        "points": [[from_ms(p.t_ms).isoformat(), p.min, p.mean, p.max] for p in h.points],
+    }
