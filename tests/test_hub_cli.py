@@ -1,0 +1,70 @@
+"""`nsp-edge hub` as a real subprocess: add-site, add-user, serve, and a signed batch accepted."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from edge_server.hub.testing import sample_status, start_hub_process, wait_http
+from edge_server.uplink.protocol import encode_batch, iso, sign_headers
+from tests.conftest import ROOT, free_port
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge_server.cli", "hub", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_hub_commands_register_sites_users_and_serve(tmp_path: Path) -> None:
+    data = tmp_path / "hub"
+    out = cli("add-site", "nsp-a", "nsp-b", "--data", str(data))
+    assert out.returncode == 0, out.stderr
+    lines = [line.split() for line in out.stdout.strip().splitlines()]
+    assert [line[0] for line in lines] == ["nsp-a", "nsp-b"]
+    keys = {line[0]: line[1] for line in lines}
+    assert len(keys["nsp-a"]) >= 32 and keys["nsp-a"] != keys["nsp-b"]
+    bad = cli("add-site", "NSP A!", "--data", str(data))
+    assert bad.returncode == 2 and "invalid site id" in bad.stderr
+    user = cli("add-user", "olga", "--role", "operator", "--data", str(data))
+    assert user.returncode == 0, user.stderr
+    token = user.stdout.strip().splitlines()[-1].split()[-1]
+    assert stat.S_IMODE((data / "hub.sqlite").stat().st_mode) == 0o600
+
+    port = free_port()
+    proc = start_hub_process(data, port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/")
+        assert httpx.get(url + "/api/v1/sites").status_code == 401
+        now = datetime.now(UTC)
+        msg = {
+            "id": str(uuid.uuid4()),
+            "kind": "status",
+            "at": iso(now),
+            "body": sample_status(at=now),
+        }
+        body = encode_batch("nsp-a", str(uuid.uuid4()), now, [msg])
+        headers = sign_headers("nsp-a", keys["nsp-a"].encode(), body, int(now.timestamp()))
+        r = httpx.post(url + "/api/v1/ingest", content=body, headers=headers)
+        assert r.status_code == 200 and r.json()["held"] == [msg["id"]]
+        sites = httpx.get(url + "/api/v1/sites", headers={"Authorization": f"Bearer {token}"})
+        by_id = {s["site_id"]: s for s in sites.json()["sites"]}
+        assert by_id["nsp-a"]["readiness"] == "READY"
+        assert by_id["nsp-b"]["readiness"] == "UNKNOWN" and by_id["nsp-b"]["last_contact"] is None
+        assert httpx.get(url + "/").headers["content-type"].startswith("text/html")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    text = err.decode()
+    assert keys["nsp-a"] not in text and token not in text
