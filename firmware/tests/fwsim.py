@@ -2,12 +2,6 @@
 # ticks the roles on one virtual clock, as the virtual node does.
 import os
 
-import machine
-from world import WORLD
-from nsp.image import Image
-from nsp.persist import Store
-from nsp.roles import build_roles
-
 TMP = "/tmp/nsp_fwtest_%d" % os.getpid() if hasattr(os, "getpid") else "/tmp/nsp_fwtest"
 
 
@@ -31,10 +25,20 @@ def cleanup(path):
             os.remove(q)
         except OSError:
             pass
+    try:
+        os.rmdir(TMP)  # only succeeds once the last file is gone
+    except OSError:
+        pass
 
 
 class Rig:
     def __init__(self, names=("power", "fridge", "entrance"), cfg=None, store=None, now_ms=0):
+        import machine
+        from nsp.image import Image
+        from nsp.roles import build_roles
+        from world import WORLD
+
+        self.world = WORLD
         WORLD.reset()
         machine._pins.clear()
         self.image = Image()
@@ -52,7 +56,7 @@ class Rig:
         end = self.now_ms + ms
         while self.now_ms < end:
             self.now_ms = min(self.now_ms + step_ms, end)
-            WORLD.step(self.now_ms)
+            self.world.step(self.now_ms)
             self.tick()
 
     def role(self, cls_name):
