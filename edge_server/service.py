@@ -64,6 +64,16 @@ def _storage_component(service: Service) -> Component:
 COMPONENT_FACTORIES: list[ComponentFactory] = [_storage_component]
 
 
+def _rules_component(service: Service) -> Component:
+    """H4b: rules, alerts (site.db), readiness; after storage, before the uplink (its sink)."""
+    from edge_server.rules.component import RulesComponent
+
+    return RulesComponent(service)
+
+
+COMPONENT_FACTORIES.append(_rules_component)
+
+
 def _uplink_component(service: Service) -> Component:
     """H5: outbox + sender to the C-NSP hub; appended so it starts after storage and rules."""
     from edge_server.uplink.component import UplinkComponent

@@ -19,7 +19,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from edge_server.api import history, metrics, site
+from edge_server.api import alerts, history, metrics, readiness, site
 from edge_server.service import Service
 from edge_server.storage.component import install_auth
 
@@ -30,6 +30,8 @@ ROUTERS: list[APIRouter] = [
     site.router,
     history.router,
     metrics.router,
+    alerts.router,
+    readiness.router,
 ]
 
 # App hooks: functions called with (app, service) after the routers are added, e.g. to install

@@ -1,0 +1,25 @@
+"""`GET /api/v1/readiness`: READY / DEGRADED / NOT_READY / UNKNOWN with the reasons (NL/EN),
+the fuel autonomy (hours, "refuel before") and the status summary sent to the C-NSP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from edge_server.api.alerts import rules_engine
+from edge_server.api.deps import ServiceDep, SiteReader
+
+router = APIRouter(prefix="/api/v1", tags=["readiness"])
+
+
+@router.get("/readiness")
+async def get_readiness(service: ServiceDep, _reader: SiteReader) -> dict[str, Any]:
+    engine = rules_engine(service)
+    now = service.clock.now()
+    readiness = engine.assess(now)
+    autonomy = engine.autonomy(now)
+    body = readiness.to_json()
+    body["autonomy"] = None if autonomy is None else autonomy.to_json()
+    body["status"] = engine.status_body(now)
+    return body
