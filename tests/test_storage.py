@@ -88,9 +88,9 @@ def test_every_good_reading_is_stored_once_per_timestamp(storage: SqliteStorage,
         clock.advance(2)
     h = storage.history(CH, T0, clock.now(), "raw")
     assert h.step == "raw"
-    assert [(p.t_ms, p.mean) for p in h.points] == expected
+    assert [(p[0], p[2]) for p in h.points] == expected
     door = storage.history("fridge1.door_open", T0, clock.now(), "raw")
-    assert [p.mean for p in door.points] == [0.0, 1.0, 0.0, 1.0, 0.0]
+    assert [p[2] for p in door.points] == [0.0, 1.0, 0.0, 1.0, 0.0]
     assert storage.health.rows_written == 10
 
 
@@ -112,7 +112,7 @@ def test_unavailable_is_stored_as_a_gap_not_a_value(storage: SqliteStorage, cloc
     state.notify(clock.now())
 
     points = storage.history(CH, T0, clock.now() + timedelta(seconds=1), "raw").points
-    assert [(p.t_ms, p.mean) for p in points] == [
+    assert [(p[0], p[2]) for p in points] == [
         (to_ms(T0), 5.0), (to_ms(gap_at), None), (to_ms(clock.now()), 6.0)
     ]
     conn = sqlite3.connect(tmp_path / "site.db")
@@ -152,21 +152,21 @@ def test_aggregates_equal_a_hand_computation(storage: SqliteStorage, clock: Manu
 
     minutes = storage.history(CH, T0, clock.now(), "1m").points
     want_m = _hand(rows, MINUTE_MS)
-    got_m = {p.t_ms: (p.min, p.mean, p.max) for p in minutes if p.mean is not None}
+    got_m = {p[0]: (p[1], p[2], p[3]) for p in minutes if p[2] is not None}
     assert got_m.keys() == want_m.keys()
     for t, (lo, mean, hi) in want_m.items():
         assert got_m[t] == (lo, pytest.approx(mean, abs=1e-9), hi)
     # The hole is one gap point, where the first missing minute starts.
-    gaps = [p.t_ms for p in minutes if p.mean is None]
+    gaps = [p[0] for p in minutes if p[2] is None]
     assert gaps == [to_ms(T0) + 80 * MINUTE_MS]
 
     hours = storage.history(CH, T0, clock.now(), "1h").points
     want_h = _hand(rows, HOUR_MS)
-    assert [p.t_ms for p in hours] == sorted(want_h)
+    assert [p[0] for p in hours] == sorted(want_h)
     for p in hours:
-        lo, mean, hi = want_h[p.t_ms]
-        assert (p.min, p.max) == (lo, hi)
-        assert p.mean == pytest.approx(mean, abs=1e-9)
+        lo, mean, hi = want_h[p[0]]
+        assert (p[1], p[3]) == (lo, hi)
+        assert p[2] == pytest.approx(mean, abs=1e-9)
 
 
 def test_aggregate_history_includes_the_not_yet_aggregated_tail(storage: SqliteStorage,
@@ -179,8 +179,8 @@ def test_aggregate_history_includes_the_not_yet_aggregated_tail(storage: SqliteS
     clock.advance(120)
     got = storage.history(CH, T0, clock.now(), "1m").points
     want = _hand(rows, MINUTE_MS)
-    assert [p.t_ms for p in got] == sorted(want)
-    assert [p.max for p in got] == [want[t][2] for t in sorted(want)]
+    assert [p[0] for p in got] == sorted(want)
+    assert [p[3] for p in got] == [want[t][2] for t in sorted(want)]
 
 
 def test_auto_step_picks_by_span(storage: SqliteStorage, clock: ManualClock):
@@ -210,21 +210,21 @@ def test_retention_deletes_old_rows_but_keeps_aggregates(tmp_path: Path, clock: 
         clock.advance(600 + 120)
         s.maintain(clock.now())
         raw = s.history(CH, T0, clock.now(), "raw").points
-        assert [p.t_ms for p in raw] == [t for t, _ in day3]
-        minutes = [p for p in s.history(CH, T0, clock.now(), "1m").points if p.mean is not None]
-        assert {p.t_ms for p in minutes} == set(_hand(day0 + day3, MINUTE_MS))
+        assert [p[0] for p in raw] == [t for t, _ in day3]
+        minutes = [p for p in s.history(CH, T0, clock.now(), "1m").points if p[2] is not None]
+        assert {p[0] for p in minutes} == set(_hand(day0 + day3, MINUTE_MS))
 
         clock.advance(3 * 86400)  # day 6: day-0 minutes are past 5 days, hours stay
         s.maintain(clock.now())
         hours = s.history(CH, T0, clock.now(), "1h").points
-        assert [p.t_ms for p in hours if p.mean is not None][0] == to_ms(T0)
-        minutes = [p for p in s.history(CH, T0, clock.now(), "1m").points if p.mean is not None]
-        assert min(p.t_ms for p in minutes) >= to_ms(T0) + 3 * DAY_MS
+        assert [p[0] for p in hours if p[2] is not None][0] == to_ms(T0)
+        minutes = [p for p in s.history(CH, T0, clock.now(), "1m").points if p[2] is not None]
+        assert min(p[0] for p in minutes) >= to_ms(T0) + 3 * DAY_MS
 
         clock.advance(4 * 86400)  # day 10: even the hours of day 0 are gone
         s.maintain(clock.now())
         hours = s.history(CH, T0, clock.now(), "1h").points
-        assert hours and min(p.t_ms for p in hours) >= to_ms(T0) + 3 * DAY_MS
+        assert hours and min(p[0] for p in hours) >= to_ms(T0) + 3 * DAY_MS
     finally:
         s.close()
 
@@ -235,7 +235,7 @@ def test_data_survives_reopening(tmp_path: Path, clock: ManualClock):
     s.close()
     s = SqliteStorage(tmp_path / "site.db", clock)
     s.write_rows([Row(CH, "C", to_ms(T0) + 2000, 4.6)])
-    assert [p.mean for p in s.history(CH, T0, T0 + timedelta(minutes=1), "raw").points] == [
+    assert [p[2] for p in s.history(CH, T0, T0 + timedelta(minutes=1), "raw").points] == [
         4.5, 4.6]
     assert [c["channel"] for c in s.channels()] == ["fridge1.ambient_c", CH]
     s.close()
@@ -285,7 +285,7 @@ def test_full_disk_is_reported_polling_continues_and_nothing_pending_is_lost(
     assert storage.health.ok and not storage.health.disk_full
     assert storage.health.rows_pending == 0
     got = storage.history(CH, T0, clock.now(), "raw").points
-    assert [(p.t_ms, p.mean) for p in got] == written
+    assert [(p[0], p[2]) for p in got] == written
 
 
 def test_pending_rows_are_bounded_while_the_disk_stays_full(tmp_path: Path, clock: ManualClock):
@@ -302,3 +302,14 @@ def test_pending_rows_are_bounded_while_the_disk_stays_full(tmp_path: Path, cloc
             s.health.rows_written - 1) == len(rows)
     finally:
         s.close()
+
+
+def test_a_non_finite_good_value_is_stored_as_a_gap(storage: SqliteStorage, clock: ManualClock):
+    state = make_state()
+    put(state, "fridge_temp_c", 5.0, clock.now())
+    storage.on_cycle(state, clock.now())
+    clock.advance(2)
+    put(state, "fridge_temp_c", float("nan"), clock.now())
+    storage.on_cycle(state, clock.now())
+    points = storage.history(CH, T0, clock.now() + timedelta(seconds=1), "raw").points
+    assert [p[2] for p in points] == [5.0, None]

@@ -61,7 +61,8 @@ async def test_history_over_http(service: Service):
         body = r.json()
         assert body["step"] == "raw" and body["unit"] == "C"
         assert [p[2] for p in body["points"]] == temps
-        assert body["points"][0][0] == T0.isoformat()
+        assert body["points"][0][0] == int(T0.timestamp() * 1000)
+        assert body["columns"] == ["t_ms", "min", "mean", "max"]
 
         # 1-minute buckets, computed from the same inputs: [4, 5], [6, gap], [7, 3].
         r = await c.get("/api/v1/history", params={

@@ -6,23 +6,25 @@
 1m for <= 3 days, else 1h). Times are ISO 8601; a time without a zone is taken as UTC.
 `from` defaults to 24 h before `to`, `to` to now. The answer:
     {"channel", "unit", "step", "from", "to",
-     "columns": ["t", "min", "mean", "max"],
-     "points": [["2026-03-01T00:00:00+00:00", 4.1, 4.3, 4.6], ...]}
+     "columns": ["t_ms", "min", "mean", "max"], "points": [[1772323200000, 4.1, 4.3, 4.6], ...]}
+`t_ms` is milliseconds since 1970-01-01 UTC (what chart libraries take; formatting 43,200 ISO
+strings would cost more than the whole 30-day query).
 A point whose three values are null is a gap: the channel was unavailable (node offline) there.
 Reading needs a token only when the site sets api.require_auth_for_read = true.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from edge_server.api.deps import ServiceDep
 from edge_server.auth import ReadAccess
 from edge_server.storage.component import StorageComponent
-from edge_server.storage.sqlite import SqliteStorage, from_ms
+from edge_server.storage.sqlite import SqliteStorage
 
 router = APIRouter(prefix="/api/v1", tags=["history"])
 
@@ -39,7 +41,7 @@ def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
-@router.get("/history")
+@router.get("/history", response_class=Response)
 def get_history(
     service: ServiceDep,
     _reader: ReadAccess,
@@ -47,7 +49,7 @@ def get_history(
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
     step: Literal["raw", "1m", "1h", "auto"] = "auto",
-) -> dict[str, Any]:
+) -> Response:
     storage = storage_of(service)
     end_at = _utc(end) if end is not None else service.clock.now()
     start_at = _utc(start) if start is not None else end_at - timedelta(hours=24)
@@ -63,12 +65,15 @@ def get_history(
             detail=f"channel: no stored channel {channel!r}; known channels: {known or 'none yet'}",
         ) from None
     units = {c["channel"]: c["unit"] for c in channels}
-    return {
+    body = {
         "channel": channel,
         "unit": units.get(channel, ""),
         "step": h.step,
         "from": start_at.isoformat(),
         "to": end_at.isoformat(),
-        "columns": ["t", "min", "mean", "max"],
-        "points": [[from_ms(p.t_ms).isoformat(), p.min, p.mean, p.max] for p in h.points],
+        "columns": ["t_ms", "min", "mean", "max"],
+        "points": h.points,
     }
+    # json.dumps directly: FastAPI's generic encoder takes ~245 ms for 43,200 points (30 days
+    # of 1-minute data), json.dumps ~45 ms.
+    return Response(json.dumps(body, allow_nan=False), media_type="application/json")
