@@ -193,3 +193,38 @@ def test_full_buffer_drops_the_oldest_points_and_counts_them(tmp_path: Path):
     )
     newest = everything[-20:]
     assert sorted((t, n, c, v) for (n, c), pts in got.items() for t, v in pts) == sorted(newest)
+
+
+async def test_the_service_feeds_the_sink_when_configured(vm: VictoriaMetrics, tmp_path: Path):
+    from edge_server.config import parse_config
+    from edge_server.service import Service
+    from edge_server.storage.component import StorageComponent
+    from tests.test_auth import site_toml
+
+    toml = site_toml(tmp_path / "data") + f'''
+[storage.influx]
+url = "{vm.url}"
+token_env = "NSP_TEST_INFLUX_TOKEN_UNSET"
+flush_interval_s = 0.05
+'''
+    clock = ManualClock(T0)
+    service = Service(parse_config(toml), clock, factories=[StorageComponent])
+    await service.start(run_poller=False)
+    expected: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    try:
+        component = service.component(StorageComponent)
+        assert component.influx is not None
+        for k in range(20):
+            at = clock.now()
+            service.state.put(Reading("fridge1", "fridge_temp_c", 4.0 + k, "C", at,
+                                      Quality.GOOD))
+            expected.setdefault(("fridge1", "fridge_temp_c"), []).append((to_ms(at), 4.0 + k))
+            service.state.notify(at)
+            clock.advance(2)
+        component.influx.flush_all()  # the worker thread may send some too: never twice
+        assert component.influx.buffered == 0
+    finally:
+        await service.stop()
+    got = vm.export('{__name__="nsp_value"}')
+    assert got == expected
+    assert (tmp_path / "data" / "influx-buffer.db").exists()

@@ -84,6 +84,7 @@ class InfluxSink:
         self._client = InfluxDBClient(url=url, token=token or "-", org=org,
                                       timeout=int(timeout_s * 1000))
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._db = open_db(buffer_path)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
@@ -164,7 +165,12 @@ class InfluxSink:
         """Send the oldest batch; return the number of points the server acknowledged.
 
         Returns 0 when the buffer is empty, while backing off after a failure, or on failure.
+        One sender at a time (the worker thread, or a caller): two could send the same batch.
         """
+        with self._flush_lock:
+            return self._flush_once()
+
+    def _flush_once(self) -> int:
         mono = self.clock.monotonic()
         if self._retry_at is not None and mono < self._retry_at:
             return 0
