@@ -206,9 +206,14 @@ class Authenticator:
         self._lock = threading.Lock()
 
     def _recent_failures(self, client: str, now_s: float) -> deque[float]:
-        q = self._failures.setdefault(client, deque())
+        """Failures of `client` inside the window; call with _lock held."""
+        q = self._failures.get(client)
+        if q is None:
+            return deque()
         while q and now_s - q[0] >= self.window_s:
             q.popleft()
+        if not q:  # forget quiet addresses, so the table cannot grow without bound
+            del self._failures[client]
         return q
 
     def _fail(self, client: str, reason: str, code: int, detail: str) -> HTTPException:
@@ -216,6 +221,7 @@ class Authenticator:
         with self._lock:
             q = self._recent_failures(client, now_s)
             q.append(now_s)
+            self._failures[client] = q
             count = len(q)
         log.warning("authentication failed from %s: %s (%d in %.0f s)",
                     client, reason, count, self.window_s)

@@ -216,6 +216,8 @@ def test_retention_deletes_old_rows_but_keeps_aggregates(tmp_path: Path, clock: 
 
         clock.advance(3 * 86400)  # day 6: day-0 minutes are past 5 days, hours stay
         s.maintain(clock.now())
+        assert s.resolve_step(T0, T0 + timedelta(hours=1), "auto") == "1h"
+        assert s.resolve_step(clock.now() - timedelta(hours=4), clock.now(), "auto") == "1m"
         hours = s.history(CH, T0, clock.now(), "1h").points
         assert [p[0] for p in hours if p[2] is not None][0] == to_ms(T0)
         minutes = [p for p in s.history(CH, T0, clock.now(), "1m").points if p[2] is not None]

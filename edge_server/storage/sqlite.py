@@ -506,11 +506,12 @@ class SqliteStorage:
         if step != "auto":
             return step
         span_ms = to_ms(end) - to_ms(start)
-        raw_from = to_ms(self.clock.now()) - self.raw_ms
-        # About 2,000-5,000 points at most for a chart, whatever the range.
-        if span_ms <= 3 * HOUR_MS and to_ms(start) >= raw_from:
+        now_ms = to_ms(self.clock.now())
+        # About 2,000-5,000 points at most for a chart, whatever the range; and never a table
+        # whose retention already deleted the start of the range.
+        if span_ms <= 3 * HOUR_MS and to_ms(start) >= now_ms - self.raw_ms:
             return "raw"
-        if span_ms <= 3 * DAY_MS:
+        if span_ms <= 3 * DAY_MS and to_ms(start) >= now_ms - self.minute_ms:
             return "1m"
         return "1h"
 
