@@ -11,6 +11,9 @@ def build_roles(names, image, cfg, store):
     full, errors = fwconfig.validate(cfg)
     del fwconfig
     sys.modules.pop("nsp.fwconfig", None)  # its schema (~13 KB of heap) is only needed at boot
+    import gc
+
+    gc.collect()  # free it before the role modules load: boot is the heap high-water mark
     del config_errors[:]
     for line in errors:
         config_errors.append(line)
