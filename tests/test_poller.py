@@ -143,6 +143,17 @@ async def test_values_decode_with_units(peers: list[Peer], clock: ManualClock) -
     state.subscribe(lambda s, now: cycles.append(now))
     try:
         await poller.poll_once()
+        # A value that changes on the node changes in the state at the next cycle.
+        first = state.get("n1.fridge_temp_c")
+        p.words = image(fridge_temp_c=300, fuel_l=12345, mains_present=1, battery_a=-250)
+        clock.advance(2)
+        await poller.poll_once()
+        second = state.get("n1.fridge_temp_c")
+        assert first is not None and first.value == 4.55
+        assert second is not None and second.value == 3.0 and second.at == clock.now()
+        p.words = image(fridge_temp_c=455, fuel_l=12345, mains_present=1, battery_a=-250)
+        clock.advance(2)
+        await poller.poll_once()
     finally:
         poller.close()
     fridge = state.get("n1.fridge_temp_c")
@@ -157,9 +168,9 @@ async def test_values_decode_with_units(peers: list[Peer], clock: ManualClock) -
     node = state.nodes["n1"]
     assert node.online and node.last_ok == clock.now() and node.last_error is None
     assert node.identity["map_version"] == RMAP.version and node.identity["uptime_s"] == 3600
-    assert node.counters.reads_ok == 3  # identity + power + fridge
+    assert node.counters.reads_ok == 3 * 3  # identity + power + fridge, 3 cycles
     assert node.counters.crc_errors == 7  # from the node's own identity register
-    assert cycles == [clock.now()]
+    assert len(cycles) == 3 and cycles[-1] == clock.now()
 
 
 async def test_sentinel_is_unavailable(peers: list[Peer], clock: ManualClock) -> None:
