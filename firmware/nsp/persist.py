@@ -10,14 +10,7 @@ import json
 import os
 from time import ticks_diff
 
-try:
-    from binascii import crc32
-except ImportError:  # a build without crc32: a weaker but still length-sensitive check
-    def crc32(data):
-        s = len(data)
-        for b in data:
-            s = (s * 31 + b) & 0xFFFFFFFF
-        return s
+from binascii import crc32  # in the ESP32 and unix builds (MICROPY_PY_BINASCII_CRC32)
 
 
 def _decode(raw):

@@ -1,6 +1,6 @@
 # The board's roles, chosen by config.json. build_roles() validates the role sections (nsp/fwconfig:
 # bad fields get their safe default and one console line each) and builds one object per role name.
-config_errors = []  # the lines from the last build_roles(): the node sets status bit config_error
+config_errors = []  # type: list[str]  # the lines from the last build_roles(): the node sets status bit config_error
 
 
 def build_roles(names, image, cfg, store):
@@ -18,7 +18,7 @@ def build_roles(names, image, cfg, store):
     for line in errors:
         config_errors.append(line)
         print(line)
-    roles = []
+    roles = []  # type: list
     for name in names:
         if name not in full["roles"] and name in ("power", "fridge", "entrance"):
             continue  # disabled by validation (a pin conflict); the error line says why

@@ -18,11 +18,11 @@ _NO_VALUE = 0x7FFF  # "no min/max yet" in the store
 
 
 class _Probe:
-    def __init__(self, rom, now_ms):
+    def __init__(self, rom):
         self.rom = rom
         self.centi = None  # latest good reading, None while faulted
         self.status = ds.MISSING
-        self.last_good_ms = now_ms
+        self.last_good_ms = 0  # set to the first tick's time: the grace period starts at boot
 
 
 class FridgeRole:
@@ -31,8 +31,10 @@ class FridgeRole:
         self.cfg = cfg
         self.store = store
         self._bus = ds.DS18B20(onewire.OneWire(Pin(cfg["onewire_pin"])))
-        self._fridge = None
-        self._ambient = None
+        self._fridge = _Probe(ds.rom_from_hex(cfg["fridge_rom"]))
+        self._ambient = _Probe(ds.rom_from_hex(cfg["ambient_rom"]))
+        self._started = False
+        self._conv_ms = 0
         self._door_pin = Pin(cfg["door_pin"], Pin.IN, Pin.PULL_UP)
         self._buzzer = Pin(cfg["buzzer_pin"], Pin.OUT, value=0)
         self._door = Debounce(cfg["debounce_ms"])
@@ -53,10 +55,9 @@ class FridgeRole:
     def fault_bits(self):
         return self.faults
 
-    def _probes(self, now_ms):
-        if self._fridge is None:
-            self._fridge = _Probe(ds.rom_from_hex(self.cfg["fridge_rom"]), now_ms)
-            self._ambient = _Probe(ds.rom_from_hex(self.cfg["ambient_rom"]), now_ms)
+    def _start(self, now_ms):
+        self._started = True
+        self._fridge.last_good_ms = self._ambient.last_good_ms = now_ms
 
     def _read(self, p, now_ms):
         st = self._bus.read(p.rom)
@@ -68,7 +69,8 @@ class FridgeRole:
             p.centi = None
 
     def tick(self, now_ms):
-        self._probes(now_ms)
+        if not self._started:
+            self._start(now_ms)
         img = self.image
         cfg = self.cfg
         if self._converting:

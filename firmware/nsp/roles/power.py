@@ -140,8 +140,8 @@ class PowerRole:
         ok = ina.read()
         self._set_fault(rm.B_BATTERY_SENSOR, not ok)
         if not ok:
-            for a in (rm.R_BATTERY_V, rm.R_BATTERY_SOC_PCT):
-                img.set_u16(a, None)
+            for addr in (rm.R_BATTERY_V, rm.R_BATTERY_SOC_PCT):
+                img.set_u16(addr, None)
             img.set_i16(rm.R_BATTERY_A, None)
             img.set_i16(rm.R_BATTERY_W, None)
             return
