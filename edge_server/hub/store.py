@@ -11,8 +11,6 @@ created with mode 0600 and keys are never logged.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -22,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edge_server.auth import hash_token, new_token, verify_token
 from edge_server.uplink.protocol import iso, parse_iso
 
 DB_NAME = "hub.sqlite"
@@ -54,11 +53,6 @@ CREATE TABLE IF NOT EXISTS hub_acks (
     PRIMARY KEY (site_id, alert_id)
 );
 """
-
-
-def _hash_token(token: str) -> str:
-    # Tokens are 256-bit random strings, so a plain SHA-256 is enough (no password stretching).
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class HubStore:
@@ -115,23 +109,23 @@ class HubStore:
     def add_user(self, name: str, role: str) -> str:
         if role not in ROLES:
             raise ValueError(f"role {role!r}: use one of {', '.join(ROLES)}")
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         with self._lock:
             self._db.execute(
                 "INSERT INTO users(name, role, token_hash) VALUES (?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET role = excluded.role, "
                 "token_hash = excluded.token_hash",
-                (name, role, _hash_token(token)),
+                (name, role, hash_token(token)),
             )
         return token
 
     def user_for_token(self, token: str) -> tuple[str, str] | None:
-        digest = _hash_token(token)
+        digest = hash_token(token)
         with self._lock:
             row = self._db.execute(
                 "SELECT name, role, token_hash FROM users WHERE token_hash = ?", (digest,)
             ).fetchone()
-        if row is None or not hmac.compare_digest(str(row[2]), digest):
+        if row is None or not verify_token(token, str(row[2])):
             return None
         return str(row[0]), str(row[1])
 
