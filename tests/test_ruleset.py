@@ -184,9 +184,14 @@ def test_mkt_alarm_matches_the_formula() -> None:
     mkt_value = next(t.value for t in site.transitions if t.code == "FRIDGE_MKT")
     assert mkt_value is not None and 8.0 < mkt_value < 8.3
     quiet = Site()
-    quiet.run([({}, 18 * H), ({"fridge1.fridge_temp_c": 14.0}, 5 * H)])
+    quiet.run([({}, 19 * H), ({"fridge1.fridge_temp_c": 14.0}, 5 * H + 120)])
     assert mkt_c([(19, 5), (5, 14)]) < 8
     assert quiet.raised() == set()
+    # Over a short span a brief excursion would dominate: MKT waits for a full window.
+    short = Site()
+    short.run([({}, 2 * H), ({"fridge1.fridge_temp_c": 14.0}, 2 * H)])
+    assert mkt_c([(2, 5), (2, 14)]) > 8
+    assert short.raised() == set()
 
 
 # Each sensor fault: the values an unplugged/broken sensor produces, and its one fault alert.

@@ -1,15 +1,68 @@
-"""`nsp-edge scenario`: not built yet (placeholder so the CLI lists it)."""
+"""`nsp-edge scenario list` / `nsp-edge scenario run NAME [--out result.json]`.
+
+Runs a scripted situation (edge_server/scenarios/library.py) against real virtual nodes, the
+real poller and the rules on accelerated time, and writes what the rules did: alerts
+(code, raised_at, cleared_at), events and the readiness timeline. Exit code 0 when exactly
+the expected codes were raised, 1 when not, 2 on a usage error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from edge_server.scenarios import library
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("scenario", help="(not built yet)")
+    p = sub.add_parser("scenario", help="run scripted situations against virtual nodes",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = p.add_subparsers(dest="scenario_action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="list the scenarios")
+    run_p = actions.add_parser("run", help="run one scenario")
+    run_p.add_argument("name", help="scenario name (see `nsp-edge scenario list`)")
+    run_p.add_argument("--out", type=Path, help="write the result as JSON to this file")
+    run_p.add_argument("--workdir", type=Path,
+                       help="keep the edge's files here (default: a temporary directory)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("nsp-edge scenario: not built yet")
-    return 2
+    if args.scenario_action == "list":
+        for s in library.SCENARIOS:
+            print(f"{s.name:24s} {s.duration_s / 3600:5.1f} h  {s.title_en}")
+            print(f"{'':24s} {'':5s}    {s.title_nl}")
+            print(f"{'':24s} {'':5s}    expects: {', '.join(sorted(s.expected))}")
+        return 0
+    try:
+        scenario = library.get(args.name)
+    except KeyError as exc:
+        print(f"nsp-edge scenario run: {exc.args[0]}", file=sys.stderr)
+        return 2
+    from edge_server.scenarios.runner import run_scenario
+
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        result = asyncio.run(run_scenario(scenario, args.workdir, progress=progress))
+    else:
+        with tempfile.TemporaryDirectory(prefix="nsp-scenario-") as tmp:
+            result = asyncio.run(run_scenario(scenario, Path(tmp), progress=progress))
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    if args.out is not None:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    for a in result["alerts"]:
+        print(f"  {a['code']:22s} raised {a['raised_at']}  cleared {a['cleared_at']}",
+              file=sys.stderr)
+    verdict = "PASSED" if result["passed"] else (
+        f"FAILED: missing {result['missing']}, unexpected {result['unexpected']}")
+    print(f"scenario {scenario.name}: {verdict} ({result['wall_s']} s)", file=sys.stderr)
+    return 0 if result["passed"] else 1

@@ -114,9 +114,12 @@ class Observations:
         for node in state.nodes_with_role("fridge"):
             window = self.mkt.get(node.name)
             if window is None:
+                r = self.rules
+                # A full window holds up to one sample interval less than window_s: allow it.
+                min_span_s = max(60.0, r.fridge_mkt_min_span_h * 3600 - r.max_sample_gap_s)
                 window = self.mkt[node.name] = MktWindow(
-                    self.rules.fridge_mkt_window_h * 3600, dh_r=self.rules.mkt_delta_h_over_r_k,
-                    max_gap_s=self.rules.max_sample_gap_s)
+                    r.fridge_mkt_window_h * 3600, dh_r=r.mkt_delta_h_over_r_k,
+                    max_gap_s=r.max_sample_gap_s, min_span_s=min_span_s)
             window.add(t, fridge_temp_c(state, node.name))
 
     def main_tracker(self) -> tuple[str, FuelTracker] | None:

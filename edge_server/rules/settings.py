@@ -35,6 +35,9 @@ class RulesSettings(BaseModel):
     fridge_probe_fault_delay_min: Minutes = 10.0  # Berlinger Fridge-tag factory setting
     fridge_mkt_limit_c: float = 8.0
     fridge_mkt_window_h: Annotated[float, Field(gt=0, le=24 * 30)] = 24.0
+    # MKT is judged only over a (nearly) full window: over a short span a brief excursion would
+    # dominate (USP <1160>: the MKT of the period that includes the excursion).
+    fridge_mkt_min_span_h: Annotated[float, Field(gt=0, le=24 * 30)] = 24.0
     mkt_delta_h_over_r_k: Annotated[float, Field(gt=0)] = 10000.0
     fridge_door_open_min: Minutes = 5.0
 
@@ -82,6 +85,8 @@ class RulesSettings(BaseModel):
                 "rules.fridge_high_delay_min: a cumulative time longer than fridge_high_window_h "
                 "can never be reached; shorten the delay or widen the window"
             )
+        if self.fridge_mkt_min_span_h > self.fridge_mkt_window_h:
+            raise ValueError("rules.fridge_mkt_min_span_h: must not exceed fridge_mkt_window_h")
         if self.gentest_min_days > self.gentest_max_days:
             raise ValueError("rules.gentest_min_days: must not exceed gentest_max_days")
         return self

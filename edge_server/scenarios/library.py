@@ -1,0 +1,166 @@
+"""The scenarios shipped with NSP Site Monitor: what happens to the site, and which alert codes
+the rules must raise (nothing else). Each runs in well under two minutes of wall time.
+
+A scenario is a list of phases; a phase applies its actions to the virtual nodes' worlds, then
+runs for duration_s of virtual time in steps of step_s (each step: advance the nodes, advance
+the edge clock, one poll cycle, the rules evaluate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edge_server.scenarios.world import NodeSpec
+
+MIN = 60.0
+H = 3600.0
+
+NODES = (NodeSpec("power", 1, ("power",)), NodeSpec("fridge", 2, ("fridge",)))
+
+
+@dataclass(frozen=True)
+class Action:
+    node: str
+    op: str  # "set" | "offline"
+    key: str = ""
+    value: object = None
+
+    def describe(self) -> str:
+        if self.op == "offline":
+            return f"{self.node}: {'unplugged' if self.value else 'plugged in again'}"
+        return f"{self.node}: {self.key} = {self.value!r}"
+
+
+def world(node: str, key: str, value: object) -> Action:
+    return Action(node, "set", key, value)
+
+
+def unplug(node: str, value: bool = True) -> Action:
+    return Action(node, "offline", value=value)
+
+
+@dataclass(frozen=True)
+class Phase:
+    label: str
+    duration_s: float
+    step_s: float = MIN
+    actions: tuple[Action, ...] = ()
+    tick_ms: int = 1000  # the firmware's role tick inside each step (coarser = faster)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title_en: str
+    title_nl: str
+    phases: tuple[Phase, ...]
+    expected: frozenset[str]  # must be raised (alert codes and event codes)
+    allowed: frozenset[str] = frozenset()  # may be raised, need not be
+    nodes: tuple[NodeSpec, ...] = NODES
+    notes: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return sum(p.duration_s for p in self.phases)
+
+
+SETTLE = Phase("site running normally", 15 * MIN, MIN)
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "fridge-power-loss",
+        "The medicine fridge loses power for 12 hours (after 12 hours of normal running)",
+        "De medicijnkoelkast zit 12 uur zonder stroom (na 12 uur normaal bedrijf)",
+        (
+            SETTLE,
+            # MKT is judged over a full 24 h window: 12 h of normal running first.
+            Phase("fridge running normally", 12 * H - SETTLE.duration_s, 10 * MIN,
+                  tick_ms=10000),
+            Phase("fridge unpowered: warming towards the room", 12 * H + 10 * MIN, 5 * MIN,
+                  (world("fridge", "fridge_powered", False),), tick_ms=5000),
+        ),
+        frozenset({"FRIDGE_HIGH_INSTANT", "FRIDGE_MKT", "FRIDGE_HIGH"}),
+        notes="The box warms to the room (20 °C) over hours; the probe vial lags ~20 min. "
+              "> 15 °C: FRIDGE_HIGH_INSTANT; MKT over the window > 8 °C; 10 h > 8 °C: FRIDGE_HIGH.",
+    ),
+    Scenario(
+        "fridge-probe-unplugged",
+        "The fridge probe is unplugged for 20 minutes, then plugged in again",
+        "De koelkastvoeler is 20 minuten losgetrokken en daarna weer ingeplugd",
+        (
+            SETTLE,
+            Phase("probe unplugged", 20 * MIN, MIN,
+                  (world("fridge", "fridge_probe_unplugged", True),)),
+            Phase("probe plugged in again (reads 85.0 °C at power-on)", 30 * MIN, 30,
+                  (world("fridge", "fridge_probe_unplugged", False),)),
+        ),
+        frozenset({"FRIDGE_PROBE_FAULT"}),
+        notes="A sensor fault must never raise a value alarm: no FRIDGE_HIGH* from 85.0 °C.",
+    ),
+    Scenario(
+        "fridge-door-left-open",
+        "The fridge door is left open for 20 minutes",
+        "De koelkastdeur staat 20 minuten open",
+        (
+            SETTLE,
+            Phase("door open", 20 * MIN, 30, (world("fridge", "door_open", True),)),
+            Phase("door closed, fridge cools down again", 2 * H, MIN,
+                  (world("fridge", "door_open", False),)),
+        ),
+        frozenset({"FRIDGE_DOOR_OPEN"}),
+        notes="The glycol vial buffers the air: no temperature alarm for a 20-minute opening.",
+    ),
+    Scenario(
+        "fuel-leak",
+        "Fuel leaks (or is stolen) from the tank at 20 l/h while the generator is stopped",
+        "Brandstof lekt (of wordt gestolen) uit de tank, 20 l/u, terwijl het aggregaat stilstaat",
+        (
+            SETTLE,
+            Phase("leaking", 2 * H, MIN, (world("power", "fuel_leak_lph", 20.0),)),
+            Phase("leak fixed", 75 * MIN, MIN, (world("power", "fuel_leak_lph", 0.0),)),
+        ),
+        frozenset({"FUEL_LEAK"}),
+    ),
+    Scenario(
+        "node-unplugged",
+        "The fridge node's cable is pulled for 10 minutes",
+        "De kabel van het koelkastknooppunt is 10 minuten losgetrokken",
+        (
+            SETTLE,
+            Phase("fridge node unplugged", 10 * MIN, 30, (unplug("fridge"),)),
+            Phase("plugged in again", 10 * MIN, 30, (unplug("fridge", False),)),
+        ),
+        frozenset({"NODE_OFFLINE"}),
+        notes="Its values become unavailable: no FRIDGE_PROBE_FAULT, no value alarm, no reboot.",
+    ),
+    Scenario(
+        "starter-battery-weak",
+        "The generator starter battery is weak; then mains fails for an hour",
+        "De startaccu van het aggregaat is zwak; daarna valt de netstroom een uur uit",
+        (
+            SETTLE,
+            Phase("starter battery weak (rests at 12.1 V)", 20 * MIN, MIN,
+                  (world("power", "starter_battery_weak", True),)),
+            Phase("mains lost: the generator cranks on the weak battery", H, 30,
+                  (world("power", "mains_present", False),)),
+            Phase("mains back", 15 * MIN, 30, (world("power", "mains_present", True),)),
+        ),
+        frozenset({"STARTER_BATTERY_LOW", "MAINS_LOST", "GEN_RUNNING_ON_OUTAGE",
+                   "MAINS_RESTORED"}),
+        notes="Resting below 12.2 V for 10 min, and the crank sags below 9 V: the site is "
+              "NOT_READY (the generator may not start next time).",
+    ),
+)
+
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+def get(name: str) -> Scenario:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(
+            f"scenario: no scenario {name!r}; known: {', '.join(BY_NAME)} "
+            "(see `nsp-edge scenario list`)"
+        ) from None
