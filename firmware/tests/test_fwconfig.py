@@ -14,14 +14,14 @@ def test_defaults_are_valid():
 
 def test_bad_json_gives_defaults_and_clear_line():
     cfg, errors, crc = fwconfig.loads(b'{"unit": 3, "roles": ["power"')
-    assert cfg["unit"] == 1 and cfg["power"]["mains_pin"] == 34
+    assert cfg["node_id"] == 1 and cfg["power"]["mains_pin"] == 34
     assert len(errors) == 1 and "not valid JSON" in errors[0] and "fix" in errors[0], errors
     assert crc != 0
 
 
 def test_bad_field_named_with_fix_and_default_used():
-    cfg, errors, _ = fwconfig.loads(b'{"unit": 3, "power": {"fuel_sample_ms": "fast", "debounce_ms": 250}}')
-    assert cfg["unit"] == 3
+    cfg, errors, _ = fwconfig.loads(b'{"node_id": 3, "power": {"fuel_sample_ms": "fast", "debounce_ms": 250}}')
+    assert cfg["node_id"] == 3
     assert cfg["power"]["fuel_sample_ms"] == 1000 and cfg["power"]["debounce_ms"] == 250
     assert len(errors) == 1, errors
     e = errors[0]
@@ -60,7 +60,7 @@ def test_other_sections_pass_through():
 
 def test_missing_file():
     cfg, errors, crc = fwconfig.load("/nonexistent/config.json")
-    assert cfg["unit"] == 1 and crc == 0 and "not found" in errors[0]
+    assert cfg["node_id"] == 1 and crc == 0 and "not found" in errors[0]
 
 
 def test_bootguard_safe_mode_after_crashes_and_recovery():
