@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shutil
 import signal
 import socket
@@ -38,6 +39,7 @@ WORLD_SETTINGS: tuple[tuple[str, str, object], ...] = (
     ("entrance", "visitors_per_hour", 1800),
 )
 STORY_S = 60.0
+DEMO_SITE_ID = "demo-site"
 
 
 def story(t_s: float) -> list[tuple[str, str, object]]:
@@ -101,10 +103,10 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
             p.wait(timeout=5)
 
 
-def site_toml(nodes: list[DemoNode], workdir: Path, listen: str) -> str:
+def site_toml(nodes: list[DemoNode], workdir: Path, listen: str, extra: str = "") -> str:
     lines = [
         "# Written by `nsp-edge demo`: the demo site's three virtual nodes on localhost.",
-        '[site]\nid = "demo-site"\nname = "Demo noodsteunpunt"\n',
+        f'[site]\nid = "{DEMO_SITE_ID}"\nname = "Demo noodsteunpunt"\n',
         f'[api]\nlisten = "{listen}"\n',
         f'[storage]\ndata_dir = "{workdir / "edge-data"}"\n',
         "[poll]\ninterval_s = 1.0\ntimeout_s = 0.5\nretries = 0\nbackoff_max_s = 8.0\n",
@@ -116,14 +118,66 @@ def site_toml(nodes: list[DemoNode], workdir: Path, listen: str) -> str:
         roles = ", ".join(f'"{r}"' for r in n.vnode.roles)
         lines.append(f'[[nodes]]\nname = "{n.name}"\nbus = "{n.name}-tcp"\nunit = {n.unit}\n'
                      f"roles = [{roles}]\n")
+    if extra:
+        lines.append(extra)
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------
-# HUB HOOK (H5): start the C-NSP hub here once `nsp-edge hub` serves one. Return the process
-# and the URL to print, or None while there is no hub. The demo stops the process at the end.
-def start_hub(workdir: Path) -> tuple[subprocess.Popen[bytes], str] | None:
-    return None
+# The C-NSP hub (H5's `nsp-edge hub`): the demo site is registered, its key handed to the edge's
+# uplink, and an operator token printed so a person can open the regional board.
+@dataclass
+class HubRun:
+    process: subprocess.Popen[bytes]
+    url: str
+    token: str
+    uplink_toml: str
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "edge_server.cli", *args]
+
+
+def start_hub(workdir: Path, site_id: str) -> HubRun | None:
+    """Start the hub; None (with a message) when it cannot run, the demo goes on without it."""
+    hub_dir = workdir / "hub"
+    try:
+        added = subprocess.run(_cli("hub", "--data", str(hub_dir), "add-site", site_id),
+                               capture_output=True, text=True, timeout=60, check=True)
+        key = added.stdout.split()[-1]
+        user = subprocess.run(_cli("hub", "--data", str(hub_dir), "add-user", "demo",
+                                   "--role", "operator"),
+                              capture_output=True, text=True, timeout=60, check=True)
+        token = user.stdout.split()[-1]
+    except (subprocess.SubprocessError, OSError, IndexError) as exc:
+        print(f"demo: the C-NSP hub cannot be set up, going on without it: {exc}",
+              file=sys.stderr)
+        return None
+    key_file = workdir / "site.key"
+    key_file.write_text(key + "\n", encoding="utf-8")
+    key_file.chmod(0o600)
+    port = free_port()
+    with (workdir / "hub.log").open("wb") as log:
+        process = subprocess.Popen(
+            _cli("hub", "--data", str(hub_dir), "--listen", f"127.0.0.1:{port}"),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C goes to the demo, which stops the hub itself
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        stop_processes([process])
+        print("demo: the C-NSP hub did not start, going on without it:\n"
+              + (workdir / "hub.log").read_text(errors="replace")[-2000:], file=sys.stderr)
+        return None
+    uplink = (f'[uplink]\nenabled = true\nhub_url = "http://127.0.0.1:{port}"\n'
+              f'key_file = "{key_file}"\nstatus_interval_s = 5.0\n')
+    return HubRun(process, f"http://127.0.0.1:{port}/", token, uplink)
 # ------------------------------------------------------------------------------------------
 
 
@@ -155,7 +209,7 @@ def _set_world(nodes: list[DemoNode], name: str, key: str, value: object) -> Non
         print(f"demo: {name}: control channel: {exc}", file=sys.stderr)
 
 
-async def _serve(nodes: list[DemoNode], config_path: Path, port: int, hub_url: str | None,
+async def _serve(nodes: list[DemoNode], config_path: Path, port: int, hub: HubRun | None,
                  duration_s: float | None, every_s: float) -> None:
     from edge_server.api.app import create_app, serving
     from edge_server.clock import SystemClock
@@ -172,7 +226,10 @@ async def _serve(nodes: list[DemoNode], config_path: Path, port: int, hub_url: s
         print("NSP demo site is running (Ctrl-C stops it):")
         print(f"  site page: {url}/")
         print(f"  API:       {url}/api/v1/site")
-        print(f"  hub:       {hub_url or '(not available yet: `nsp-edge hub` is not built)'}")
+        if hub is not None:
+            print(f"  hub:       {hub.url} (operator token: {hub.token}), pid {hub.process.pid}")
+        else:
+            print("  hub:       (not running)")
         for n in nodes:
             pid = n.vnode.process.pid if n.vnode.process else "-"
             print(f"  node {n.name}: unit {n.unit}, Modbus TCP 127.0.0.1:{n.modbus_port}, "
@@ -196,9 +253,10 @@ async def _serve(nodes: list[DemoNode], config_path: Path, port: int, hub_url: s
 
 
 def run(args: argparse.Namespace) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per uplink request is noise
     workdir = Path(tempfile.mkdtemp(prefix="nsp-demo-"))
     nodes = make_nodes()
-    hub: tuple[subprocess.Popen[bytes], str] | None = None
+    hub: HubRun | None = None
     try:
         for node in nodes:
             try:
@@ -208,18 +266,20 @@ def run(args: argparse.Namespace) -> int:
                 return 1
         for name, key, value in WORLD_SETTINGS:
             _set_world(nodes, name, key, value)
-        hub = start_hub(workdir)
+        hub = start_hub(workdir, DEMO_SITE_ID)
         port = args.port or free_port()
         config_path = workdir / "site.toml"
-        config_path.write_text(site_toml(nodes, workdir, f"127.0.0.1:{port}"), encoding="utf-8")
-        asyncio.run(_serve(nodes, config_path, port, hub[1] if hub else None,
-                           args.duration, args.every))
+        config_path.write_text(
+            site_toml(nodes, workdir, f"127.0.0.1:{port}", hub.uplink_toml if hub else ""),
+            encoding="utf-8",
+        )
+        asyncio.run(_serve(nodes, config_path, port, hub, args.duration, args.every))
         return 0
     except KeyboardInterrupt:
         return 0
     finally:
         if hub is not None:
-            stop_processes([hub[0]])
+            stop_processes([hub.process])
         for node in nodes:
             node.vnode.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -7,6 +7,7 @@ a traceback: the person at the site reads the message, not Python internals.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per uplink request is noise
     try:
         config = load_config(args.config)
         host, port = parse_listen(args.listen or config.api.listen)
