@@ -10,7 +10,12 @@ def build_roles(names, image, cfg, store):
 
     full, errors = fwconfig.validate(cfg)
     del fwconfig
-    sys.modules.pop("nsp.fwconfig", None)  # its schema (~13 KB of heap) is only needed at boot
+    # its schema (~13 KB of heap on the unix port) is only needed at boot
+    sys.modules.pop("nsp.fwconfig", None)
+    import nsp
+
+    if hasattr(nsp, "fwconfig"):
+        delattr(nsp, "fwconfig")
     import gc
 
     gc.collect()  # free it before the role modules load: boot is the heap high-water mark
