@@ -14,7 +14,6 @@ from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from importlib import resources
 
 import uvicorn
-
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
