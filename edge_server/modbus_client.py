@@ -103,8 +103,8 @@ class BusClient:
             return client
         try:
             ok = await client.connect()
-        except (ModbusException, OSError) as exc:
-            raise NoAnswer(f"cannot connect to {self.describe}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001  (pyserial raises termios.error, not OSError)
+            raise NoAnswer(f"cannot open {self.describe}: {exc}") from None
         if not ok:
             raise NoAnswer(f"cannot connect to {self.describe}")
         return client

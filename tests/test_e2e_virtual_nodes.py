@@ -7,8 +7,9 @@ fresh; started again -> online. The poller is driven with poll_once() and a Manu
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,12 @@ from edge_server.api.app import create_app, serving
 from edge_server.clock import ManualClock
 from edge_server.commands.demo import DemoNode, make_nodes, site_toml
 from edge_server.config import parse_config
+from edge_server.poller import Poller
 from edge_server.service import Service
+from edge_server.state import Quality, SiteState
+from edge_server.vnode import VirtualNode
 from tests.conftest import free_port, need_tool
+from tests.vnode_fixtures import vnode_factory  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -98,3 +103,58 @@ async def test_three_virtual_nodes_end_to_end(nodes: list[DemoNode], tmp_path: P
     finally:
         await service.stop()
 
+
+
+async def test_poller_over_rtu_with_a_dead_unit_on_the_same_line(
+    tmp_path: Path, vnode_factory: Callable[..., VirtualNode]  # noqa: F811
+) -> None:
+    """One RS-485 line (a socat pty pair) with the virtual fridge node (unit 9) and a configured
+    unit 7 that never answers: unit 9 is read every cycle, unit 7 only when its back-off is due."""
+    socat = need_tool("socat", "apt-get install -y socat")
+    node_end, edge_end = tmp_path / "ttyNode", tmp_path / "ttyEdge"
+    pair = subprocess.Popen(
+        [socat, f"pty,raw,echo=0,link={node_end}", f"pty,raw,echo=0,link={edge_end}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while not (node_end.exists() and edge_end.exists()):
+            assert time.monotonic() < deadline, "socat did not create the pty pair"
+            time.sleep(0.02)  # socat is starting
+        node = vnode_factory(unit=9, roles=("fridge",), rtu=str(node_end), tcp=False,
+                             virtual_clock=True)
+        node.control({"op": "advance", "ms": 5_000})  # probes converted at least once
+        text = (
+            '[site]\nid = "rtu-site"\n'
+            "[poll]\ninterval_s = 2\ntimeout_s = 0.2\nretries = 0\nbackoff_max_s = 8\n"
+            f'[[buses]]\nname = "rs485"\nkind = "rtu"\nport = "{edge_end}"\nbaudrate = 19200\n'
+            'parity = "N"\nstopbits = 2\n'  # a pty refuses parity bits
+            '[[nodes]]\nname = "fridge"\nbus = "rs485"\nunit = 9\nroles = ["fridge"]\n'
+            '[[nodes]]\nname = "ghost"\nbus = "rs485"\nunit = 7\nroles = ["power"]\n'
+        )
+        clock = ManualClock()
+        state = SiteState("rtu-site")
+        poller = Poller(parse_config(text), state, clock)
+        assert poller.hubs["rs485"].gap_s == pytest.approx(0.002005, abs=1e-6)  # t3.5, 19200 Bd
+        try:
+            ghost_tries = []
+            for _ in range(8):
+                before = state.nodes["ghost"].counters.timeouts
+                await poller.poll_once()
+                ghost_tries.append(state.nodes["ghost"].counters.timeouts - before)
+                clock.advance(2)
+        finally:
+            poller.close()
+        fridge = state.nodes["fridge"]
+        assert fridge.online and fridge.counters.reads_ok == 8 * 2  # identity + fridge block
+        assert fridge.counters.timeouts == 0
+        assert fridge.identity["node_id"] == 9
+        temp = state.readings["fridge.fridge_temp_c"]
+        assert temp.quality is Quality.GOOD and temp.unit == "°C" and 0 < temp.value < 10  # type: ignore[operator]
+        ghost = state.nodes["ghost"]
+        assert not ghost.online
+        assert ghost_tries == [1, 1, 0, 1, 0, 0, 0, 1]  # back-off 2, 4, 8 s
+        assert state.readings["ghost.fuel_l"].quality is Quality.UNAVAILABLE
+    finally:
+        pair.terminate()
+        pair.wait(timeout=5)
