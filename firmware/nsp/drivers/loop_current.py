@@ -1,6 +1,6 @@
 # 4-20 mA loop current through a shunt into an ESP32 ADC1 pin. read_uv() already applies the chip's
-# eFuse calibration, but the 11 dB range still bends by tens of mV (about 25 mV = 0.25 mA mid-scale on
-# a 100 ohm shunt), so a multi-point table measured at commissioning maps read_uv -> mA.
+# eFuse calibration, but the 11 dB range still bends (on a 100 ohm shunt every 10 mV is 0.1 mA =
+# 0.6 % of the tank height), so a multi-point table measured at commissioning maps read_uv -> mA.
 from nsp.filters import interpolate
 
 
