@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -260,3 +261,21 @@ def test_settings_refuse_inconsistent_limits() -> None:
         RulesSettings(fridge_low_c=9.0)
     with pytest.raises(ValueError, match="fridge_high_window_h"):
         RulesSettings(fridge_high_delay_min=2000, fridge_high_window_h=24)
+
+
+RULES_MD = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
+
+
+def test_every_setting_is_documented() -> None:
+    doc = RULES_MD.read_text("utf-8")
+    missing = [f"{m.__name__}.{f}" for m in (RulesSettings, FuelSettings)
+               for f in m.model_fields if f"| `{f}` |" not in doc]
+    assert not missing, f"document these fields in docs/rules.md: {missing}"
+
+
+def test_every_code_has_texts_in_both_languages() -> None:
+    rs = RuleSet(RulesSettings(), FUEL)
+    for cond in rs.evaluator.conditions:
+        assert cond.text_en and cond.text_nl and cond.text_en != cond.text_nl, cond.code
+    text = RULES_MD.read_text("utf-8")
+    assert [c for c in rs.codes() if f"| {c} |" not in text and f"**{c}**" not in text] == []
