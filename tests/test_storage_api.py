@@ -83,6 +83,10 @@ async def test_history_over_http(service: Service):
             "channel": "fridge1.fridge_temp_c", "from": end.isoformat(),
             "to": T0.isoformat()})
         assert r.status_code == 422 and "to:" in r.json()["detail"]
+        r = await c.get("/api/v1/history", params={
+            "channel": "fridge1.fridge_temp_c", "from": "2026-02-01T00:00:00Z",
+            "to": end.isoformat(), "step": "raw"})
+        assert r.status_code == 422 and "step=1m" in r.json()["detail"]
         r = await c.get("/api/v1/history", params={"channel": "fridge1.nothing"})
         assert r.status_code == 404 and "fridge1.fridge_temp_c" in r.json()["detail"]
 

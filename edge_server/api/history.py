@@ -28,6 +28,8 @@ from edge_server.storage.sqlite import SqliteStorage
 
 router = APIRouter(prefix="/api/v1", tags=["history"])
 
+MAX_RAW_SPAN = timedelta(days=2)
+
 
 def storage_of(service: Any) -> SqliteStorage:
     try:
@@ -55,6 +57,13 @@ def get_history(
     start_at = _utc(start) if start is not None else end_at - timedelta(hours=24)
     if end_at <= start_at:
         raise HTTPException(status_code=422, detail="to: must be later than from")
+    if step == "raw" and end_at - start_at > MAX_RAW_SPAN:
+        # 2 days of a 2-s channel is 86,400 points; more would be megabytes of JSON.
+        raise HTTPException(
+            status_code=422,
+            detail=f"step: raw is limited to {MAX_RAW_SPAN.days} days; use step=1m, 1h or auto "
+            "for a longer range",
+        )
     channels = storage.channels()
     try:
         h = storage.history(channel, start_at, end_at, step)
