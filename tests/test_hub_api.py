@@ -267,3 +267,13 @@ def test_db_is_private_and_keys_never_logged(hub, site, clock, caplog) -> None:
         sign_headers(site_id, b"wrong-key-xxxxxxxxxx", body, int(clock.now().timestamp())),
     )
     assert key.decode() not in caplog.text
+
+
+def test_rotated_key_takes_effect_at_once(hub, site, clock) -> None:
+    site_id, old_key = site
+    new_key = hub.store.add_site(site_id, clock.now()).encode()  # as `nsp-edge hub add-site` does
+    body = batch(site_id, [msg("event", {"code": "door"}, clock)], clock)
+    now = int(clock.now().timestamp())
+    assert post(hub, body, sign_headers(site_id, old_key, body, now)).status_code == 401
+    assert hub.store.count_messages() == 0
+    assert post(hub, body, sign_headers(site_id, new_key, body, now)).status_code == 200

@@ -77,7 +77,6 @@ class HubStore:
             side = Path(str(path) + suffix)
             if side.exists():
                 os.chmod(side, 0o600)
-        self._keys: dict[str, bytes] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -93,18 +92,14 @@ class HubStore:
                 "ON CONFLICT(id) DO UPDATE SET key = excluded.key",
                 (site_id, key, iso(now)),
             )
-            self._keys.pop(site_id, None)
         return key
 
     def site_key(self, site_id: str) -> bytes | None:
-        key = self._keys.get(site_id)
-        if key is None:
-            with self._lock:
-                row = self._db.execute("SELECT key FROM sites WHERE id = ?", (site_id,)).fetchone()
-            if row is None:
-                return None
-            key = self._keys[site_id] = str(row[0]).encode("utf-8")
-        return key
+        # Read each time (a primary-key lookup, microseconds): a key rotated by `add-site` in
+        # another process takes effect at once, and the old key stops working at once.
+        with self._lock:
+            row = self._db.execute("SELECT key FROM sites WHERE id = ?", (site_id,)).fetchone()
+        return None if row is None else str(row[0]).encode("utf-8")
 
     def add_user(self, name: str, role: str) -> str:
         if role not in ROLES:
