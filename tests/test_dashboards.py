@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,7 +37,9 @@ def test_committed_json_is_generated_from_build_script() -> None:
     build = _load_build()
     for name, make in build.DASHBOARDS.items():
         committed = (ROOT / "dashboards" / name).read_text(encoding="utf-8")
-        assert committed == build.render(make), f"dashboards/{name} drifted: python dashboards/build.py"
+        assert committed == build.render(make), (
+            f"dashboards/{name} drifted: python dashboards/build.py"
+        )
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Runs every firmware test (firmware/tests/test_*.py) on the real MicroPython interpreter.
 
 Each `def test_...` in those files becomes one pytest test here. The interpreter runs once per
-test module (with a heap limit like an ESP32's, 96 KB) and prints PASS/FAIL lines (firmware/tests/run.py).
+test module (with a heap limit like an ESP32's) and prints PASS/FAIL lines (firmware/tests/run.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import ast
 import os
 import subprocess
 from functools import cache
-from pathlib import Path
 
 import pytest
 

@@ -278,7 +278,8 @@ def render_markdown(rmap: RegisterMap) -> str:
 def render_firmware(rmap: RegisterMap) -> str:
     """A MicroPython module of const() addresses: the firmware's copy of the map."""
     out = [
-        "# Generated from edge_server/regmap/registers.toml by `nsp-edge regmap --format firmware`.",
+        "# Generated from edge_server/regmap/registers.toml by"
+        " `nsp-edge regmap --format firmware`.",
         "# Do not edit: tests/test_regmap.py fails when this file drifts from the definition.",
         "from micropython import const",
         "",
