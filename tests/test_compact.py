@@ -21,7 +21,7 @@ KEY = b"k" * 32
 
 def test_frame_fits_50_bytes_and_round_trips() -> None:
     body = sample_status(
-        "DEGRADED", fuel_autonomy_h=31.47, at=AT, reasons=["mains_lost", "fuel_low"]
+        "DEGRADED", fuel_autonomy_h=31.47, at=AT, reasons=["POWER_UNKNOWN", "FUEL_AUTONOMY_LOW"]
     )
     body.update(
         fridge_temp_c=-0.55, occupancy=13, open_alerts=2, mains_present=False, gen_running=True
@@ -31,7 +31,7 @@ def test_frame_fits_50_bytes_and_round_trips() -> None:
     got = decode_status("nsp-a", KEY, frame)
     assert got.at == AT
     assert got.readiness == "DEGRADED"
-    assert got.reason_codes == ("mains_lost", "fuel_low")
+    assert got.reason_codes == ("POWER_UNKNOWN", "FUEL_AUTONOMY_LOW")
     assert got.fuel_autonomy_h == 31.5  # 0.1 h resolution
     assert got.fridge_temp_c == -0.55
     assert (got.occupancy, got.open_alerts, got.mains_present, got.gen_running) == (
@@ -42,13 +42,13 @@ def test_frame_fits_50_bytes_and_round_trips() -> None:
     )
     full = got.to_status_body()
     assert full["refuel_before"] == "2026-03-02T20:00:05Z"  # at + 31.5 h
-    assert full["reasons"][1]["text_nl"] == "Brandstof laag"
+    assert full["reasons"][1]["text_nl"] == "Brandstofautonomie onder het doel"
 
 
 def test_unknown_values_and_unknown_reasons() -> None:
     body = {
         "readiness": "UNKNOWN",
-        "reasons": [{"code": "something_new"}],
+        "reasons": [{"code": "something_new"}, {"code": "FUEL_OLD"}],
         "fuel_autonomy_h": None,
         "fridge_temp_c": None,
         "occupancy": None,
@@ -57,7 +57,7 @@ def test_unknown_values_and_unknown_reasons() -> None:
         "gen_running": None,
     }
     got = decode_status("nsp-a", KEY, encode_status("nsp-a", KEY, body, AT))
-    assert got.reason_codes == ("other",)
+    assert got.reason_codes == ("OTHER",)
     assert (got.fuel_autonomy_h, got.fridge_temp_c, got.occupancy) == (None, None, None)
     assert (got.mains_present, got.gen_running) == (None, None)
     assert got.open_alerts == 255  # saturates
@@ -95,3 +95,13 @@ def test_tampered_or_foreign_frames_are_refused(change: str) -> None:
 def test_bad_readiness_is_refused_by_the_encoder() -> None:
     with pytest.raises(CompactError, match="readiness"):
         encode_status("nsp-a", KEY, {"readiness": "FINE"}, AT)
+
+
+def test_reason_bits_name_real_readiness_reasons() -> None:
+    from edge_server.rules.readiness import REASONS
+
+    unknown = [c for c in REASON_BITS if c != "OTHER" and c not in REASONS]
+    assert not unknown, f"compact reason bits for codes the rules do not have: {unknown}"
+    assert len(set(REASON_BITS.values())) == len(REASON_BITS) and max(REASON_BITS.values()) < 16
+    body = sample_status("READY", at=AT, reasons=["ALL_OK"])
+    assert decode_status("s1", KEY, encode_status("s1", KEY, body, AT)).reason_codes == ()

@@ -235,7 +235,9 @@ def test_alerts_listing_ack_and_acks_in_next_reply(hub, site, token, clock) -> N
 
 def test_compact_frame_is_accepted_and_a_tampered_one_refused(hub, site, token, clock) -> None:
     site_id, key = site
-    status = sample_status("NOT_READY", fuel_autonomy_h=6.5, at=clock.now(), reasons=["fuel_low"])
+    status = sample_status(
+        "NOT_READY", fuel_autonomy_h=6.5, at=clock.now(), reasons=["FUEL_CRITICAL"]
+    )
     frame = encode_status(site_id, key, status, clock.now())
     url = hub.url + "/api/v1/ingest-compact"
     bad = bytearray(frame)
@@ -252,7 +254,7 @@ def test_compact_frame_is_accepted_and_a_tampered_one_refused(hub, site, token, 
     ).json()
     assert got["readiness"] == "NOT_READY"
     assert got["fuel_autonomy_h"] == 6.5
-    assert [r["code"] for r in got["reasons"]] == ["fuel_low"]
+    assert [r["code"] for r in got["reasons"]] == ["FUEL_CRITICAL"]
 
 
 def test_db_is_private_and_keys_never_logged(hub, site, clock, caplog) -> None:

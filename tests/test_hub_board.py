@@ -79,7 +79,9 @@ def test_board_sorts_by_refuel_shows_unknown_alerts_language_and_ack(hub: Runnin
         [
             (
                 "status",
-                sample_status("NOT_READY", fuel_autonomy_h=5, at=clock.now(), reasons=["fuel_low"]),
+                sample_status(
+                    "NOT_READY", fuel_autonomy_h=5, at=clock.now(), reasons=["FUEL_CRITICAL"]
+                ),
             ),
             ("alert", sample_alert("41", clock.now())),
         ],
@@ -113,7 +115,7 @@ def test_board_sorts_by_refuel_shows_unknown_alerts_language_and_ack(hub: Runnin
                 "Niet gereed"
             )
             expect(page.locator("tr[data-site='nsp-soon'] .readiness")).to_contain_text(
-                "Brandstof laag"
+                "Brandstofautonomie onder het kritieke minimum"
             )
             expect(page.locator("#alerts tbody tr[data-alert='nsp-soon/41']")).to_contain_text(
                 "Medicijnkoelkast boven 8 °C"

@@ -38,37 +38,39 @@ _NA_I16 = -32768
 
 READINESS = ("READY", "DEGRADED", "NOT_READY", "UNKNOWN")
 
-# Reason code -> bit. Codes not in this table set bit 15 ("other").
+# Readiness reason code (edge_server/rules/readiness.py) -> bit. Codes not in this table set
+# bit 15 (OTHER: the full status names it); ALL_OK sets no bit (READY says it).
 REASON_BITS: dict[str, int] = {
-    "mains_lost": 0,
-    "gen_not_running": 1,
-    "fuel_low": 2,
-    "fuel_unknown": 3,
-    "fridge_out_of_range": 4,
-    "fridge_sensor_fault": 5,
-    "node_offline": 6,
-    "gen_test_overdue": 7,
-    "starter_battery_weak": 8,
-    "battery_low": 9,
-    "occupancy_full": 10,
-    "uplink_down": 11,
-    "other": 15,
+    "POWER_UNKNOWN": 0,
+    "GEN_FAILED": 1,
+    "GENTEST_FAILED": 2,
+    "GENTEST_OVERDUE": 3,
+    "FUEL_UNKNOWN": 4,
+    "FUEL_CRITICAL": 5,
+    "FUEL_AUTONOMY_LOW": 6,
+    "FUEL_LEAK": 7,
+    "STARTER_BATTERY_LOW": 8,
+    "BATTERY_LOW": 9,
+    "FRIDGE_OUT_OF_RANGE": 10,
+    "FRIDGE_PROBE_FAULT": 11,
+    "NODE_OFFLINE": 12,
+    "DATA_STALE": 13,
+    "UPLINK_DOWN": 14,
+    "OTHER": 15,
 }
-REASON_TEXTS: dict[str, tuple[str, str]] = {
-    "mains_lost": ("Mains power lost", "Netstroom uitgevallen"),
-    "gen_not_running": ("Generator not running", "Aggregaat draait niet"),
-    "fuel_low": ("Fuel low", "Brandstof laag"),
-    "fuel_unknown": ("Fuel level unknown", "Brandstofniveau onbekend"),
-    "fridge_out_of_range": ("Medicine fridge out of range", "Medicijnkoelkast buiten bereik"),
-    "fridge_sensor_fault": ("Fridge sensor fault", "Storing temperatuursensor koelkast"),
-    "node_offline": ("A sensor node is offline", "Een sensorknooppunt is offline"),
-    "gen_test_overdue": ("Generator test overdue", "Proefdraaien aggregaat te laat"),
-    "starter_battery_weak": ("Starter battery weak", "Startaccu zwak"),
-    "battery_low": ("Site battery low", "Accu locatie laag"),
-    "occupancy_full": ("Waiting room full", "Wachtruimte vol"),
-    "uplink_down": ("Link to C-NSP down", "Verbinding met C-NSP verbroken"),
-    "other": ("Other reason (see full status)", "Andere reden (zie volledige status)"),
-}
+_NO_BIT = frozenset({"ALL_OK"})
+
+
+def _reason_texts() -> dict[str, tuple[str, str]]:
+    from edge_server.rules.readiness import REASONS
+
+    texts = {code: (REASONS[code][1], REASONS[code][2]) for code in REASON_BITS if code in REASONS}
+    texts["OTHER"] = ("Another reason (see the full status)", "Andere reden (zie volledige status)")
+    return texts
+
+
+# (English, Dutch) per code, the same texts the site shows.
+REASON_TEXTS: dict[str, tuple[str, str]] = _reason_texts()
 
 
 class CompactError(ValueError):
@@ -130,8 +132,9 @@ def encode_status(site_id: str, key: bytes, body: dict[str, Any], at: datetime) 
         raise CompactError(f"readiness {readiness!r} is not one of {', '.join(READINESS)}")
     reasons = 0
     for reason in body.get("reasons") or []:
-        code = reason.get("code") if isinstance(reason, dict) else str(reason)
-        reasons |= 1 << REASON_BITS.get(str(code), REASON_BITS["other"])
+        code = str(reason.get("code") if isinstance(reason, dict) else reason)
+        if code not in _NO_BIT:
+            reasons |= 1 << REASON_BITS.get(code, REASON_BITS["OTHER"])
     fuel_h = body.get("fuel_autonomy_h")
     fuel_raw = _NA_U16 if fuel_h is None else max(0, min(65534, round(float(fuel_h) * 10)))
     temp_c = body.get("fridge_temp_c")
