@@ -94,7 +94,13 @@ class Store:
                 f.write(b"%08x" % (crc32(body) & 0xFFFFFFFF))
                 f.write(body)
                 f.write(b"\n")
-            self._rename(self.tmp_path, self.path)
+            try:
+                self._rename(self.tmp_path, self.path)
+            except OSError:
+                # FAT (unlike littlefs and POSIX) will not rename over an existing file: remove it
+                # first. A cut between the two leaves only the complete .tmp, which load() takes.
+                os.remove(self.path)
+                self._rename(self.tmp_path, self.path)
         except OSError as e:
             self.error = "persist: writing %s failed: %r" % (self.path, e)
             return False

@@ -53,6 +53,7 @@ _KEYS = {
     "fuel_sender_open": (False, "b", 0, 0),
     "fuel_sender_shorted": (False, "b", 0, 0),
     "starter_battery_weak": (False, "b", 0, 0),
+    "starter_sense_open": (False, "b", 0, 0),  # divider wire cut: the ADC pin reads ~0 V
     "battery_load_a": (5.0, "f", 0.0, 100.0),
     "battery_soc_pct": (90.0, "f", 0.0, 100.0),
     "battery_sensor_missing": (False, "b", 0, 0),
@@ -430,6 +431,8 @@ class World:
                 ma = 4.0 + 16.0 * frac
             return adc_reading_uv(int(ma * FUEL_SHUNT_OHM * 1000))
         if sig == "starter_adc":
+            if v["starter_sense_open"]:
+                return adc_reading_uv(0)
             return adc_reading_uv(int(self._starter_v() / STARTER_DIVIDER * 1000000))
         return 0
 

@@ -149,3 +149,42 @@ def test_write_failure_sets_error_and_keeps_data():
     s._rename = os.rename
     assert s.flush() and s.error is None
     fwsim.cleanup(p)
+
+
+def test_fat_rename_fallback_and_cut_after_remove():
+    p = fwsim.tmp_path("fat.json")
+    s = Store(p)
+    s.set("x", 1)
+    s.flush()
+
+    def fat_rename(a, b):
+        try:
+            os.stat(b)
+        except OSError:
+            return os.rename(a, b)
+        raise OSError(17)  # EEXIST, as FAT reports it
+
+    s._rename = fat_rename
+    s.set("x", 2)
+    assert s.flush() and Store(p).get("x") == 2
+    calls = []
+
+    def cut_after_remove(a, b):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(17)
+        raise PowerCut()  # power lost after os.remove(main), before the rename
+
+    s._rename = cut_after_remove
+    s.set("x", 3)
+    try:
+        s.flush()
+    except PowerCut:
+        pass
+    try:
+        os.stat(p)
+        assert False, "main file should be gone in this scenario"
+    except OSError:
+        pass
+    assert Store(p).get("x") == 3  # the complete temp record is found
+    fwsim.cleanup(p)

@@ -191,3 +191,27 @@ def test_interlocks_hold_under_random_commands():
         if now == 0 and relay == 1:
             assert not (mains == 0 and running == 1), "stopped a set carrying the site (step %d)" % i
         relay = now
+
+
+def test_starter_sense_open_is_fault_not_zero_volts():
+    r = rig()
+    r.run(2000)
+    assert 1250 <= r.reg(rm.R_STARTER_BATTERY_V) <= 1280, r.reg(rm.R_STARTER_BATTERY_V)
+    r.world.set("starter_sense_open", True)
+    r.run(1000)
+    assert r.reg(rm.R_STARTER_BATTERY_V) == rm.NA_U16 and r.reg(rm.R_POWER_FAULTS) & rm.B_STARTER_SENSE
+    r.world.set("starter_sense_open", False)
+    r.run(1000)
+    assert r.reg(rm.R_POWER_FAULTS) & rm.B_STARTER_SENSE == 0
+
+
+def test_flapping_mains_input_is_a_fault():
+    r = rig()
+    r.world.set("gen_will_start", False)
+    r.run(61000)
+    assert r.reg(rm.R_POWER_FAULTS) & rm.B_MAINS_SENSE == 0
+    for i in range(60):  # a loose wire: the level changes every second
+        r.world.set("mains_present", i % 2 == 1)
+        r.run(1000, step_ms=500)
+    r.run(1000)
+    assert r.reg(rm.R_POWER_FAULTS) & rm.B_MAINS_SENSE

@@ -23,8 +23,9 @@ class Beams:
         self._clock = clock
         self._on_a = self._irq_a  # bound methods made once: making them in irq() allocates
         self._on_b = self._irq_b
-        pin_a.irq(handler=self._on_a, trigger=3)
-        pin_b.irq(handler=self._on_b, trigger=3)
+        both = pin_a.IRQ_RISING | pin_a.IRQ_FALLING
+        pin_a.irq(handler=self._on_a, trigger=both)
+        pin_b.irq(handler=self._on_b, trigger=both)
 
     def _store(self, code):
         h = self._head
