@@ -80,8 +80,12 @@ class RulesEngine:
                 log.exception("alert sink %r failed", sink)
 
     def on_cycle(self, state: SiteState, now: datetime) -> None:
-        """The state listener (SiteState.subscribe)."""
-        self.evaluate(state, now)
+        """The state listener (SiteState.subscribe). A bug here must not stop the listeners
+        after it (storage, uplink) nor the poll loop: it is logged with its traceback."""
+        try:
+            self.evaluate(state, now)
+        except Exception:
+            log.exception("rules evaluation failed at %s", now.isoformat())
 
     def evaluate(self, state: SiteState, now: datetime) -> list[Alert]:
         """Judge the rules, store and emit changes, update readiness; the changed records."""
