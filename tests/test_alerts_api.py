@@ -189,3 +189,39 @@ async def test_readiness_endpoint(tmp_path: Path, clock: ManualClock) -> None:
             assert body["status"]["fridge_temp_c"] == 5.0
             status_msgs = [m for m in site.messages if m["kind"] == "status"]
             assert status_msgs and status_msgs[-1]["body"]["readiness"] == "DEGRADED"
+
+
+def test_a_failing_rule_does_not_stop_the_other_listeners(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from collections.abc import Iterable
+    from datetime import datetime
+
+    from edge_server.rules.engine import Condition, Limit, Sample, Severity
+    from edge_server.rules.settings import FuelSettings, RulesSettings
+    from edge_server.state import SiteState
+    from edge_server.storage.db import open_db
+
+    class Broken(Condition):
+        code = "BROKEN"
+        severity = Severity.INFO
+        text_en = text_nl = "x"
+        limit = Limit(1.0)
+
+        def samples(self, state: SiteState, now: datetime) -> Iterable[Sample]:
+            raise ZeroDivisionError("a bug in a rule")
+
+    conn = open_db(tmp_path / "site.db")
+    try:
+        engine = RulesEngine(RulesSettings(), FuelSettings(), conn=conn)
+        engine.ruleset.evaluator.conditions.append(Broken())
+        state = SiteState("s")
+        after: list[datetime] = []
+        state.subscribe(engine.on_cycle)
+        state.subscribe(lambda _s, now: after.append(now))
+        now = ManualClock().now()
+        state.notify(now)
+        assert after == [now]
+        assert "rules evaluation failed" in caplog.text and "ZeroDivisionError" in caplog.text
+    finally:
+        conn.close()
