@@ -63,3 +63,21 @@ def test_fridge_warms_toward_ambient_over_hours():
     air = WORLD.snapshot()["fridge_air_c"]
     assert 13.0 < air < 16.0, air  # 5 + 15 * (1 - 1/e) = 14.5
     assert WORLD.snapshot()["vial_c"] < air
+
+
+def test_world_wiring_matches_config_defaults():
+    # hw/pinout.md, nsp/fwconfig.py defaults and the world's wiring must name the same GPIOs
+    from nsp import fwconfig
+    from world import DEFAULT_WIRING
+
+    cfg, errors = fwconfig.validate({})
+    assert errors == []
+    want = {
+        ("power", "mains_pin"): "mains_sense", ("power", "gen_pin"): "gen_sense",
+        ("power", "relay_pin"): "relay", ("power", "fuel_adc_pin"): "fuel_adc",
+        ("power", "starter_adc_pin"): "starter_adc", ("fridge", "onewire_pin"): "onewire",
+        ("fridge", "door_pin"): "door", ("fridge", "buzzer_pin"): "buzzer",
+        ("entrance", "beam_a_pin"): "beam_a", ("entrance", "beam_b_pin"): "beam_b",
+    }
+    for (role, field), signal in want.items():
+        assert DEFAULT_WIRING.get(cfg[role][field]) == signal, (role, field, cfg[role][field])
