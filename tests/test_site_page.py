@@ -17,9 +17,11 @@ import httpx
 import pytest
 
 from edge_server.api.app import create_app, serving
+from edge_server.auth import Role, UserStore
 from edge_server.clock import SystemClock
 from edge_server.config import parse_config
 from edge_server.service import Service
+from edge_server.storage.component import site_db_path
 from tests.conftest import free_port, need_tool
 from tests.test_poller import Peer, image, site
 
@@ -123,3 +125,21 @@ def test_nsp_edge_run_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert f"http://127.0.0.1:{port}/" in out
+
+
+async def test_site_needs_a_token_when_the_site_says_so(tmp_path: Path) -> None:
+    text = site({"n1": free_port()}, {"n1": '"fridge"'}).replace(
+        "[poll]",
+        f'[api]\nrequire_auth_for_read = true\n\n[storage]\ndata_dir = "{tmp_path}"\n\n[poll]',
+    )
+    service = Service(parse_config(text), SystemClock(), factories=[])
+    app = create_app(service, manage_service=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
+        assert (await client.get("/api/v1/site")).status_code == 401
+        bad = await client.get("/api/v1/site", headers={"Authorization": "Bearer nope"})
+        assert bad.status_code == 401
+        users = UserStore(site_db_path(tmp_path))
+        token = users.add("kees", Role.VIEWER, SystemClock().now())
+        good = await client.get("/api/v1/site", headers={"Authorization": f"Bearer {token}"})
+        assert good.status_code == 200 and good.json()["site_id"] == "test-site"

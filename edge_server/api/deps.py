@@ -1,11 +1,12 @@
-"""FastAPI dependencies shared by the routers: the running Service and read access."""
+"""FastAPI dependencies shared by the routers: the running Service (auth: edge_server.auth)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
+from edge_server.auth import ReadAccess
 from edge_server.service import Service
 
 
@@ -18,18 +19,6 @@ def get_service(request: Request) -> Service:
 
 ServiceDep = Annotated[Service, Depends(get_service)]
 
-
-def site_read_access(request: Request) -> Any:
-    """Reading the site: edge_server.auth.read_access once an Authenticator is installed.
-
-    Until the auth component installs app.state.auth (see app.py), reads are open, which is the
-    default for a closed site LAN (api.require_auth_for_read = false).
-    """
-    if getattr(request.app.state, "auth", None) is None:
-        return None
-    from edge_server.auth import read_access
-
-    return read_access(request)
-
-
-SiteReader = Annotated[Any, Depends(site_read_access)]
+# Reading the site: a viewer token only when the site sets api.require_auth_for_read = true
+# (edge_server.auth.read_access; the Authenticator is installed by create_app's hooks).
+SiteReader = ReadAccess

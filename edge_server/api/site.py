@@ -7,14 +7,15 @@ from typing import Any
 from fastapi import APIRouter
 
 from edge_server import regmap
-from edge_server.api.deps import ServiceDep, SiteReader
+from edge_server.api.deps import ServiceDep
+from edge_server.auth import ReadAccess
 
 router = APIRouter(prefix="/api/v1", tags=["site"])
 
 
 @router.get("/site")
-def get_site(service: ServiceDep, _reader: SiteReader) -> dict[str, Any]:
-    """The site state now.
+def get_site(service: ServiceDep, _reader: ReadAccess) -> dict[str, Any]:
+    """The site state now (a viewer token is needed only with api.require_auth_for_read).
 
     `values`: {"<node>.<register>": {"value", "unit", "at", "quality"}}; a value that could not be
     read is null with quality "unavailable", never a stale or zero number.
