@@ -7,12 +7,14 @@ const TEXT = {
     title: "Noodsteunpunt", loading: "Laden…", updated: "Bijgewerkt", online: "bereikbaar",
     offline: "niet bereikbaar", unavailable: "niet beschikbaar", error: "Melding",
     fetch_failed: "De edge-service antwoordt niet", roles: "Rollen", other: "EN",
+    token: "Deze site vraagt een toegangscode (token). Plak hem hier:",
     yes: "ja", no: "nee", lastOk: "laatst gelezen",
   },
   en: {
     title: "Emergency support point", loading: "Loading…", updated: "Updated", online: "online",
     offline: "offline", unavailable: "unavailable", error: "Problem",
     fetch_failed: "The edge service does not answer", roles: "Roles", other: "NL",
+    token: "This site needs an access token. Paste it here:",
     yes: "yes", no: "no", lastOk: "last read",
   },
 };
@@ -119,7 +121,15 @@ async function refresh() {
   const status = document.getElementById("status");
   status.removeAttribute("data-t");
   try {
-    const resp = await fetch("/api/v1/site", { headers: { Accept: "application/json" } });
+    const headers = { Accept: "application/json" };
+    const token = localStorage.getItem("nsp-token");
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const resp = await fetch("/api/v1/site", { headers });
+    if (resp.status === 401 || resp.status === 403) {
+      // api.require_auth_for_read = true: ask once for a viewer token, keep it in this browser.
+      const entered = window.prompt(t("token"));
+      if (entered) localStorage.setItem("nsp-token", entered.trim());
+    }
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     last = await resp.json();
     status.textContent = "";
