@@ -215,3 +215,19 @@ def test_flapping_mains_input_is_a_fault():
         r.run(1000, step_ms=500)
     r.run(1000)
     assert r.reg(rm.R_POWER_FAULTS) & rm.B_MAINS_SENSE
+
+
+def test_refuel_rises_smoothly_without_dips():
+    r = rig()
+    r.world.set("fuel_l", 400.0)
+    r.run(60000)
+    last = r.u32(rm.R_FUEL_L)
+    r.world.set("fuel_l", 1400.0)  # the tanker fills up
+    seen = []
+    for _ in range(60):
+        r.run(1000)
+        now = r.u32(rm.R_FUEL_L)
+        assert now >= last, (last, now)  # never a dip a drop-alarm could take for theft or a leak
+        seen.append(now)
+        last = now
+    assert seen[0] < 6000 and abs(seen[-1] / 10 - 1400.0) < 3, (seen[0], seen[-1])
