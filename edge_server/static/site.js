@@ -55,6 +55,7 @@ const LABELS = {
 
 let lang = localStorage.getItem("nsp-lang") || "nl";
 let last = null;
+let askedToken = false;
 
 function t(key) { return TEXT[lang][key] || key; }
 
@@ -125,10 +126,14 @@ async function refresh() {
     const token = localStorage.getItem("nsp-token");
     if (token) headers.Authorization = `Bearer ${token}`;
     const resp = await fetch("/api/v1/site", { headers });
-    if (resp.status === 401 || resp.status === 403) {
+    if ((resp.status === 401 || resp.status === 403) && !askedToken) {
       // api.require_auth_for_read = true: ask once for a viewer token, keep it in this browser.
+      askedToken = true;
       const entered = window.prompt(t("token"));
-      if (entered) localStorage.setItem("nsp-token", entered.trim());
+      if (entered) {
+        localStorage.setItem("nsp-token", entered.trim());
+        askedToken = false;  // try the new token; ask again if it is refused too
+      }
     }
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     last = await resp.json();
