@@ -353,6 +353,7 @@ class Poller:
             )
         if not who.strip():
             raise CommandRejected("a command needs the name of who gave it")
+        self._generator_interlock(runner, coil_name, bool(value), who)
         log.info("command by %s: %s coil %s (%d) := %s", who, runner.where, coil_name,
                  coil.address, int(value))
         unit = runner.cfg.unit
@@ -362,6 +363,32 @@ class Poller:
         except (NoAnswer, ExceptionReply) as exc:
             log.error("command by %s failed: %s coil %s: %s", who, runner.where, coil_name, exc)
             raise CommandFailed(f"{runner.where} coil {coil_name}: {exc}") from None
+
+    def _generator_interlock(self, runner: NodeRunner, coil_name: str, value: bool,
+                             who: str) -> None:
+        """The edge's half of the generator interlocks (the node applies its own as well):
+        never start a test run unless mains is known present, never stop a generator that
+        carries the site. Unknown counts as unsafe."""
+        if coil_name != "gen_test_run":
+            return
+        node = runner.cfg.name
+        mains = self.state.get(f"{node}.mains_present")
+        mains_ok = mains is not None and mains.ok and mains.value is True
+        reason = self.state.get(f"{node}.gen_run_reason")
+        reasons = self.rmap.register("gen_run_reason").enum
+        mains_lost = next(k for k, name in reasons.items() if name == "mains_lost")
+        carrying = not mains_ok or (reason is not None and reason.ok and reason.value == mains_lost)
+        refusal = None
+        if value and not mains_ok:
+            refusal = ("refused: mains is absent or unknown, and a generator test never starts "
+                       "while the site may need the generator")
+        elif not value and carrying:
+            refusal = ("refused: the generator may be carrying the site (mains absent or "
+                       "unknown), and it is never stopped then")
+        if refusal is not None:
+            log.warning("command by %s: %s gen_test_run := %d %s", who, runner.where,
+                        int(value), refusal)
+            raise CommandRejected(f"{runner.where} gen_test_run {refusal}")
 
     async def write_register(self, node: str, register_name: str, value: float, who: str) -> None:
         """Write one writable register (access "rw") in SI units; logs who gave the command."""

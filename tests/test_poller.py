@@ -328,10 +328,13 @@ async def test_roles_mismatch_warns_and_reads_what_exists(
 async def test_commands_write_and_name_who(
     peers: list[Peer], clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    p = await make_peer(peers, image(("power",)))
+    p = await make_peer(peers, image(("power",), mains_present=1, gen_run_reason=0))
     poller, _ = make_poller(site({"n1": p.port}, {"n1": '"power"'}), clock)
     caplog.set_level(logging.INFO, logger="edge_server.poller")
     try:
+        with pytest.raises(CommandRejected, match="mains is absent or unknown"):
+            await poller.write_coil("n1", "gen_test_run", True, who="operator:jan")  # not read
+        await poller.poll_once()
         await poller.write_coil("n1", "gen_test_run", True, who="operator:jan")
         await poller.write_register("n1", "fridge_high_c", 9.0, who="technician:piet")
         with pytest.raises(CommandRejected, match="unknown coil 'start_gen'"):
@@ -350,3 +353,31 @@ async def test_commands_write_and_name_who(
     ]
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "operator:jan" in messages and "technician:piet" in messages
+
+
+async def test_generator_interlocks_at_the_edge(peers: list[Peer], clock: ManualClock) -> None:
+    """Never start a test run while mains is absent; never stop a generator carrying the site."""
+    p = await make_peer(peers, image(("power",), mains_present=0, gen_running=1,
+                                     gen_run_reason=1))
+    poller, state = make_poller(site({"n1": p.port}, {"n1": '"power"'}), clock)
+    try:
+        await poller.poll_once()
+        assert state.readings["n1.mains_present"].value is False
+        with pytest.raises(CommandRejected, match="mains is absent"):
+            await poller.write_coil("n1", "gen_test_run", True, who="operator:jan")
+        with pytest.raises(CommandRejected, match="carrying the site"):
+            await poller.write_coil("n1", "gen_test_run", False, who="operator:jan")
+        # Mains back, generator still running for the test: ending the test is allowed.
+        p.words = image(("power",), mains_present=1, gen_running=1, gen_run_reason=2)
+        clock.advance(2)
+        await poller.poll_once()
+        await poller.write_coil("n1", "gen_test_run", False, who="operator:jan")
+        # The node stops answering: its mains reading is unknown, so no start.
+        await p.stop()
+        clock.advance(2)
+        await poller.poll_once()
+        with pytest.raises(CommandRejected, match="unknown"):
+            await poller.write_coil("n1", "gen_test_run", True, who="operator:jan")
+    finally:
+        poller.close()
+    assert p.writes == [(5, RMAP.coils[0].address, [False])]
