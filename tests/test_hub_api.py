@@ -279,3 +279,12 @@ def test_rotated_key_takes_effect_at_once(hub, site, clock) -> None:
     assert post(hub, body, sign_headers(site_id, old_key, body, now)).status_code == 401
     assert hub.store.count_messages() == 0
     assert post(hub, body, sign_headers(site_id, new_key, body, now)).status_code == 200
+
+
+def test_held_echoes_the_senders_id_spelling(hub, site, clock) -> None:
+    site_id, key = site
+    m = msg("event", {"code": "door"}, clock)
+    m["id"] = m["id"].upper()  # another region's sender writes upper-case hex
+    body = batch(site_id, [m], clock)
+    r = post(hub, body, sign_headers(site_id, key, body, int(clock.now().timestamp())))
+    assert r.status_code == 200 and r.json()["held"] == [m["id"]]

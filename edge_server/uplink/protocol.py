@@ -71,10 +71,18 @@ class Message(BaseModel):
     """One message in a batch; `id` is the idempotency key (a retry carries the same id)."""
 
     model_config = ConfigDict(extra="forbid")
-    id: uuid.UUID
+    # Kept as the sender wrote it (a UUID checked for form): `held` must echo the sender's
+    # spelling, or a sender writing upper-case hex would never see its messages acknowledged.
+    id: str
     kind: Kind
     at: str
     body: dict[str, Any]
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_uuid(cls, v: str) -> str:
+        uuid.UUID(v)
+        return v
 
     @field_validator("at")
     @classmethod
