@@ -24,6 +24,8 @@ READINESS: dict[str, tuple[set[str], bool]] = {
     "fuel-leak": ({"READY", "DEGRADED"}, True),
     "node-unplugged": ({"READY", "DEGRADED"}, True),
     "starter-battery-weak": ({"READY", "NOT_READY"}, False),
+    "mains-outage-72h": ({"READY"}, True),
+    "generator-fails-to-start": ({"READY", "NOT_READY"}, False),
 }
 IN_PROCESS = [s.name for s in library.SCENARIOS if s.name != "starter-battery-weak"]
 
@@ -57,6 +59,15 @@ async def test_scenario(name: str, tmp_path: Path) -> None:
         offline = [a for a in result["alerts"] if a["code"] == "NODE_OFFLINE"]
         assert [a["subject"] for a in offline] == ["fridge"]
         assert offline[0]["cleared_at"] is not None  # back online clears it
+    if name == "mains-outage-72h":
+        # The real firmware's filtered fuel level, 72 h at 3.4 l/h: the learned rate replaces
+        # the site's chart prior (4.9 l/h at the expected 75 % load).
+        on_generator = result["phases"][2]["autonomy_at_end"]
+        assert on_generator["prior_lph"] == pytest.approx(4.9)
+        assert on_generator["learned_lph"] == pytest.approx(3.4, rel=0.05)
+        assert on_generator["learned_weight"] == 1.0
+        assert on_generator["refuel_before"] is not None  # running: a time to refuel by
+        assert result["autonomy"]["refuel_before"] is None  # mains back: nothing burns
     if name == "fridge-probe-unplugged":
         fault = [a for a in result["alerts"] if a["code"] == "FRIDGE_PROBE_FAULT"][0]
         assert fault["cleared_at"] is not None  # re-plugged: the 85.0 °C start is not a value
