@@ -1,3 +1,4 @@
+# fw-test-heap: 256k
 # Persistent counters: atomic, rare writes that survive a power cut at every byte of a write.
 import os
 
@@ -187,4 +188,13 @@ def test_fat_rename_fallback_and_cut_after_remove():
     except OSError:
         pass
     assert Store(p).get("x") == 3  # the complete temp record is found
+    fwsim.cleanup(p)
+
+
+def test_persist_interval_from_config():
+    from world import WORLD  # noqa: F401  (build_roles needs the fake machine's world)
+
+    p = fwsim.tmp_path("cfg.json")
+    r = fwsim.Rig(names=("entrance",), cfg={"persist_interval_s": 120}, store=Store(p))
+    assert r.store.min_interval_ms == 120000
     fwsim.cleanup(p)

@@ -23,6 +23,8 @@ def build_roles(names, image, cfg, store):
     for line in errors:
         config_errors.append(line)
         print(line)
+    if store is not None:  # config.json decides how often ordinary changes reach the flash
+        store.min_interval_ms = full["persist_interval_s"] * 1000
     roles = []  # type: list
     for name in names:
         if name not in full["roles"] and name in ("power", "fridge", "entrance"):
