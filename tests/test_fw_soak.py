@@ -3,6 +3,9 @@
 Firmware and sim are precompiled with mpy-cross (as the board loads them: compiling .py on the
 device costs heap the board does not spend in steady state) and run under a fixed heap. The unix
 port is 64-bit: every object pointer is twice an ESP32's, so this heap is far less on the board.
+The brief's 64 KB is NOT reached here: firmware alone retains ~66 KB after boot on the 64-bit port
+(modules, qstrs, objects) and the sim's fakes ~35 KB more; the smallest heap that runs firmware +
+sim is ~120 KB (benchmarks/bench_fw_roles.py). The firmware's share has a budget asserted below.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from tests.conftest import FIRMWARE, need_tool
 
 SOAK_HEAP = "128k"
+FW_HEAP_BUDGET_B = 80 * 1024  # retained by the firmware after boot, 64-bit unix port
 
 
 def compile_tree(mpy_cross: str, out: Path) -> None:
@@ -50,3 +54,4 @@ def test_24h_all_roles_no_memory_error() -> None:
     assert int(fields["visitors_in"]) > 100  # the day really ran: visitors came
     assert int(fields["run_hours_centi"]) > 100  # the outage ran the set for more than an hour
     assert int(fields["flash_writes"]) <= 24 * 60  # bounded flash wear
+    assert int(fields["fw"]) <= FW_HEAP_BUDGET_B, fields["fw"]
