@@ -225,3 +225,47 @@ def test_a_failing_rule_does_not_stop_the_other_listeners(
         assert "rules evaluation failed" in caplog.text and "ZeroDivisionError" in caplog.text
     finally:
         conn.close()
+
+
+def test_a_refuel_is_an_event_and_survives_a_restart(tmp_path: Path) -> None:
+    """FUEL_REFUELLED is stored; after a restart the fuel age counts from it, not from the
+    (old) configured last_refuel_date, so FUEL_OLD is not raised."""
+    from datetime import date
+
+    from edge_server.rules.settings import FuelSettings, RulesSettings
+    from edge_server.state import NodeStatus, SiteState
+    from edge_server.storage.db import open_db
+
+    clock = ManualClock()
+    fuel = FuelSettings(tank_capacity_l=1000, last_refuel_date=date(2024, 1, 1))
+    state = SiteState("s")
+    state.add_node(NodeStatus("power1", 1, "b", ("power",), online=True))
+
+    def cycle(engine: RulesEngine, fuel_l: float) -> list[str]:
+        now = clock.now()
+        for name, value in {**POWER, "fuel_l": fuel_l}.items():
+            state.put(Reading("power1", name, value, "", now, Quality.GOOD))
+        state.nodes["power1"].last_ok = now
+        changed = engine.evaluate(state, now)
+        clock.advance(60)
+        return [a.code for a in changed]
+
+    conn = open_db(tmp_path / "site.db")
+    engine = RulesEngine(RulesSettings(), fuel, conn=conn)
+    codes = [c for _ in range(5) for c in cycle(engine, 700.0)]
+    assert codes == ["FUEL_OLD"]  # the configured delivery is more than 12 months old
+    codes = [c for _ in range(5) for c in cycle(engine, 950.0)]
+    assert sorted(codes) == ["FUEL_OLD", "FUEL_REFUELLED"]  # the event; FUEL_OLD clears
+    assert engine.store.open_alerts() == []
+    event = [a for a in engine.store.query(open_only=False) if a.code == "FUEL_REFUELLED"][0]
+    assert event.kind == "event" and event.value == pytest.approx(250.0)
+    assert "+250 L" in event.text_en and "bijgevuld" in event.text_nl
+    conn.close()
+
+    conn = open_db(tmp_path / "site.db")
+    try:
+        restarted = RulesEngine(RulesSettings(), fuel, conn=conn)
+        codes = [c for _ in range(5) for c in cycle(restarted, 950.0)]
+        assert codes == []  # no second refuel event, no FUEL_OLD from the configured date
+    finally:
+        conn.close()

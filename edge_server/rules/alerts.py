@@ -133,6 +133,14 @@ class AlertStore:
     def open_alerts(self) -> list[Alert]:
         return self.query(open_only=True, limit=100000)
 
+    def last_events(self, code: str) -> dict[str, datetime]:
+        """subject -> time of the newest event `code` (e.g. the last refuel per tank)."""
+        rows = self.conn.execute(
+            "SELECT subject, max(raised_at) FROM alerts WHERE kind = 'event' AND code = ? "
+            "GROUP BY subject", (code,),
+        ).fetchall()
+        return {str(subject): datetime.fromisoformat(at) for subject, at in rows}
+
     def count_open(self) -> int:
         return int(self.conn.execute(
             "SELECT count(*) FROM alerts WHERE cleared_at IS NULL").fetchone()[0])

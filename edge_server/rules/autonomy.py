@@ -81,7 +81,8 @@ class FuelTracker:
         self._dirty = False
         self.fuel_l: float | None = None
         self.running: bool | None = None
-        self.last_refuel_at: datetime | None = None
+        self.last_refuel_at: datetime | None = None  # seeded from the stored event on start
+        self.last_refuel_l = 0.0
 
     def update(self, now: datetime, fuel_l: float | None, running: bool | None) -> None:
         t = now.timestamp()
@@ -97,10 +98,12 @@ class FuelTracker:
             return
         # Refuel: three samples in a row above the median of the recent ones by refuel_jump_l
         # (one slosh spike or a bad reading is not a refuel, and is left out of the fit).
-        if self._recent and fuel_l - statistics.median(self._recent) > self.settings.refuel_jump_l:
+        before = statistics.median(self._recent) if self._recent else None
+        if before is not None and fuel_l - before > self.settings.refuel_jump_l:
             self._jump_samples += 1
             if self._jump_samples < REFUEL_CONFIRM_SAMPLES:
                 return
+            self.last_refuel_l = fuel_l - before
             self._refuelled(now)
         self._jump_samples = 0
         self._recent.append(fuel_l)

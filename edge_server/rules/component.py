@@ -67,6 +67,8 @@ class RulesEngine:
         self._last_status: tuple[datetime, Message] | None = None
         for alert in self.store.open_alerts():
             self.ruleset.evaluator.resume(alert.code, alert.subject, alert.raised_at)
+        for subject, at in self.store.last_events("FUEL_REFUELLED").items():
+            self.ruleset.obs.refuel_seed[subject.split(".")[0]] = at
 
     def add_sink(self, sink: Sink) -> None:
         self.sinks.append(sink)

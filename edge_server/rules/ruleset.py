@@ -102,6 +102,8 @@ class Observations:
     fuel: FuelSettings
     trackers: dict[str, FuelTracker] = field(default_factory=dict)
     mkt: dict[str, MktWindow] = field(default_factory=dict)
+    # node -> last refuel time from the stored FUEL_REFUELLED events (survives a restart)
+    refuel_seed: dict[str, datetime] = field(default_factory=dict)
 
     def update(self, state: SiteState, now: datetime) -> None:
         t = now.timestamp()
@@ -110,6 +112,7 @@ class Observations:
             if tracker is None:
                 tracker = self.trackers[node.name] = FuelTracker(
                     self.fuel, max_gap_s=self.rules.max_sample_gap_s)
+                tracker.last_refuel_at = self.refuel_seed.get(node.name)
             tracker.update(now, fuel_l(state, node.name), _flag(state, node.name, "gen_running"))
         for node in state.nodes_with_role("fridge"):
             window = self.mkt.get(node.name)
@@ -587,6 +590,30 @@ class NodeRebooted(EventDetector):
         return out
 
 
+class Refuelled(EventDetector):
+    """FUEL_REFUELLED: the tank level jumped up (a delivery). Tells the C-NSP the resupply
+    arrived, and restarts the fuel age (FUEL_OLD)."""
+
+    spec = EventSpec("FUEL_REFUELLED", Severity.INFO, "Tank refuelled: +{value} L ({subject})",
+                     "Tank bijgevuld: +{value} L ({subject})")
+
+    def __init__(self, obs: Observations) -> None:
+        self.obs = obs
+        self._seen: dict[str, datetime | None] = {}
+
+    def detect(self, state: SiteState, now: datetime) -> Iterable[Sample]:
+        out: list[Sample] = []
+        for node, tracker in self.obs.trackers.items():
+            last = tracker.last_refuel_at
+            if node not in self._seen:
+                self._seen[node] = last  # a seeded (stored) refuel is not a new one
+            elif last is not None and last != self._seen[node]:
+                self._seen[node] = last
+                channel = f"{node}.fuel_l"
+                out.append(Sample(channel, round(tracker.last_refuel_l, 1), channel))
+        return out
+
+
 @dataclass
 class RuleSet:
     """All conditions and detectors of a site, their observations and the evaluator."""
@@ -611,7 +638,8 @@ class RuleSet:
             GenRunningUnexpected(r, o),
             NodeOffline(r, o), DataStale(r, o), OccupancyHigh(r, o, self.capacity),
         ]
-        self.evaluator = Evaluator(conditions, [NodeRebooted()], max_gap_s=r.max_sample_gap_s)
+        self.evaluator = Evaluator(conditions, [NodeRebooted(), Refuelled(o)],
+                                   max_gap_s=r.max_sample_gap_s)
 
     def codes(self) -> list[str]:
         seen: dict[str, None] = {}
