@@ -76,3 +76,9 @@ def test_bootguard_safe_mode_after_crashes_and_recovery():
     g = BootGuard(Store(p), max_crashes=3, healthy_after_ms=60000)
     assert not g.boot(0) and g.crash_count == 0 and g.boot_count == 5
     fwsim.cleanup(p)
+
+
+def test_duplicate_role_dropped_not_conflicting_with_itself():
+    cfg, errors = fwconfig.validate({"roles": ["power", "power", "fridge"]})
+    assert cfg["roles"] == ["power", "fridge"], cfg["roles"]
+    assert len(errors) == 1 and "twice" in errors[0], errors
