@@ -72,3 +72,8 @@ def test_totals_survive_restart():
     r2 = rig(store=Store(p))
     assert r2.u32(rm.R_VISITORS_IN) == n_in
     fwsim.cleanup(p)
+
+
+def test_role_listed_twice_built_once():
+    r = fwsim.Rig(names=("entrance", "entrance"), cfg={"roles": ["entrance", "entrance"]})
+    assert len(r.roles) == 1

@@ -26,9 +26,11 @@ def build_roles(names, image, cfg, store):
     if store is not None:  # config.json decides how often ordinary changes reach the flash
         store.min_interval_ms = full["persist_interval_s"] * 1000
     roles = []  # type: list
+    done = []  # type: list
     for name in names:
-        if name not in full["roles"] and name in ("power", "fridge", "entrance"):
-            continue  # disabled by validation (a pin conflict); the error line says why
+        if name in done or (name not in full["roles"] and name in ("power", "fridge", "entrance")):
+            continue  # listed twice, or disabled by validation (a pin conflict): the error line says why
+        done.append(name)
         if name == "power":
             from nsp.roles.power import PowerRole
 
