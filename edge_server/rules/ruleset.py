@@ -391,7 +391,8 @@ class BatteryLow(_Role):
 
 
 class BatteryLowVoltage(BatteryLow):
-    """Same code, on the voltage, only when the node has no state of charge."""
+    """Same code, on the voltage: a second, independent gauge (coulomb counting drifts; a
+    voltage this low for minutes means a low battery whatever the SoC estimate says)."""
 
     unit = " V"
 
@@ -400,8 +401,7 @@ class BatteryLowVoltage(BatteryLow):
                      delay_s=r.battery_delay_min * MIN)
 
     def value(self, state: SiteState, node: str, now: datetime) -> tuple[str, float | None]:
-        has_soc = _num(state, node, "battery_soc_pct") is not None
-        if _power_faults(state, node) & PF_BATTERY or has_soc:
+        if _power_faults(state, node) & PF_BATTERY:
             return "battery_v", None
         return "battery_v", _num(state, node, "battery_v")
 
