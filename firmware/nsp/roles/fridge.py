@@ -61,6 +61,8 @@ class FridgeRole:
 
     def _read(self, p, now_ms):
         st = self._bus.read(p.rom)
+        if st == ds.CRC_ERROR:  # one noisy read on a long cable: the scratchpad can be read again
+            st = self._bus.read(p.rom)
         p.status = st
         if st == ds.OK:
             p.centi = ds.DS18B20.centi_c(self._bus.raw)
