@@ -77,6 +77,8 @@ def main() -> list[tuple[str, str]]:
         ("sim fakes + world heap (not on the board)", f"{int(f['sim']) / 1024:.1f} KB"),
         ("live heap high-water over a simulated hour, firmware + sim",
          f"{int(f['peak']) / 1024:.1f} KB"),
+        ("live heap high-water over a simulated hour, firmware share (minus sim)",
+         f"{(int(f['peak']) - int(f['sim'])) / 1024:.1f} KB"),
         ("smallest -X heapsize running 1 simulated hour, firmware + sim", smallest),
         ("main-loop cycle, tick of all three roles (unix port)", f"{int(f['tick_us'])} us"),
         ("firmware/nsp + main.py compiled for xtensawin", f"{xtensa / 1024:.1f} KB .mpy"),
