@@ -269,3 +269,16 @@ def test_a_refuel_is_an_event_and_survives_a_restart(tmp_path: Path) -> None:
         assert codes == []  # no second refuel event, no FUEL_OLD from the configured date
     finally:
         conn.close()
+
+
+async def test_stalled_poller_raises_data_stale(tmp_path: Path, clock: ManualClock) -> None:
+    """No poll cycle at all (the poller hangs): the rules component's watchdog check evaluates
+    on its own and DATA_STALE comes up for the nodes that still claim to be online."""
+    async for site in start_site(tmp_path / "data", clock):
+        site.cycle(5.0)
+        component = site.service.component(RulesComponent)
+        assert component.check_stale(clock.now()) is False  # a cycle just came
+        clock.advance(200)
+        assert component.check_stale(clock.now()) is True
+        open_codes = {(a.code, a.subject) for a in site.engine.store.open_alerts()}
+        assert open_codes == {("DATA_STALE", "power1"), ("DATA_STALE", "fridge1")}

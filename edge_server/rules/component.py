@@ -203,16 +203,23 @@ class RulesComponent:
         self._watchdog = asyncio.create_task(self._stale_watchdog(), name="rules-stale-watchdog")
 
     async def _stale_watchdog(self) -> None:
-        engine = self.engine
-        assert engine is not None
         period = self.service.config.rules.data_stale_s
         clock = self.service.clock
         while True:
             await asyncio.sleep(period / 2)
-            now = clock.now()
-            last = engine.last_eval_at
-            if last is None or (now - last).total_seconds() >= period:
-                engine.on_cycle(self.service.state, now)
+            self.check_stale(clock.now())
+
+    def check_stale(self, now: datetime) -> bool:
+        """Evaluate now if no poll cycle came for data_stale_s (the poller stalled); True if so."""
+        engine = self.engine
+        if engine is None:
+            return False
+        last = engine.last_eval_at
+        stale_s = self.service.config.rules.data_stale_s
+        if last is not None and (now - last).total_seconds() < stale_s:
+            return False
+        engine.on_cycle(self.service.state, now)
+        return True
 
     async def stop(self) -> None:
         if self._watchdog is not None:
