@@ -19,7 +19,8 @@ CRITICAL = ("tick", "heartbeat", "gc")
 class Node:
     def __init__(self, cfg, image, roles, ticks_ms=None, wdt=None, config_crc=0, status=0,
                  virtual_clock=False, before_tick=None, boot_count=0, crash_count=0,
-                 tick_ms=100, gc_ms=5000, wdt_window_ms=12000, led=None, store=None, guard=None):
+                 tick_ms=100, gc_ms=5000, wdt_window_ms=12000, led=None, store=None, guard=None,
+                 heartbeat_ms=500, wdt_every_ms=1000):
         self.cfg = cfg
         self.image = image
         self.roles = roles
@@ -30,6 +31,8 @@ class Node:
         self.gc_ms = gc_ms
         self.wdt_window_ms = wdt_window_ms
         self.led = led
+        self.heartbeat_ms = heartbeat_ms
+        self.wdt_every_ms = wdt_every_ms
         self.store = store  # nsp.persist.Store or None: flushed (rarely) from tick()
         self.guard = guard  # nsp.bootguard.BootGuard or None: clears the crash series when healthy
         self.unit = cfg.get("node_id", 1)  # the Modbus unit id (nsp/fwconfig.py)
@@ -157,7 +160,7 @@ class Node:
             if self.led is not None:
                 self.led.value(on)
             self.checkin("heartbeat")
-            await asyncio.sleep_ms(500)
+            await asyncio.sleep_ms(self.heartbeat_ms)
 
     async def _gc_task(self):
         import asyncio
@@ -172,9 +175,15 @@ class Node:
         import asyncio
 
         while True:
-            if self.wdt is not None and self.crashed is None and self.alive():
-                self.wdt.feed()
-            await asyncio.sleep_ms(1000)
+            self.feed_watchdog()
+            await asyncio.sleep_ms(self.wdt_every_ms)
+
+    def feed_watchdog(self, now_ms=None):
+        """Feed only while nothing crashed and every critical task checked in recently."""
+        if self.wdt is None or self.crashed is not None or not self.alive(now_ms):
+            return False
+        self.wdt.feed()
+        return True
 
     def _on_exception(self, loop, context):
         # Global handler: an uncaught exception in any task. Record it, stop feeding the

@@ -201,7 +201,11 @@ def main(argv):
     except (ValueError, OSError) as e:
         print("vnode: %s" % (e.args[0] if e.args else e))
         return 2
-    return asyncio.run(vnode.main())
+    try:
+        return asyncio.run(vnode.main())
+    except KeyboardInterrupt:
+        print("vnode: stopped (SIGINT)")
+        return 0
 
 
 if __name__ == "__main__":
