@@ -82,3 +82,11 @@ def test_duplicate_role_dropped_not_conflicting_with_itself():
     cfg, errors = fwconfig.validate({"roles": ["power", "power", "fridge"]})
     assert cfg["roles"] == ["power", "fridge"], cfg["roles"]
     assert len(errors) == 1 and "twice" in errors[0], errors
+
+
+def test_role_pin_on_the_rs485_uart_refused():
+    cfg, errors = fwconfig.validate({"fridge": {"door_pin": 17}})
+    assert "fridge" not in cfg["roles"]
+    assert any("modbus.tx_pin" in e and "fridge.door_pin" in e for e in errors), errors
+    cfg, errors = fwconfig.validate({"modbus": {"de_pin": 4}, "roles": ["power"]})
+    assert errors == [] and cfg["roles"] == ["power"]  # the fridge's 1-Wire pin is free: no fridge role
