@@ -299,9 +299,9 @@ def make_node(cfg, errors, config_crc, store=None, ticks_ms=None, **kw):
 
 # The node's own config.json section (fwconfig passes it through untouched):
 # "modbus": {"baud": 19200, "parity": "even", "uart": 2, "tx_pin": 17, "rx_pin": 16,
-#            "de_pin": 18, "tcp_port": 502}  (tcp_port 0 = no Modbus TCP)
+#            "de_pin": 5, "tcp_port": 502}  (tcp_port 0 = no Modbus TCP)
 MODBUS_DEFAULTS = {"baud": 19200, "parity": "even", "uart": 2, "tx_pin": 17, "rx_pin": 16,
-                   "de_pin": 18, "tcp_port": 502}
+                   "de_pin": 5, "tcp_port": 502}
 _BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 

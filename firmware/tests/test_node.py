@@ -138,7 +138,7 @@ def test_modbus_settings_defaults_and_errors():
     assert mb["baud"] == 19200 and mb["parity"] == "even" and errors == []
     mb, errors = modbus_settings({"modbus": {"baud": 12345, "parity": "mark", "de_pin": "x",
                                              "tcp_port": 1502, "speed": 1}})
-    assert mb["baud"] == 19200 and mb["parity"] == "even" and mb["de_pin"] == 18
+    assert mb["baud"] == 19200 and mb["parity"] == "even" and mb["de_pin"] == 5
     assert mb["tcp_port"] == 1502
     text = " ".join(errors)
     assert len(errors) == 4
