@@ -42,4 +42,6 @@ def test_firmware_typechecks_against_esp32_stubs() -> None:
         [sys.executable, "-m", "mypy", "--config-file", "firmware/mypy.ini", "firmware"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )
-    assert proc.returncode == 0, f"mypy (firmware/mypy.ini) found errors:\n{proc.stdout}{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"mypy (firmware/mypy.ini) found errors:\n{proc.stdout}{proc.stderr}"
+    )

@@ -83,7 +83,8 @@ async def test_several_clients_at_once(node: VirtualNode) -> None:
         await c.connect()
     try:
         replies = await asyncio.gather(
-            *(c.read_holding_registers(0, count=20, device_id=UNIT) for c in clients for _ in range(5))
+            *(c.read_holding_registers(0, count=20, device_id=UNIT)
+              for c in clients for _ in range(5))
         )
         assert all(not r.isError() and r.registers[1] == UNIT for r in replies)
     finally:

@@ -83,13 +83,19 @@ def run(args: argparse.Namespace) -> int:
                                  baud=args.baud, build=build)
         child = subprocess.Popen(argv, env=env, cwd=tmp)
 
+        stop_requested = []
+
         def forward(signum: int, frame: FrameType | None) -> None:
+            stop_requested.append(signum)
             if child.poll() is None:
                 child.send_signal(signum)
 
         old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            return child.wait()
+            rc = child.wait()
+            if rc < 0:  # ended by a signal: a stop we forwarded is a clean exit
+                return 0 if -rc in stop_requested else 128 - rc
+            return rc
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
