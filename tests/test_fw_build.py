@@ -45,3 +45,17 @@ def test_firmware_typechecks_against_esp32_stubs() -> None:
     assert proc.returncode == 0, (
         f"mypy (firmware/mypy.ini) found errors:\n{proc.stdout}{proc.stderr}"
     )
+
+
+def test_typecheck_catches_a_wrong_esp32_call(tmp_path: Path) -> None:
+    # The check above is only worth something if a wrong call into the ESP32 API fails it.
+    if not (ROOT / "typings" / "machine.pyi").exists():
+        pytest.fail("ESP32 stubs missing: run `make typings/.installed` (or `make setup`)")
+    bad = tmp_path / "bad_board_code.py"
+    bad.write_text("import machine\n\n\ndef setup():\n"
+                   "    adc = machine.ADC(machine.Pin(36))\n    adc.atten('11db')\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", "firmware/mypy.ini", str(bad)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert proc.returncode == 1 and '"atten" of "ADC"' in proc.stdout, proc.stdout
