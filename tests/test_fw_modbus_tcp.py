@@ -7,6 +7,7 @@ import asyncio
 import socket
 import struct
 import subprocess
+import time
 from collections.abc import Callable
 
 import pytest
@@ -90,6 +91,34 @@ async def test_several_clients_at_once(node: VirtualNode) -> None:
     finally:
         for c in clients:
             c.close()
+
+
+def test_fifth_client_is_refused_until_one_leaves(node: VirtualNode) -> None:
+    req = _mbap(1, UNIT, struct.pack(">BHH", 3, 1, 1))
+    answer = _mbap(1, UNIT, struct.pack(">BBH", 3, 2, UNIT))
+    held = [socket.create_connection(("127.0.0.1", node.tcp_port)) for _ in range(4)]
+    try:
+        for s in held:
+            assert _exchange(s, req) == answer
+        with socket.create_connection(("127.0.0.1", node.tcp_port)) as extra:
+            try:
+                assert _exchange(extra, req) == b""  # closed by the node (max 4 clients)
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+        held.pop().close()
+        deadline = time.monotonic() + 5
+        while True:  # the node notices the hang-up on its next read; poll briefly
+            with socket.create_connection(("127.0.0.1", node.tcp_port)) as again:
+                try:
+                    if _exchange(again, req) == answer:
+                        break
+                except (ConnectionResetError, BrokenPipeError):
+                    pass
+            assert time.monotonic() < deadline, "no client slot freed after a hang-up"
+            time.sleep(0.05)
+    finally:
+        for s in held:
+            s.close()
 
 
 def test_mbpoll_reads_and_writes(node: VirtualNode) -> None:

@@ -115,10 +115,10 @@ class Node:
         d[rm.D_ANY_FAULT] = 1 if fault else 0
 
     # ------------------------------------------------------------------ transports
-    def add_tcp(self, host, port):
+    def add_tcp(self, host, port, max_clients=4):
         from nsp.tcp import TcpServer
 
-        srv = TcpServer(self.engine, host, port)
+        srv = TcpServer(self.engine, host, port, max_clients=max_clients)
         self.servers.append(srv)
         return srv
 

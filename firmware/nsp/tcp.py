@@ -59,13 +59,16 @@ async def _fill(reader, mv, start, end):
 
 
 class TcpServer:
-    def __init__(self, engine, host="0.0.0.0", port=502, checkin=None):
+    # Each client costs ~1 KB (two 260-byte buffers, a task, a socket): cap them on a ~100 KB heap.
+    def __init__(self, engine, host="0.0.0.0", port=502, checkin=None, max_clients=4):
         self.engine = engine
+        self.max_clients = max_clients
         self.host = host
         self.port = port
         self.checkin = checkin
         self.server = None
         self.clients = 0
+        self.refused = 0
 
     async def start(self):
         import asyncio
@@ -78,6 +81,11 @@ class TcpServer:
             self.server.close()
 
     async def _client(self, reader, writer):
+        if self.clients >= self.max_clients:
+            self.refused += 1
+            writer.close()  # too many masters: hang up at once rather than run out of heap
+            await writer.wait_closed()
+            return
         framer = TcpFramer(self.engine)
         req_mv = memoryview(framer.req)
         resp_mv = memoryview(framer.resp)
