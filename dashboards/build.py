@@ -1,4 +1,4 @@
-"""Grafana dashboards for an NSP site, as code: `python dashboards/build.py` writes dashboards/*.json.
+"""Grafana dashboards for an NSP site, as code: `python dashboards/build.py` writes the JSON.
 
 The data comes from the edge's optional InfluxDB sink (edge_server/storage/influx.py), which writes
 one measurement `nsp` with tags site, node, channel (the register name), unit and one field `value`.
@@ -134,7 +134,9 @@ def site_dashboard() -> Dashboard:
     return Dashboard(
         title="NSP locatie / NSP site",
         uid="nsp-site",
-        description="Live en historische waarden van één noodsteunpunt / one emergency support point",
+        description=(
+            "Live en historische waarden van één noodsteunpunt / one emergency support point"
+        ),
         tags=["nsp"],
         timezone="browser",
         refresh="30s",
