@@ -120,7 +120,10 @@ def test_board_sorts_by_refuel_shows_unknown_alerts_language_and_ack(hub: Runnin
             expect(page.locator("#alerts tbody tr[data-alert='nsp-soon/41']")).to_contain_text(
                 "Medicijnkoelkast boven 8 °C"
             )
+            long_row = page.locator("tr[data-site='nsp-long']")
+            expect(long_row).to_contain_text("60,0 u")  # Dutch decimal comma
             page.click("#lang")
+            expect(long_row).to_contain_text("60.0 h")
             expect(page.locator("h1")).to_have_text("C-NSP readiness board")
             expect(silent.locator(".contact")).to_contain_text("no contact since")
             expect(page.locator("#alerts tbody tr[data-alert='nsp-soon/41']")).to_contain_text(

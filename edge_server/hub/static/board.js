@@ -37,6 +37,9 @@ let lang = localStorage.getItem("nsp-hub-lang") || "nl";
 let last = null;
 const $ = (sel) => document.querySelector(sel);
 const t = (key) => (T[lang][key] !== undefined ? T[lang][key] : key);
+// Numbers in the reader's convention: "5,0 °C" in Dutch, "5.0 °C" in English.
+const num = (x, digits) => x.toLocaleString(lang === "nl" ? "nl-NL" : "en-GB",
+  { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 function fmtTime(iso) {
   if (!iso) return "–";
@@ -88,8 +91,8 @@ function render(sites, alerts, now) {
         (r) => (lang === "nl" ? r.text_nl : r.text_en)).join("; ")));
     }
     cell(tr, fmtTime(s.refuel_before), "refuel");
-    cell(tr, s.fuel_autonomy_h == null ? "–" : s.fuel_autonomy_h.toFixed(1) + " " + t("hours"));
-    cell(tr, s.fridge_temp_c == null ? "–" : s.fridge_temp_c.toFixed(1) + " °C");
+    cell(tr, s.fuel_autonomy_h == null ? "–" : num(s.fuel_autonomy_h, 1) + " " + t("hours"));
+    cell(tr, s.fridge_temp_c == null ? "–" : num(s.fridge_temp_c, 1) + " °C");
     cell(tr, s.occupancy == null ? "–" : String(s.occupancy));
     cell(tr, String(s.open_alerts));
     if (s.stale) {
