@@ -1,4 +1,4 @@
-"""`python -m benchmarks` (make bench): run every benchmarks/bench_*.py and print its figures.
+"""`python -m benchmarks [NAME ...]` (make bench): run benchmarks/bench_*.py, print their figures.
 
 Each module has `main() -> list[tuple[str, str]]` returning (figure, value with unit) rows.
 Benchmarks are measurements, not tests: nothing here passes or fails.
@@ -13,17 +13,30 @@ import sys
 from pathlib import Path
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def machine() -> str:
-    return (f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}, {platform.platform()}")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (f"{platform.node()} {platform.machine()} {cpu_model()}, {os.cpu_count()} CPUs, "
+            f"Python {platform.python_version()}, {platform.platform()}, load average {load}")
 
 
-def run() -> int:
+def run(only: list[str]) -> int:
     here = Path(__file__).resolve().parent
     print(f"machine: {machine()}")
     failed = 0
     for path in sorted(here.glob("bench_*.py")):
         name = path.stem
+        if only and name not in only and name.removeprefix("bench_") not in only:
+            continue
         print(f"\n== {name}")
         try:
             rows = importlib.import_module(f"benchmarks.{name}").main()
@@ -37,4 +50,5 @@ def run() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    # `python -m benchmarks [NAME ...]` runs only those (e.g. `hub` or `bench_hub`).
+    sys.exit(run(sys.argv[1:]))
