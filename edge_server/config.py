@@ -2,7 +2,8 @@
 
     cfg = load_config(Path("site.toml"))     # raises ConfigError with one line per problem
 
-Sections: [site], [api], [storage], [poll], [[buses]], [[nodes]], [rules], [fuel], [uplink].
+Sections: [site], [api], [storage], [poll], [[buses]], [[nodes]], [rules], [fuel], [uplink],
+[gentest].
 docs/configuration.md documents every field; examples/site.toml is a complete example.
 """
 
@@ -22,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge_server.gentest.settings import GenTestSettings
 from edge_server.rules.settings import FuelSettings, RulesSettings
 from edge_server.uplink.settings import UplinkSettings
 
@@ -148,6 +150,7 @@ class SiteConfig(_Strict):
     rules: RulesSettings = RulesSettings()
     fuel: FuelSettings = FuelSettings()
     uplink: UplinkSettings = UplinkSettings()
+    gentest: GenTestSettings = GenTestSettings()  # docs/generator-tests.md
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SiteConfig:

@@ -82,6 +82,16 @@ def _uplink_component(service: Service) -> Component:
 
 
 COMPONENT_FACTORIES.append(_uplink_component)
+
+
+def _gentest_component(service: Service) -> Component:
+    """R2-B: generator tests (runner, gentests table, schedule); after storage and the uplink."""
+    from edge_server.gentest.component import GenTestComponent
+
+    return GenTestComponent(service)
+
+
+COMPONENT_FACTORIES.append(_gentest_component)
 # ---------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,373 @@
+"""The generator test runner: a state machine on injected time, driven by the SiteState.
+
+    runner = GenTestRunner(poller, state, clock, store, settings, site_id)
+    record = await runner.start("anna")      # refusals raise Refused (NL + EN text)
+    ...after every poll cycle: await runner.tick()
+    await runner.abort(record.id, "piet")
+
+Phases: STARTING (start command sent; wait for gen_running, at most start_confirm_s) ->
+RUNNING (duration_min of running; cool-down after the stop does not count) -> finished with an
+Outcome and a verdict per criterion. Commands go through `Poller.write_coil`, which applies the
+edge's interlocks (the node applies its own too). Safety rules kept here as well:
+- never start unless mains is known present, the node is online and the set is not running;
+- mains lost during the test: ABORTED_MAINS_LOST and NO stop command: the set carries the site;
+- an operator's abort stops the set only while mains is known present.
+Every command and every end is logged and written as an event with who gave it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from edge_server import regmap
+from edge_server.clock import Clock
+from edge_server.gentest.record import (
+    OUTCOME_TEXTS,
+    Criterion,
+    GenTestRecord,
+    Outcome,
+    Sample,
+)
+from edge_server.gentest.settings import GenTestSettings
+from edge_server.gentest.store import GenTestStore
+from edge_server.state import SiteState
+
+log = logging.getLogger(__name__)
+COIL = "gen_test_run"
+RUNNER = "gentest-runner"  # who, for commands the runner gives by itself (end of the test)
+
+
+class CommandPort(Protocol):
+    """What the runner needs of edge_server.poller.Poller."""
+
+    async def write_coil(self, node: str, coil_name: str, value: bool, who: str) -> None: ...
+
+
+class Refused(Exception):
+    """A start or abort that is not carried out: HTTP 409 with both texts."""
+
+    def __init__(self, code: str, text_en: str, text_nl: str) -> None:
+        super().__init__(text_en)
+        self.code, self.text_en, self.text_nl = code, text_en, text_nl
+
+    def to_json(self) -> dict[str, str]:
+        return {"error": self.code, "text_en": self.text_en, "text_nl": self.text_nl}
+
+
+# event sink: (at, code, severity, text_en, text_nl, data)
+EventSink = Callable[[datetime, str, str, str, str, dict[str, Any]], None]
+
+
+@dataclass
+class _Active:
+    record: GenTestRecord
+    phase: str = "STARTING"  # STARTING | RUNNING
+    offline_since: datetime | None = None
+    last_sample_s: float | None = None
+
+
+class GenTestRunner:
+    def __init__(
+        self,
+        commands: CommandPort,
+        state: SiteState,
+        clock: Clock,
+        store: GenTestStore,
+        settings: GenTestSettings,
+        site_id: str,
+        *,
+        on_event: EventSink | None = None,
+        on_finished: Callable[[GenTestRecord], None] | None = None,
+    ) -> None:
+        self.commands = commands
+        self.state = state
+        self.clock = clock
+        self.store = store
+        self.settings = settings
+        self.site_id = site_id
+        self.on_event = on_event
+        self.on_finished = on_finished
+        self.active: _Active | None = None
+        rmap = regmap.load()
+        self._gen_states = rmap.register("gen_state").enum
+        self._reasons = rmap.register("gen_run_reason").enum
+        self._last_cmd = rmap.register("last_command").enum
+
+    # ------------------------------------------------------------------ inputs
+    def power_node(self, node: str | None = None) -> str:
+        name = node or self.settings.node
+        if name is None:
+            first = next(self.state.nodes_with_role("power"), None)
+            if first is None:
+                raise Refused("NO_POWER_NODE", "No power node configured",
+                              "Geen stroomknooppunt ingesteld")
+            return first.name
+        status = self.state.nodes.get(name)
+        if status is None or "power" not in status.roles:
+            raise Refused("NO_POWER_NODE", f"{name} is not a configured power node",
+                          f"{name} is geen ingesteld stroomknooppunt")
+        return name
+
+    def _value(self, node: str, name: str) -> Any:
+        r = self.state.get(f"{node}.{name}")
+        return r.value if r is not None and r.ok else None
+
+    def _enum(self, node: str, name: str, table: dict[int, str]) -> str | None:
+        v = self._value(node, name)
+        return None if v is None else table.get(int(v), str(v))
+
+    def _online(self, node: str) -> bool:
+        status = self.state.nodes.get(node)
+        return status is not None and status.online
+
+    # ------------------------------------------------------------------ events
+    def _event(self, code: str, en: str, nl: str, data: dict[str, Any],
+               severity: str = "info") -> None:
+        at = self.clock.now()
+        log.info("gentest %s: %s (%s)", code, en, ", ".join(f"{k}={v}" for k, v in data.items()))
+        if self.on_event is not None:
+            try:
+                self.on_event(at, code, severity, en, nl, data)
+            except Exception:  # the event log must not break a running test
+                log.exception("gentest: writing event %s failed", code)
+
+    async def _command(self, rec: GenTestRecord, value: bool, who: str, why: str) -> None:
+        """One coil write, logged as an event with who gave it (raises what the poller raises)."""
+        word_en, word_nl = ("start", "start") if value else ("stop", "stop")
+        self._event(f"GENTEST_{word_en.upper()}_COMMAND",
+                    f"Generator test {rec.id}: {word_en} command by {who} ({why})",
+                    f"Aggregaattest {rec.id}: {word_nl}commando door {who} ({why})",
+                    {"test_id": rec.id, "node": rec.node, "who": who, "value": value})
+        await self.commands.write_coil(rec.node, COIL, value, who)
+
+    # ------------------------------------------------------------------ start
+    async def start(self, who: str, *, node: str | None = None, notes: str = "") -> GenTestRecord:
+        """Start a test now; raises Refused (mains absent/unknown, test running, node offline,
+        generator already running, command refused or not confirmed)."""
+        from edge_server.poller import CommandFailed, CommandRejected
+
+        if not who.strip():
+            raise Refused("NO_WHO", "A test needs the name of who starts it",
+                          "Een test heeft de naam nodig van wie hem start")
+        if self.active is not None:
+            raise Refused("TEST_RUNNING",
+                          f"Generator test {self.active.record.id} is already running",
+                          f"Aggregaattest {self.active.record.id} loopt al")
+        name = self.power_node(node)
+        if not self._online(name):
+            raise Refused("NODE_OFFLINE", f"Power node {name} does not answer",
+                          f"Stroomknooppunt {name} reageert niet")
+        mains = self._value(name, "mains_present")
+        if mains is not True:
+            what_en, what_nl = ("absent", "afwezig") if mains is False else ("unknown", "onbekend")
+            raise Refused("MAINS_ABSENT",
+                          f"Mains is {what_en}: a test never starts while the site may need "
+                          "the generator",
+                          f"Netstroom is {what_nl}: een test start nooit als de locatie het "
+                          "aggregaat nodig kan hebben")
+        if self._value(name, "gen_running") is True:
+            raise Refused("GEN_RUNNING", "The generator is already running",
+                          "Het aggregaat draait al")
+        now = self.clock.now()
+        rec = GenTestRecord(
+            site_id=self.site_id, node=name, started_by=who, started_at=now,
+            planned_s=self.settings.duration_min * 60, notes=notes,
+            starter_v_before=self._value(name, "starter_battery_v"),
+            fuel_start_l=self._value(name, "fuel_l"),
+            run_hours_start_h=self._value(name, "run_hours_h"),
+        )
+        self.store.insert(rec)
+        try:
+            await self._command(rec, True, who, "test start")
+        except (CommandRejected, CommandFailed) as exc:
+            # No test took place: the row goes, the refusal stays in the event log.
+            with self.store.conn:
+                self.store.conn.execute("DELETE FROM gentests WHERE id = ?", (rec.id,))
+            self._event("GENTEST_START_REFUSED", f"Start of generator test refused: {exc}",
+                        f"Start van aggregaattest geweigerd: {exc}",
+                        {"node": name, "who": who}, "warning")
+            raise Refused("COMMAND_REFUSED", f"The start command was not carried out: {exc}",
+                          f"Het startcommando is niet uitgevoerd: {exc}") from None
+        self.active = _Active(rec)
+        self._sample(self.active, now)
+        return rec
+
+    # ------------------------------------------------------------------ tick
+    async def tick(self) -> GenTestRecord | None:
+        """Judge the latest site state (call after every poll cycle); returns the record when
+        the test finished in this tick."""
+        act = self.active
+        if act is None:
+            return None
+        rec, s = act.record, self.settings
+        now = self.clock.now()
+        node = rec.node
+        if not self._online(node):
+            act.offline_since = act.offline_since or now
+            if (now - act.offline_since).total_seconds() >= s.offline_abort_s:
+                rec.reasons.append("node offline: no command sent; the node ends its test run "
+                                   "by itself (test_max_s)")
+                return self._finish(Outcome.ABORTED_NODE_OFFLINE, None)
+            return None
+        act.offline_since = None
+        self._sample(act, now)
+        mains = self._value(node, "mains_present")
+        if mains is False:
+            # The set carries (or is about to carry) the site: never stop it.
+            rec.reasons.append("mains lost during the test: generator NOT stopped")
+            return self._finish(Outcome.ABORTED_MAINS_LOST, None)
+        running = self._value(node, "gen_running")
+        gen_state = self._enum(node, "gen_state", self._gen_states)
+        elapsed = (now - rec.started_at).total_seconds()
+        if act.phase == "STARTING":
+            if running is True:
+                act.phase = "RUNNING"
+                rec.running_at = now
+                rec.start_time_s = round(elapsed, 1)
+                rec.crank_min_v = self._value(node, "starter_battery_min_v")
+                return None
+            last = self._enum(node, "last_command", self._last_cmd)
+            # >= 1 s: the node has ticked since the command (before that its registers may
+            # still show the previous test's start_failed)
+            failed = gen_state == "start_failed" or last in ("start_failed", "refused_mains_absent")
+            if failed and elapsed >= 1.0:
+                rec.reasons.append(f"node reports {last if last != 'accepted' else gen_state}")
+                return await self._fail_to_start()
+            if elapsed >= s.start_confirm_s:
+                rec.reasons.append(f"not running {s.start_confirm_s:g} s after the command")
+                return await self._fail_to_start()
+            return None
+        # RUNNING
+        crank = self._value(node, "starter_battery_min_v")
+        if crank is not None and (rec.crank_min_v is None or crank < rec.crank_min_v):
+            rec.crank_min_v = crank
+        assert rec.running_at is not None
+        ran = (now - rec.running_at).total_seconds()
+        if running is False:
+            rec.reasons.append(f"generator stopped by itself after {ran:.0f} s")
+            rec.ran_s = round(ran, 1)
+            await self._stop(rec, RUNNER, "generator stopped during the test")
+            return self._finish(Outcome.FAILED, None)
+        if ran >= rec.planned_s:
+            rec.ran_s = round(ran, 1)
+            await self._stop(rec, RUNNER, "test duration reached")
+            return self._finish(None, None)
+        return None
+
+    def _sample(self, act: _Active, now: datetime) -> None:
+        rec = act.record
+        t_s = (now - rec.started_at).total_seconds()
+        if act.last_sample_s is not None and t_s - act.last_sample_s < self.settings.sample_every_s:
+            return
+        act.last_sample_s = t_s
+        rec.samples.append(Sample(
+            t_s, self._value(rec.node, "starter_battery_v"), self._value(rec.node, "gen_running"),
+            self._enum(rec.node, "gen_state", self._gen_states)))
+
+    async def _fail_to_start(self) -> GenTestRecord:
+        assert self.active is not None
+        rec = self.active.record
+        # Release the start request (mains is present here, so the interlocks allow it).
+        await self._stop(rec, RUNNER, "no start confirmed")
+        return self._finish(Outcome.FAILED_TO_START, None)
+
+    async def _stop(self, rec: GenTestRecord, who: str, why: str) -> bool:
+        """Stop command; only while mains is known present (write_coil refuses otherwise too)."""
+        from edge_server.poller import CommandFailed, CommandRejected
+
+        if self._value(rec.node, "mains_present") is not True:
+            rec.reasons.append("stop command not sent: mains absent or unknown")
+            return False
+        try:
+            await self._command(rec, False, who, why)
+        except (CommandRejected, CommandFailed) as exc:
+            rec.reasons.append(f"stop command failed: {exc}")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ abort
+    async def abort(self, test_id: int, who: str) -> GenTestRecord:
+        act = self.active
+        if act is None or act.record.id != test_id:
+            raise Refused("NOT_RUNNING", f"Generator test {test_id} is not running",
+                          f"Aggregaattest {test_id} loopt niet")
+        rec = act.record
+        rec.ended_by = who
+        self._event("GENTEST_ABORT", f"Generator test {rec.id} aborted by {who}",
+                    f"Aggregaattest {rec.id} afgebroken door {who}",
+                    {"test_id": rec.id, "who": who})
+        if rec.running_at is not None:
+            rec.ran_s = round((self.clock.now() - rec.running_at).total_seconds(), 1)
+        stopped = await self._stop(rec, who, "aborted by an operator")
+        if not stopped:
+            rec.reasons.append("generator left running (it may carry the site)")
+        return self._finish(Outcome.ABORTED_BY_OPERATOR, who)
+
+    # ------------------------------------------------------------------ verdict
+    def _criteria(self, rec: GenTestRecord) -> list[Criterion]:
+        s = self.settings
+        out: list[Criterion] = []
+
+        def add(code: str, ok: bool | None, value: float | str | None, limit: str, en: str,
+                nl: str) -> None:
+            out.append(Criterion(code, ok, value, limit, en, nl))
+
+        st = rec.start_time_s
+        add("START_TIME", st is not None and st <= s.max_start_s, st, f"<= {s.max_start_s:g} s",
+            "Start time (command to running)", "Starttijd (commando tot draaien)")
+        cv = rec.crank_min_v
+        add("CRANK_VOLTAGE", cv is not None and cv >= s.crank_min_v, cv, f">= {s.crank_min_v:g} V",
+            "Starter battery while cranking" + ("" if cv is not None else ": not measured"),
+            "Startaccu tijdens starten" + ("" if cv is not None else ": niet gemeten"))
+        ran = rec.ran_s
+        add("RUN_DURATION", ran is not None and ran >= rec.planned_s, ran,
+            f">= {rec.planned_s:g} s", "Run under load (cool-down not counted)",
+            "Gedraaid onder last (afkoelen telt niet)")
+        fuel_ok = rec.fuel_start_l is not None and rec.fuel_end_l is not None
+        add("FUEL_SENSOR", fuel_ok, rec.fuel_used_l, "level read before and after",
+            "Fuel level sensor" + ("" if fuel_ok else ": fault (no reading)"),
+            "Brandstofniveausensor" + ("" if fuel_ok else ": storing (geen waarde)"))
+        rh = None
+        if rec.run_hours_start_h is not None and rec.run_hours_end_h is not None:
+            rh = round(rec.run_hours_end_h - rec.run_hours_start_h, 2)
+        need = (ran or 0) / 3600 - s.run_hours_tolerance_h
+        add("RUN_HOURS", rh is not None and rh >= need, rh, f">= {max(need, 0):.2f} h",
+            "Run-hour meter advanced", "Urenteller liep op")
+        add("LOAD", None, None, f">= {s.min_load_pct:g} % nameplate kW",
+            "Load: not measured by the system; record it on the report",
+            "Belasting: niet gemeten door het systeem; noteer op het rapport")
+        return out
+
+    def _finish(self, outcome: Outcome | None, who: str | None) -> GenTestRecord:
+        assert self.active is not None
+        rec = self.active.record
+        now = self.clock.now()
+        rec.ended_at = now
+        rec.ended_by = rec.ended_by or who
+        node = rec.node
+        rec.fuel_end_l = self._value(node, "fuel_l")
+        rec.run_hours_end_h = self._value(node, "run_hours_h")
+        rec.criteria = self._criteria(rec)
+        if outcome is None:
+            failed = [c for c in rec.criteria if c.ok is False]
+            rec.reasons.extend(f"{c.code}: {c.value} (limit {c.limit})" for c in failed)
+            outcome = Outcome.FAILED if failed else Outcome.PASSED
+        rec.outcome = outcome
+        self.active = None
+        self.store.update(rec)
+        en, nl = OUTCOME_TEXTS[outcome]
+        severity = "info" if outcome in (Outcome.PASSED, Outcome.ABORTED_BY_OPERATOR) else "warning"
+        self._event("GENTEST_FINISHED", f"Generator test {rec.id}: {en}",
+                    f"Aggregaattest {rec.id}: {nl}",
+                    {"test_id": rec.id, "outcome": outcome.value, "who": rec.ended_by or RUNNER,
+                     "reasons": rec.reasons}, severity)
+        if self.on_finished is not None:
+            try:
+                self.on_finished(rec)
+            except Exception:
+                log.exception("gentest: on_finished failed for test %d", rec.id)
+        return rec

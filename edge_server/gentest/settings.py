@@ -1,0 +1,25 @@
+"""`[gentest]` settings: every test criterion is a setting (no Dutch start-time or monthly-run
+criterion was found, so the defaults are NFPA 110's; docs/generator-tests.md gives the sources).
+The schedule window (gentest_min_days / gentest_max_days) stays in `[rules]`, where readiness
+reads it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GenTestSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node: Annotated[str | None, Field(description="power node to test (default: the first "
+                                                  "node with the power role)")] = None
+    duration_min: Annotated[float, Field(gt=0, le=24 * 60)] = 30.0  # NFPA 110 §8.4.2: >= 30 min
+    max_start_s: Annotated[float, Field(gt=0, le=600)] = 10.0  # Level 1 / Type 10
+    start_confirm_s: Annotated[float, Field(gt=0, le=600)] = 60.0  # give up waiting for running
+    crank_min_v: Annotated[float, Field(ge=0, le=30)] = 9.6  # starter battery while cranking
+    run_hours_tolerance_h: Annotated[float, Field(ge=0, le=1)] = 0.05  # meter resolution 0.01 h
+    offline_abort_s: Annotated[float, Field(gt=0, le=3600)] = 120.0  # node silent this long
+    sample_every_s: Annotated[float, Field(gt=0, le=3600)] = 10.0  # samples for the report plot
+    min_load_pct: Annotated[float, Field(ge=0, le=100)] = 30.0  # NFPA 110: >= 30 % nameplate kW
