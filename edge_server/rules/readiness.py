@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from edge_server.gentest.schedule import next_due
 from edge_server.rules.settings import FuelSettings, RulesSettings
 
 
@@ -139,7 +140,7 @@ def assess(inp: ReadinessInputs, rules: RulesSettings, fuel: FuelSettings) -> Re
         reasons.append(reason("GENTEST_NONE"))
     elif not test.passed:
         reasons.append(reason("GENTEST_FAILED", test.at.date().isoformat()))
-    elif (inp.now - test.at).total_seconds() > rules.gentest_max_days * 86400:
+    elif next_due(inp.now, rules, test.at).overdue:  # NFPA 110 window (edge_server.gentest)
         reasons.append(reason("GENTEST_OVERDUE", test.at.date().isoformat()))
     if inp.autonomy_h is None:
         if inp.power_data_known:
@@ -174,7 +175,8 @@ def last_gentest(conn: sqlite3.Connection) -> GenTest | None:
     """The newest record of the `gentests` table if it exists (written by the generator-test
     part); None when there is no table or no record. Columns looked for, in order: a time
     (ended_at, finished_at, started_at, at, date; ISO 8601) and a result (passed, result, ok,
-    outcome; 1/true/"passed"/"ok" is a pass)."""
+    outcome; 1/true/"passed"/"ok" is a pass). A NULL result (a test running, or aborted
+    by a mains loss, an operator or a silent node) is skipped."""
     cols = [row[1] for row in conn.execute("PRAGMA table_info(gentests)")]
     time_col = next((c for c in _TIME_COLUMNS if c in cols), None)
     result_col = next((c for c in _RESULT_COLUMNS if c in cols), None)
@@ -182,6 +184,7 @@ def last_gentest(conn: sqlite3.Connection) -> GenTest | None:
         return None
     row = conn.execute(
         f"SELECT {time_col}, {result_col} FROM gentests WHERE {time_col} IS NOT NULL "
+        f"AND {result_col} IS NOT NULL "  # NULL: running, or aborted (says nothing of the set)
         f"ORDER BY {time_col} DESC LIMIT 1"
     ).fetchone()
     if row is None:
