@@ -1,4 +1,7 @@
-// The site page: reads GET /api/v1/site every few seconds and shows the values per node.
+// The site page: readiness, open alerts (with acknowledge), fridge and fuel pictures, and the
+// technical details per node. Reads the edge's own API every few seconds:
+//   GET /api/v1/site, /api/v1/readiness, /api/v1/alerts?state=open (every refresh),
+//   GET /api/v1/history (the plots, once a minute), POST /api/v1/alerts/{id}/ack.
 // Texts in Dutch and English (toggle, remembered in localStorage). No libraries: works offline.
 "use strict";
 
@@ -6,16 +9,60 @@ const TEXT = {
   nl: {
     title: "Noodsteunpunt", loading: "Laden…", updated: "Bijgewerkt", online: "bereikbaar",
     offline: "niet bereikbaar", unavailable: "niet beschikbaar", error: "Melding",
-    fetch_failed: "De edge-service antwoordt niet", roles: "Rollen", other: "EN",
-    token: "Deze site vraagt een toegangscode (token). Plak hem hier:",
-    yes: "ja", no: "nee", lastOk: "laatst gelezen",
+    roles: "Rollen", other: "EN", yes: "ja", no: "nee", lastOk: "laatst gelezen",
+    READY: "GEREED", DEGRADED: "BEPERKT GEREED", NOT_READY: "NIET GEREED", UNKNOWN: "ONBEKEND",
+    no_conn: "Geen verbinding met de site-service. De getoonde gegevens kunnen verouderd zijn.",
+    last_good: "Laatst bijgewerkt",
+    no_readiness: "Gereedheid niet beschikbaar",
+    autonomy: "Brandstof genoeg voor", refuel_before: "Tanken vóór", hours: "uur",
+    refuel_only_running: "alleen als het aggregaat draait", power: "Stroom",
+    mains_on: "Netstroom aanwezig", mains_off: "NETSTROOM UITGEVALLEN", mains_unknown: "Netstroom onbekend",
+    gen_on: "Aggregaat draait", gen_off: "Aggregaat staat stil", gen_unknown: "Aggregaat onbekend",
+    occupancy: "Aanwezig (schatting)", capacity: "Capaciteit", over_capacity: "VOL",
+    alerts: "Open meldingen", no_alerts: "Geen open meldingen",
+    info: "info", warning: "waarschuwing", critical: "kritiek", since: "sinds",
+    ack: "Bevestigen", acked_by: "Bevestigd door",
+    token_label: "Toegangscode (token) om te bevestigen", token_ok: "Opslaan", cancel: "Annuleren",
+    token_read: "Deze site vraagt een toegangscode (token) om gegevens te tonen.",
+    forget_token: "Toegangscode vergeten",
+    e401: "Deze toegangscode is onbekend of verlopen. Voer een geldige toegangscode in.",
+    e403: "Deze toegangscode mag geen meldingen bevestigen. Daarvoor is een code van een operator of technicus nodig.",
+    e404: "Deze melding bestaat niet meer.",
+    e409: "Deze melding was al bevestigd.",
+    e_other: "Bevestigen is mislukt",
+    acked_ok: "Bevestigd.",
+    fridge_chart: "Medicijnkoelkast, laatste 24 uur", fuel_chart: "Brandstof in de tank, laatste 7 dagen",
+    band: "2-8 °C", min: "min", max: "max", now: "nu", no_data: "Geen gegevens",
+    tech: "Technische details", counters: "Tellers",
   },
   en: {
     title: "Emergency support point", loading: "Loading…", updated: "Updated", online: "online",
     offline: "offline", unavailable: "unavailable", error: "Problem",
-    fetch_failed: "The edge service does not answer", roles: "Roles", other: "NL",
-    token: "This site needs an access token. Paste it here:",
-    yes: "yes", no: "no", lastOk: "last read",
+    roles: "Roles", other: "NL", yes: "yes", no: "no", lastOk: "last read",
+    READY: "READY", DEGRADED: "DEGRADED", NOT_READY: "NOT READY", UNKNOWN: "UNKNOWN",
+    no_conn: "No connection to the site service. The data shown may be out of date.",
+    last_good: "Last updated",
+    no_readiness: "Readiness not available",
+    autonomy: "Fuel lasts", refuel_before: "Refuel before", hours: "hours",
+    refuel_only_running: "only while the generator runs", power: "Power",
+    mains_on: "Mains present", mains_off: "MAINS FAILED", mains_unknown: "Mains unknown",
+    gen_on: "Generator running", gen_off: "Generator stopped", gen_unknown: "Generator unknown",
+    occupancy: "Inside (estimate)", capacity: "Capacity", over_capacity: "FULL",
+    alerts: "Open alerts", no_alerts: "No open alerts",
+    info: "info", warning: "warning", critical: "critical", since: "since",
+    ack: "Acknowledge", acked_by: "Acknowledged by",
+    token_label: "Access token to acknowledge", token_ok: "Save", cancel: "Cancel",
+    token_read: "This site needs an access token to show its data.",
+    forget_token: "Forget access token",
+    e401: "This access token is unknown or expired. Enter a valid access token.",
+    e403: "This access token may not acknowledge alerts. That needs an operator's or technician's token.",
+    e404: "This alert no longer exists.",
+    e409: "This alert was already acknowledged.",
+    e_other: "Acknowledging failed",
+    acked_ok: "Acknowledged.",
+    fridge_chart: "Medicine fridge, last 24 hours", fuel_chart: "Fuel in the tank, last 7 days",
+    band: "2-8 °C", min: "min", max: "max", now: "now", no_data: "No data",
+    tech: "Technical details", counters: "Counters",
   },
 };
 
@@ -53,15 +100,49 @@ const LABELS = {
   entrance_faults: ["Storingen ingang", "Entrance faults"],
 };
 
-let lang = localStorage.getItem("nsp-lang") || "nl";
-let last = null;
-let askedToken = false;
+// Poller counters (GET /api/v1/site nodes.*.counters): [Dutch, English].
+const COUNTERS = {
+  reads_ok: ["gelukte lezingen", "reads ok"], timeouts: ["geen antwoord", "timeouts"],
+  crc_errors: ["CRC-fouten", "CRC errors"], exceptions: ["foutantwoorden", "exception replies"],
+  decode_errors: ["onleesbare waarden", "decode errors"],
+};
 
-function t(key) { return TEXT[lang][key] || key; }
+const ICONS = { READY: "✓", DEGRADED: "!", NOT_READY: "✕", UNKNOWN: "?" };
+const HISTORY_EVERY_MS = 60_000;
+const TOKEN_KEY = "nsp-token";  // the same key for reading (require_auth_for_read) and acking
+
+let lang = localStorage.getItem("nsp-lang") || "nl";
+const data = { site: null, readiness: null, readinessError: null, alerts: null,
+  fridge: null, fuel: null, lastOk: null, connected: true };
+let historyAt = 0;
+let pendingAck = null;  // the alert id to acknowledge once a token is entered
+let alertMsg = null;  // [text key, extra] of the last acknowledge outcome
+
+const $ = (sel) => document.querySelector(sel);
+function t(key) { return TEXT[lang][key] !== undefined ? TEXT[lang][key] : key; }
+const locale = () => (lang === "nl" ? "nl-NL" : "en-GB");
 
 function label(name) {
   const l = LABELS[name];
   return l ? l[lang === "nl" ? 0 : 1] : name;
+}
+
+function num(v, digits) {
+  return v.toLocaleString(locale(), { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+}
+
+function fmtTime(iso, withDate) {
+  if (!iso) return "–";
+  const opts = withDate ? { weekday: "short", day: "numeric", month: "short", hour: "2-digit",
+    minute: "2-digit" } : { hour: "2-digit", minute: "2-digit", second: "2-digit" };
+  return new Date(iso).toLocaleString(locale(), opts);
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const c of children) e.append(c);
+  return e;
 }
 
 function show(name, r, meta) {
@@ -78,80 +159,427 @@ function show(name, r, meta) {
   return r.unit ? `${v} ${r.unit}` : v;
 }
 
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  for (const c of children) e.append(c);
+// --- fetching -------------------------------------------------------------------------------
+
+function authHeaders() {
+  const headers = { Accept: "application/json" };
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return headers;
+}
+
+class HttpError extends Error {
+  constructor(status, detail) { super(`HTTP ${status}`); this.status = status; this.detail = detail; }
+}
+
+async function getJson(path) {
+  const resp = await fetch(path, { headers: authHeaders(), cache: "no-store" });
+  if (!resp.ok) {
+    let detail = "";
+    try { detail = (await resp.json()).detail || ""; } catch (e) { /* not JSON */ }
+    throw new HttpError(resp.status, detail);
+  }
+  return resp.json();
+}
+
+function nodeWithRole(site, role) {
+  return Object.values(site.nodes).find((n) => n.roles.includes(role));
+}
+
+async function fetchHistory(site) {
+  const now = Date.parse(site.now);
+  const iso = (ms) => new Date(ms).toISOString();
+  const one = async (role, register, spanMs, step) => {
+    const node = nodeWithRole(site, role);
+    if (!node) return null;
+    const q = new URLSearchParams({ channel: `${node.name}.${register}`, from: iso(now - spanMs),
+      to: iso(now), step });
+    try {
+      const h = await getJson(`/api/v1/history?${q}`);
+      return { ...h, fromMs: now - spanMs, toMs: now };
+    } catch (err) {
+      if (err instanceof HttpError) return { points: [], fromMs: now - spanMs, toMs: now };
+      throw err;  // no connection: keep the last picture
+    }
+  };
+  const [fridge, fuel] = await Promise.all([
+    one("fridge", "fridge_temp_c", 24 * 3600e3, "1m"),
+    one("power", "fuel_l", 7 * 24 * 3600e3, "1h"),
+  ]);
+  data.fridge = fridge;
+  data.fuel = fuel;
+}
+
+async function refresh() {
+  try {
+    const [site, readiness, alerts] = await Promise.all([
+      getJson("/api/v1/site"),
+      getJson("/api/v1/readiness").catch((e) => { if (e instanceof HttpError) return e; throw e; }),
+      getJson("/api/v1/alerts?state=open").catch((e) => {
+        if (e instanceof HttpError) return null; throw e;
+      }),
+    ]);
+    data.site = site;
+    data.readiness = readiness instanceof HttpError ? null : readiness;
+    data.readinessError = readiness instanceof HttpError ? readiness : null;
+    data.alerts = alerts;
+    if (Date.now() - historyAt > HISTORY_EVERY_MS) {
+      await fetchHistory(site);
+      historyAt = Date.now();
+    }
+    data.lastOk = new Date();
+    data.connected = true;
+    if (!$("#token-form").hidden && pendingAck === null) $("#token-form").hidden = true;
+  } catch (err) {
+    if (err instanceof HttpError && (err.status === 401 || err.status === 403)) {
+      // api.require_auth_for_read = true: ask for a viewer token, keep it in this browser.
+      data.connected = true;
+      showTokenForm(t("token_read"));
+    } else {
+      data.connected = false;
+    }
+  }
+  render();
+  const everyS = data.site && data.site.poll_interval_s ? data.site.poll_interval_s : 2;
+  setTimeout(refresh, Math.min(10, Math.max(2, everyS)) * 1000);
+}
+
+// --- acknowledging (token asked once, kept in localStorage, as the hub board does) ----------
+
+function showTokenForm(message) {
+  $("#token-form").hidden = false;
+  if (message) setAlertMsg(null, message);
+  $("#token").focus();
+}
+
+function setAlertMsg(key, extra, kind) {
+  alertMsg = key || extra ? [key, extra || "", kind || "bad"] : null;
+  renderAlertMsg();
+}
+
+function renderAlertMsg() {
+  const p = $("#alert-msg");
+  p.hidden = !alertMsg;
+  if (!alertMsg) return;
+  const [key, extra, kind] = alertMsg;
+  p.className = kind;
+  p.dataset.code = key || "";
+  p.textContent = [key ? t(key) : "", extra].filter(Boolean).join(" ");
+}
+
+async function ack(alertId) {
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (!token) {
+    pendingAck = alertId;
+    showTokenForm(null);
+    return;
+  }
+  let resp;
+  try {
+    resp = await fetch(`/api/v1/alerts/${encodeURIComponent(alertId)}/ack`,
+      { method: "POST", headers: authHeaders() });
+  } catch (err) {
+    data.connected = false;
+    render();
+    return;
+  }
+  if (resp.ok) {
+    setAlertMsg("acked_ok", "", "good");
+  } else if (resp.status === 401) {
+    localStorage.removeItem(TOKEN_KEY);
+    pendingAck = alertId;
+    setAlertMsg("e401");
+    showTokenForm(null);
+  } else if (resp.status === 403) {
+    // A valid token without the operator role: say so, and offer to enter another token.
+    pendingAck = alertId;
+    setAlertMsg("e403");
+    showTokenForm(null);
+  } else if (resp.status === 404 || resp.status === 409) {
+    setAlertMsg(`e${resp.status}`);
+  } else {
+    setAlertMsg("e_other", `(HTTP ${resp.status})`);
+  }
+  try {
+    data.alerts = await getJson("/api/v1/alerts?state=open");
+  } catch (err) { /* the next refresh shows the state */ }
+  render();
+}
+
+$("#token-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  localStorage.setItem(TOKEN_KEY, $("#token").value.trim());
+  $("#token").value = "";
+  $("#token-form").hidden = true;
+  setAlertMsg(null);
+  const id = pendingAck;
+  pendingAck = null;
+  if (id !== null) ack(id); else historyAt = 0;
+});
+$("#token-cancel").addEventListener("click", () => {
+  pendingAck = null;
+  $("#token-form").hidden = true;
+});
+$("#logout").addEventListener("click", () => {
+  localStorage.removeItem(TOKEN_KEY);
+  setAlertMsg(null);
+  render();
+});
+
+// --- pictures: a small hand-written SVG line plot -------------------------------------------
+// No chart library on purpose: the page must work offline from the edge box (no CDN), stay
+// tiny (this function is ~80 lines; a chart library is 200+ KB), and need no build step.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function svgEl(tag, attrs, text) {
+  const e = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
   return e;
 }
 
-function render() {
-  document.documentElement.lang = lang;
-  for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
-  document.getElementById("lang").textContent = t("other");
-  if (!last) return;
-  document.title = `NSP ${last.site_name || last.site_id}`;
-  document.getElementById("site-id").textContent = last.site_name || last.site_id;
-  const main = document.getElementById("nodes");
-  main.replaceChildren();
-  const meta = last.registers || {};
-  for (const [name, node] of Object.entries(last.nodes)) {
+function niceStep(span, count) {
+  const raw = span / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
+}
+
+// points: [[t_ms, min, mean, max], ...]; a point whose mean is null is a gap (drawn as a gap).
+// opts: {fromMs, toMs, unit, band: [lo, hi] | null, yMin, yMax, tickMs, tickFmt, digits}
+function plot(svg, points, opts) {
+  const W = Math.max(280, Math.round(svg.getBoundingClientRect().width) || 600);
+  const H = W < 500 ? 170 : 210;
+  const pad = { l: 44, r: 10, t: 10, b: 24 };
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("height", H);
+  const keep = svg.querySelector("title");
+  svg.replaceChildren();
+  if (keep) svg.append(keep);
+  const values = points.filter((p) => p[2] !== null);
+  let lo = Math.min(opts.yMin, ...values.map((p) => p[1] ?? p[2]));
+  let hi = Math.max(opts.yMax, ...values.map((p) => p[3] ?? p[2]));
+  const step = niceStep(hi - lo || 1, 4);
+  lo = Math.floor(lo / step) * step;
+  hi = Math.ceil(hi / step) * step;
+  const x = (ms) => pad.l + (ms - opts.fromMs) / (opts.toMs - opts.fromMs) * (W - pad.l - pad.r);
+  const y = (v) => H - pad.b - (v - lo) / (hi - lo) * (H - pad.t - pad.b);
+  if (opts.band) {
+    svg.append(svgEl("rect", { class: "band", x: pad.l, width: W - pad.l - pad.r,
+      y: y(opts.band[1]), height: y(opts.band[0]) - y(opts.band[1]) }));
+  }
+  for (let v = lo; v <= hi + step / 2; v += step) {
+    svg.append(svgEl("line", { class: "grid", x1: pad.l, x2: W - pad.r, y1: y(v), y2: y(v) }));
+    svg.append(svgEl("text", { class: "ylabel", x: pad.l - 4, y: y(v) + 4 },
+      num(v, opts.digits)));
+  }
+  const first = Math.ceil(opts.fromMs / opts.tickMs) * opts.tickMs;
+  for (let ms = first; ms <= opts.toMs; ms += opts.tickMs) {
+    svg.append(svgEl("line", { class: "grid", x1: x(ms), x2: x(ms), y1: pad.t, y2: H - pad.b }));
+    if (x(ms) > pad.l + 20 && x(ms) < W - pad.r - 20) {
+      svg.append(svgEl("text", { class: "xlabel", x: x(ms), y: H - 6 }, opts.tickFmt(ms)));
+    }
+  }
+  svg.append(svgEl("text", { class: "unit", x: pad.l + 4, y: pad.t + 12 }, opts.unit));
+  let d = "";
+  let pen = false;
+  for (const [ms, , mean] of points) {
+    if (mean === null) { pen = false; continue; }
+    d += `${pen ? "L" : "M"}${x(ms).toFixed(1)},${y(mean).toFixed(1)}`;
+    pen = true;
+  }
+  if (d) svg.append(svgEl("path", { class: "line", d }));
+  else {
+    svg.append(svgEl("text", { class: "nodata", x: W / 2, y: H / 2 }, t("no_data")));
+  }
+  svg.dataset.points = String(values.length);
+}
+
+function localTick(ms, withDay) {
+  const opts = withDay ? { weekday: "short", day: "numeric" } : { hour: "2-digit", minute: "2-digit" };
+  return new Date(ms).toLocaleString(locale(), opts);
+}
+
+function renderCharts() {
+  const fridge = data.fridge;
+  const fridgeSvg = $("#fridge-chart");
+  if (fridge) {
+    // Ticks at whole local hours, every 6 h.
+    plot(fridgeSvg, fridge.points, { fromMs: fridge.fromMs, toMs: fridge.toMs, unit: "°C",
+      band: [2, 8], yMin: 0, yMax: 10, tickMs: 6 * 3600e3, digits: 1,
+      tickFmt: (ms) => localTick(ms, false) });
+    const mins = fridge.points.map((p) => p[1]).filter((v) => v !== null);
+    const maxs = fridge.points.map((p) => p[3]).filter((v) => v !== null);
+    const mm = $("#fridge-minmax");
+    if (mins.length) {
+      const lo = Math.min(...mins);
+      const hi = Math.max(...maxs);
+      mm.textContent = `${t("min")} ${num(lo, 1)} °C · ${t("max")} ${num(hi, 1)} °C`;
+      mm.className = `minmax${lo < 2 || hi > 8 ? " out" : ""}`;
+    } else {
+      mm.textContent = "";
+    }
+  }
+  fridgeSvg.closest("figure").hidden = !fridge;
+  const fuel = data.fuel;
+  const fuelSvg = $("#fuel-chart");
+  if (fuel) {
+    plot(fuelSvg, fuel.points, { fromMs: fuel.fromMs, toMs: fuel.toMs, unit: "L", band: null,
+      yMin: 0, yMax: 0, tickMs: 24 * 3600e3, digits: 0, tickFmt: (ms) => localTick(ms, true) });
+    const lastPoint = [...fuel.points].reverse().find((p) => p[2] !== null);
+    $("#fuel-now").textContent = lastPoint ? `${t("now")} ${num(lastPoint[2], 0)} L` : "";
+  }
+  fuelSvg.closest("figure").hidden = !fuel;
+}
+
+// --- rendering ------------------------------------------------------------------------------
+
+function renderBanner() {
+  const r = data.readiness;
+  const state = r ? r.state : "UNKNOWN";
+  const banner = $("#banner");
+  banner.className = `banner ${state}`;
+  banner.dataset.state = state;
+  $("#ready-icon").textContent = ICONS[state] || "?";
+  $("#ready-text").textContent = t(state);
+  const items = r ? r.reasons.filter((x) => x.code !== "ALL_OK" || r.reasons.length === 1)
+    .map((x) => el("li", { "data-code": x.code }, lang === "nl" ? x.text_nl : x.text_en))
+    : [el("li", {}, `${t("no_readiness")}${data.readinessError ? ` (${data.readinessError.message})` : ""}`)];
+  $("#reasons").replaceChildren(...items);
+}
+
+function renderTiles() {
+  const r = data.readiness;
+  const a = r && r.autonomy;
+  const s = r && r.status;
+  const hours = a && a.hours !== null && a.hours !== undefined ? a.hours
+    : (s ? s.fuel_autonomy_h : null);
+  $("#autonomy").textContent = hours === null || hours === undefined ? "–"
+    : `${num(hours, hours < 10 ? 1 : 0)} ${t("hours")}`;
+  const refuel = a ? a.refuel_before : (s && s.refuel_before);
+  $("#refuel").textContent = refuel ? fmtTime(refuel, true) : `– (${t("refuel_only_running")})`;
+  const fuelTile = $("#tile-fuel");
+  fuelTile.className = `tile${hours !== null && hours !== undefined && hours < 24 ? " bad"
+    : hours !== null && hours !== undefined && hours < 72 ? " warn" : ""}`;
+
+  const mains = s ? s.mains_present : null;
+  const gen = s ? s.gen_running : null;
+  $("#mains").textContent = mains === true ? t("mains_on") : mains === false ? t("mains_off")
+    : t("mains_unknown");
+  $("#gen").textContent = gen === true ? t("gen_on") : gen === false ? t("gen_off")
+    : t("gen_unknown");
+  $("#tile-power").className = `tile${mains === false ? (gen ? " warn" : " bad") : ""}`;
+
+  const occ = s ? s.occupancy : null;
+  const cap = data.site ? data.site.capacity : null;
+  $("#occupancy").textContent = occ === null || occ === undefined ? "–"
+    : (cap ? `${occ} / ${cap}` : String(occ));
+  $("#capacity").textContent = cap ? String(cap) : "–";
+  $("#tile-occ").className = `tile${occ !== null && cap && occ > cap ? " bad" : ""}`;
+}
+
+function renderAlerts() {
+  const list = $("#alerts");
+  const alerts = data.alerts ? data.alerts.alerts : null;
+  if (alerts === null) { list.replaceChildren(el("li", { class: "none" }, "–")); return; }
+  if (!alerts.length) {
+    list.replaceChildren(el("li", { class: "none" }, t("no_alerts")));
+  } else {
+    list.replaceChildren(...alerts.map((a) => {
+      const li = el("li", { class: `alert ${a.severity}`, "data-alert": String(a.id),
+        "data-code": a.code },
+        el("span", { class: `sev ${a.severity}` }, t(a.severity)),
+        el("span", { class: "what" }, lang === "nl" ? a.text_nl : a.text_en),
+        el("span", { class: "since" }, `${t("since")} ${fmtTime(a.raised_at, true)}`));
+      if (a.acknowledged_at) {
+        li.append(el("span", { class: "acked" },
+          `${t("acked_by")} ${a.acknowledged_by} (${fmtTime(a.acknowledged_at, true)})`));
+      } else {
+        const btn = el("button", { type: "button", class: "ack" }, t("ack"));
+        btn.addEventListener("click", () => ack(a.id));
+        li.append(btn);
+      }
+      return li;
+    }));
+  }
+  $("#logout").hidden = !localStorage.getItem(TOKEN_KEY);
+}
+
+function renderNodes() {
+  const site = data.site;
+  if (!site) return;
+  const main = $("#nodes");
+  const meta = site.registers || {};
+  const sections = [];
+  for (const [name, node] of Object.entries(site.nodes)) {
     const badge = el("span", { class: `badge ${node.online ? "online" : "offline"}` },
       node.online ? t("online") : t("offline"));
     const section = el("section", { class: "node", id: `node-${name}`, "data-node": name },
-      el("h2", {}, `${name} (unit ${node.unit_id})`, badge),
+      el("h3", {}, `${name} (unit ${node.unit_id})`, badge),
       el("div", {}, `${t("roles")}: ${node.roles.join(", ")}`));
+    if (node.last_ok) section.append(el("div", { class: "small" }, `${t("lastOk")}: ${fmtTime(node.last_ok, true)}`));
     if (node.last_error) {
       section.append(el("div", { class: "error" }, `${t("error")}: ${node.last_error}`));
     }
     const table = el("table");
-    for (const [channel, r] of Object.entries(last.values)) {
+    for (const [channel, r] of Object.entries(site.values)) {
       if (!channel.startsWith(name + ".")) continue;
       const reg = channel.slice(name.length + 1);
       table.append(el("tr", { class: r.quality, "data-channel": channel },
         el("td", {}, label(reg)), el("td", { class: "value" }, show(reg, r, meta))));
     }
     section.append(table);
-    main.append(section);
-  }
-  document.getElementById("updated").textContent =
-    new Date(last.now).toLocaleString(lang === "nl" ? "nl-NL" : "en-GB");
-}
-
-async function refresh() {
-  const status = document.getElementById("status");
-  status.removeAttribute("data-t");
-  try {
-    const headers = { Accept: "application/json" };
-    const token = localStorage.getItem("nsp-token");
-    if (token) headers.Authorization = `Bearer ${token}`;
-    const resp = await fetch("/api/v1/site", { headers });
-    if ((resp.status === 401 || resp.status === 403) && !askedToken) {
-      // api.require_auth_for_read = true: ask once for a viewer token, keep it in this browser.
-      askedToken = true;
-      const entered = window.prompt(t("token"));
-      if (entered) {
-        localStorage.setItem("nsp-token", entered.trim());
-        askedToken = false;  // try the new token; ask again if it is refused too
+    if (node.counters) {
+      const counters = el("table", { class: "counters" });
+      for (const [k, v] of Object.entries(node.counters)) {
+        const l = COUNTERS[k];
+        counters.append(el("tr", { "data-counter": k },
+          el("td", {}, l ? l[lang === "nl" ? 0 : 1] : k), el("td", { class: "value" }, String(v))));
       }
+      section.append(el("h4", {}, t("counters")), counters);
     }
-    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
-    last = await resp.json();
-    status.textContent = "";
-    status.className = "";
-  } catch (err) {
-    status.textContent = `${t("fetch_failed")} (${err.message})`;
-    status.className = "bad";
+    sections.push(section);
   }
-  render();
-  const every_s = last && last.poll_interval_s ? Math.max(1, last.poll_interval_s) : 2;
-  setTimeout(refresh, every_s * 1000);
+  main.replaceChildren(...sections);
 }
 
-document.getElementById("lang").addEventListener("click", () => {
+function render() {
+  document.documentElement.lang = lang;
+  for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
+  $("#lang").textContent = t("other");
+  const conn = $("#conn");
+  conn.hidden = data.connected;
+  document.body.classList.toggle("stale", !data.connected);
+  conn.textContent = data.connected ? "" : `${t("no_conn")} ${t("last_good")}: ${
+    data.lastOk ? fmtTime(data.lastOk.toISOString(), false) : "–"}`;
+  renderAlertMsg();
+  if (!data.site) return;
+  document.title = `NSP ${data.site.site_name || data.site.site_id}`;
+  $("#site-id").textContent = data.site.site_name || data.site.site_id;
+  renderBanner();
+  renderTiles();
+  renderAlerts();
+  renderCharts();
+  renderNodes();
+  $("#updated").textContent = data.lastOk ? data.lastOk.toLocaleString(locale()) : "-";
+  document.body.dataset.loaded = "1";
+}
+
+$("#lang").addEventListener("click", () => {
   lang = lang === "nl" ? "en" : "nl";
   localStorage.setItem("nsp-lang", lang);
   render();
+});
+
+// Keep the technical details open or closed across reloads, as this person left them.
+const tech = $("#tech");
+tech.open = localStorage.getItem("nsp-tech-open") === "1";
+tech.addEventListener("toggle", () => localStorage.setItem("nsp-tech-open", tech.open ? "1" : "0"));
+
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(renderCharts, 150);
 });
 
 render();
