@@ -175,6 +175,11 @@ async def test_banner_tiles_plots_details_and_language(
     assert await fuel.locator("rect.band").count() == 0
     await expect(page.locator("#fuel-now")).to_have_text("nu 300 L")
 
+    # Alerts: the worst first (the API sends newest first; the info alert is as new).
+    await expect(page.locator('#alerts li[data-code="GEN_RUNNING_ON_OUTAGE"]')).to_have_count(1)
+    await expect(page.locator("#alerts li").first).to_have_class(re.compile(r"\bwarning\b"))
+    await page.screenshot(path=str(shot_path(tmp_path, "site-page.png")))
+
     # Technical details: collapsed, the per-node table, online state and counters inside.
     details = page.locator("#tech")
     assert await details.get_attribute("open") is None

@@ -373,10 +373,17 @@ function plot(svg, points, opts) {
     svg.append(svgEl("text", { class: "ylabel", x: pad.l - 4, y: y(v) + 4 },
       num(v, opts.digits)));
   }
+  if (opts.band) {
+    svg.append(svgEl("text", { class: "bandlabel", x: W - pad.r - 4, y: y(opts.band[1]) + 13 },
+      `${num(opts.band[0], 0)}-${num(opts.band[1], 0)} ${opts.unit}`));
+  }
   const first = Math.ceil(opts.fromMs / opts.tickMs) * opts.tickMs;
-  for (let ms = first; ms <= opts.toMs; ms += opts.tickMs) {
+  // On a narrow screen, label every 2nd grid line so the labels do not run into each other.
+  const labelEvery = x(first + opts.tickMs) - x(first) < 56 ? 2 : 1;
+  let n = 0;
+  for (let ms = first; ms <= opts.toMs; ms += opts.tickMs, n += 1) {
     svg.append(svgEl("line", { class: "grid", x1: x(ms), x2: x(ms), y1: pad.t, y2: H - pad.b }));
-    if (x(ms) > pad.l + 20 && x(ms) < W - pad.r - 20) {
+    if (n % labelEvery === 0 && x(ms) > pad.l + 20 && x(ms) < W - pad.r - 20) {
       svg.append(svgEl("text", { class: "xlabel", x: x(ms), y: H - 6 }, opts.tickFmt(ms)));
     }
   }
@@ -485,7 +492,10 @@ function renderAlerts() {
   if (!alerts.length) {
     list.replaceChildren(el("li", { class: "none" }, t("no_alerts")));
   } else {
-    list.replaceChildren(...alerts.map((a) => {
+    // Critical first, then warnings, then info; newest first within each (as the API sends).
+    const rank = { critical: 0, warning: 1, info: 2 };
+    const sorted = alerts.slice().sort((a, b) => (rank[a.severity] ?? 3) - (rank[b.severity] ?? 3));
+    list.replaceChildren(...sorted.map((a) => {
       const li = el("li", { class: `alert ${a.severity}`, "data-alert": String(a.id),
         "data-code": a.code },
         el("span", { class: `sev ${a.severity}` }, t(a.severity)),
