@@ -312,3 +312,39 @@ async def test_history_window_the_page_asks_for_is_24h_and_7d(edge: Edge) -> Non
         assert 160 <= len(r.json()["points"]) <= 170
         site_body = (await http.get("/api/v1/site")).json()
         assert site_body["capacity"] == 15
+
+
+async def test_site_that_requires_a_token_to_read_asks_for_one(
+    tmp_path: Path, browser: Any
+) -> None:
+    """api.require_auth_for_read = true: the page asks for a token in plain words, and shows
+    the site once a viewer's token is entered (kept for the next visit)."""
+    from playwright.async_api import expect
+
+    peer = Peer(free_port(), image(("fridge",), fridge_temp_c=455))
+    await peer.start()
+    data_dir = tmp_path / "data"
+    text = site({"n1": peer.port}, {"n1": '"fridge"'}).replace(
+        "interval_s = 2", "interval_s = 0.3"
+    ).replace("[poll]", f'[api]\nrequire_auth_for_read = true\n\n[storage]\n'
+                        f'data_dir = "{data_dir}"\n\n[poll]')
+    service = Service(parse_config(text), SystemClock(), factories=[StorageComponent])
+    port = free_port()
+    try:
+        async with serving(create_app(service), "127.0.0.1", port):
+            token = UserStore(site_db_path(data_dir)).add("vera", Role.VIEWER,
+                                                          service.clock.now())
+            page = await new_page(browser, DESKTOP)
+            await page.goto(f"http://127.0.0.1:{port}/")
+            form = page.locator("#token-form")
+            await expect(form).to_be_visible(timeout=10_000)
+            await expect(page.locator("#alert-msg")).to_contain_text("vraagt een toegangscode")
+            await page.fill("#token", token)
+            await page.click("#token-form button[type=submit]")
+            row = page.locator('[data-channel="n1.fridge_temp_c"] td.value')
+            await expect(row).to_have_text("4,55 °C", timeout=10_000)
+            await expect(form).to_be_hidden()
+            await expect(page.locator("#alert-msg")).to_be_hidden()
+            assert await page.evaluate("localStorage.getItem('nsp-token')") == token
+    finally:
+        await peer.stop()

@@ -208,6 +208,7 @@ async function fetchHistory(site) {
   ]);
   data.fridge = fridge;
   data.fuel = fuel;
+  data.historyVersion = (data.historyVersion || 0) + 1;
 }
 
 async function refresh() {
@@ -247,8 +248,10 @@ async function refresh() {
 // --- acknowledging (token asked once, kept in localStorage, as the hub board does) ----------
 
 function showTokenForm(message) {
-  $("#token-form").hidden = false;
+  const form = $("#token-form");
   if (message) setAlertMsg(null, message);
+  if (!form.hidden) return;  // already asking: do not steal the focus on every refresh
+  form.hidden = false;
   $("#token").focus();
 }
 
@@ -407,7 +410,13 @@ function localTick(ms, withDay) {
   return new Date(ms).toLocaleString(locale(), opts);
 }
 
-function renderCharts() {
+let chartsKey = "";
+
+function renderCharts(force) {
+  // Redrawn only when new history came in, the language or the width changed.
+  const key = `${data.historyVersion}/${lang}/${$("#charts").clientWidth}`;
+  if (key === chartsKey && !force) return;
+  chartsKey = key;
   const fridge = data.fridge;
   const fridgeSvg = $("#fridge-chart");
   if (fridge) {
@@ -485,9 +494,16 @@ function renderTiles() {
   $("#tile-occ").className = `tile${occ !== null && cap && occ > cap ? " bad" : ""}`;
 }
 
+let alertsKey = "";
+
 function renderAlerts() {
   const list = $("#alerts");
   const alerts = data.alerts ? data.alerts.alerts : null;
+  $("#logout").hidden = !localStorage.getItem(TOKEN_KEY);
+  // Rebuilt only when something changed: a button must not be replaced under a finger.
+  const key = `${lang}/${JSON.stringify(alerts)}`;
+  if (key === alertsKey) return;
+  alertsKey = key;
   if (alerts === null) { list.replaceChildren(el("li", { class: "none" }, "–")); return; }
   if (!alerts.length) {
     list.replaceChildren(el("li", { class: "none" }, t("no_alerts")));
@@ -512,7 +528,6 @@ function renderAlerts() {
       return li;
     }));
   }
-  $("#logout").hidden = !localStorage.getItem(TOKEN_KEY);
 }
 
 function renderNodes() {
