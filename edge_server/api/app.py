@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from edge_server.api import alerts, history, metrics, readiness, site
+from edge_server.api import alerts, gentest, history, metrics, readiness, site
 from edge_server.service import Service
 from edge_server.storage.component import install_auth
 
@@ -31,6 +31,7 @@ ROUTERS: list[APIRouter] = [
     metrics.router,
     alerts.router,
     readiness.router,
+    gentest.router,
 ]
 
 # App hooks: functions called with (app, service) after the routers are added, e.g. to install

@@ -1,0 +1,121 @@
+"""Generator tests: list, next due date, start (technician), abort (operator), PDF report.
+
+    GET  /api/v1/gentests                 read access; newest first
+    GET  /api/v1/gentests/next            the NFPA 110 window for the next monthly test
+    GET  /api/v1/gentests/{id}            one record with its samples
+    GET  /api/v1/gentests/{id}/report.pdf the one-page report for the municipality (NL + EN)
+    POST /api/v1/gentests                 start a test now (role technician or higher)
+    POST /api/v1/gentests/{id}/abort      abort a running test (role operator or higher)
+
+Refusals (mains absent or unknown, a test already running, node offline, ...) are 409 with
+{"error": code, "text_en", "text_nl"}. See docs/generator-tests.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge_server.api.deps import ServiceDep, SiteReader
+from edge_server.auth import Operator, Technician
+from edge_server.gentest.component import GenTestComponent
+from edge_server.gentest.report import render_pdf
+from edge_server.gentest.runner import GenTestRunner, Refused
+from edge_server.gentest.store import GenTestNotFound
+from edge_server.service import Service
+
+router = APIRouter(prefix="/api/v1", tags=["gentests"])
+
+
+class StartRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    node: str | None = Field(None, description="power node; default from [gentest] node")
+    notes: str = Field("", max_length=2000, description="remarks for the report")
+
+
+def _component(service: Service) -> GenTestComponent:
+    try:
+        comp = service.component(GenTestComponent)
+        comp.require()
+    except LookupError:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            "the generator-test component is not running") from None
+    return comp
+
+
+def _runner(service: Service) -> GenTestRunner:
+    return _component(service).require()
+
+
+def _conflict(exc: Refused) -> JSONResponse:
+    return JSONResponse(exc.to_json(), status_code=status.HTTP_409_CONFLICT)
+
+
+def _not_found(test_id: int) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND,
+                         f"id: no generator test {test_id}; list them with GET /api/v1/gentests")
+
+
+@router.get("/gentests")
+async def list_tests(service: ServiceDep, _reader: SiteReader,
+                     limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+    runner = _runner(service)
+    tests = runner.store.list(limit)
+    active = runner.active.record.id if runner.active is not None else None
+    return {"count": len(tests), "running": active, "tests": [t.to_json() for t in tests]}
+
+
+@router.get("/gentests/next")
+async def next_test(service: ServiceDep, _reader: SiteReader) -> dict[str, Any]:
+    return _component(service).due().to_json()
+
+
+@router.get("/gentests/{test_id}")
+async def get_test(test_id: int, service: ServiceDep, _reader: SiteReader) -> dict[str, Any]:
+    try:
+        return _runner(service).store.get(test_id).to_json(samples=True)
+    except GenTestNotFound:
+        raise _not_found(test_id) from None
+
+
+@router.get("/gentests/{test_id}/report.pdf")
+async def report(test_id: int, service: ServiceDep, _reader: SiteReader) -> Response:
+    try:
+        rec = _runner(service).store.get(test_id)
+    except GenTestNotFound:
+        raise _not_found(test_id) from None
+    pdf = render_pdf(rec, service.config.site.name or service.config.site.id,
+                     service.config.gentest)
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="gentest-{rec.site_id}-{rec.id}.pdf"'})
+
+
+@router.post("/gentests", status_code=status.HTTP_201_CREATED, response_model=None)
+async def start_test(service: ServiceDep, user: Technician,
+                     body: StartRequest | None = None) -> dict[str, Any] | JSONResponse:
+    """Start a generator test now as the logged-in technician."""
+    req = body or StartRequest()
+    try:
+        rec = await _runner(service).start(user.name, node=req.node, notes=req.notes)
+    except Refused as exc:
+        return _conflict(exc)
+    return rec.to_json()
+
+
+@router.post("/gentests/{test_id}/abort", response_model=None)
+async def abort_test(test_id: int, service: ServiceDep,
+                     user: Operator) -> dict[str, Any] | JSONResponse:
+    """Abort a running test; the generator is stopped only while mains is known present."""
+    runner = _runner(service)
+    try:
+        runner.store.get(test_id)
+    except GenTestNotFound:
+        raise _not_found(test_id) from None
+    try:
+        rec = await runner.abort(test_id, user.name)
+    except Refused as exc:
+        return _conflict(exc)
+    return rec.to_json()

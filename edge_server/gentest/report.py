@@ -1,0 +1,156 @@
+"""The one-page PDF report of a generator test, for the municipality's records (Dutch + English).
+
+ReportLab (pure Python, no system library). Site, date, who, every log field the system
+measured, pass/fail per criterion, the fields the system cannot measure (voltage, frequency,
+load) as blanks to fill in and sign, and a small plot of the starter battery voltage and the
+generator state over the test. Only the PDF core fonts (WinAnsi): no "≥", written as ">=".
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+from reportlab.graphics.charts.lineplots import LinePlot
+from reportlab.graphics.shapes import Drawing, String
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from edge_server.gentest.record import OUTCOME_TEXTS, GenTestRecord, Outcome
+from edge_server.gentest.settings import GenTestSettings
+
+GEN_STATE_LEVEL = {"stopped": 0.0, "start_failed": 0.0, "starting": 0.5, "cooldown": 0.75,
+                   "running": 1.0}
+
+
+def _fmt(value: float | str | None, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return f"{value:.{digits}f}{(' ' + unit) if unit else ''}"
+
+
+def _when(at: datetime | None) -> str:
+    return "-" if at is None else at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _verdict(ok: bool | None) -> str:
+    if ok is None:
+        return "n.v.t. / not judged"
+    return "VOLDAAN / PASS" if ok else "NIET VOLDAAN / FAIL"
+
+
+def _plot(rec: GenTestRecord) -> Drawing | None:
+    pts_v = [(s.t_s / 60, s.starter_battery_v) for s in rec.samples
+             if s.starter_battery_v is not None]
+    pts_g = [(s.t_s / 60, GEN_STATE_LEVEL.get(s.gen_state or "", 0.0) * 4 + 8)
+             for s in rec.samples if s.gen_state is not None]
+    if len(pts_v) < 2 and len(pts_g) < 2:
+        return None
+    d = Drawing(170 * mm, 42 * mm)
+    lp = LinePlot()
+    lp.x, lp.y, lp.width, lp.height = 12 * mm, 8 * mm, 150 * mm, 30 * mm
+    lp.data = [p for p in (pts_v, pts_g) if len(p) >= 2]
+    lp.lines[0].strokeColor = colors.darkblue
+    lp.lines[1].strokeColor = colors.darkorange
+    lp.yValueAxis.valueMin, lp.yValueAxis.valueMax = 6.0, 15.0
+    lp.yValueAxis.labels.fontSize = 6
+    lp.xValueAxis.labels.fontSize = 6
+    lp.xValueAxis.valueMin = 0
+    d.add(lp)
+    d.add(String(12 * mm, 39 * mm,
+                 "Startaccu / starter battery (V, blauw/blue); aggregaat / generator state "
+                 "(oranje/orange: 8 = uit/off, 12 = draait/running) - minuten / minutes",
+                 fontSize=6.5))
+    return d
+
+
+def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings) -> bytes:
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
+                            topMargin=12 * mm, bottomMargin=12 * mm,
+                            title=f"Aggregaattest {rec.site_id} #{rec.id}",
+                            author="NSP Site Monitor")
+    styles = getSampleStyleSheet()
+    small = ParagraphStyle("small", parent=styles["Normal"], fontSize=7.5, leading=9.5)
+    h1 = ParagraphStyle("h1", parent=styles["Heading1"], fontSize=14, spaceAfter=2)
+    h2 = ParagraphStyle("h2", parent=styles["Heading2"], fontSize=10, spaceBefore=4,
+                        spaceAfter=2)
+    grid = TableStyle([("FONT", (0, 0), (-1, -1), "Helvetica", 7.5),
+                       ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5),
+                       ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
+                       ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                       ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+                       ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)])
+    en, nl = OUTCOME_TEXTS[rec.outcome]
+    colour = {Outcome.PASSED: "green", Outcome.FAILED: "red",
+              Outcome.FAILED_TO_START: "red"}.get(rec.outcome, "darkorange")
+    story: list[object] = [
+        Paragraph("Testrapport noodstroomaggregaat / Generator test report", h1),
+        Paragraph(f"<b>Locatie / Site:</b> {site_name} ({rec.site_id}) &nbsp; "
+                  f"<b>Test:</b> #{rec.id} &nbsp; <b>Knooppunt / Node:</b> {rec.node}", small),
+        Paragraph(f"<b>Uitslag / Result:</b> <font color='{colour}'><b>{rec.outcome.value}"
+                  f"</b></font> - {nl} / {en}", small),
+    ]
+    rh_delta = None
+    if rec.run_hours_start_h is not None and rec.run_hours_end_h is not None:
+        rh_delta = rec.run_hours_end_h - rec.run_hours_start_h
+    rows = [
+        ["Veld / Field", "Waarde / Value"],
+        ["Datum, start / Date, start", _when(rec.started_at)],
+        ["Einde / End", _when(rec.ended_at)],
+        ["Gestart door / Started by", rec.started_by],
+        ["Beeindigd door / Ended by", rec.ended_by or "automatisch / automatic"],
+        ["Geplande looptijd / Planned run", _fmt(rec.planned_s / 60, "min")],
+        ["Gedraaid (zonder afkoelen) / Ran (cool-down not counted)",
+         _fmt(None if rec.ran_s is None else rec.ran_s / 60, "min")],
+        ["Starttijd / Start time (command to running)", _fmt(rec.start_time_s, "s")],
+        ["Urenteller begin / Run-hour meter start", _fmt(rec.run_hours_start_h, "h", 2)],
+        ["Urenteller einde / Run-hour meter end", _fmt(rec.run_hours_end_h, "h", 2)],
+        ["Uren gedraaid / Hours run", _fmt(rh_delta, "h", 2)],
+        ["Startaccu voor de test / Starter battery before", _fmt(rec.starter_v_before, "V", 2)],
+        ["Startaccu laagste bij starten / Starter battery min while cranking",
+         _fmt(rec.crank_min_v, "V", 2)],
+        ["Brandstof begin / Fuel start", _fmt(rec.fuel_start_l, "L")],
+        ["Brandstof einde / Fuel end", _fmt(rec.fuel_end_l, "L")],
+        ["Brandstof verbruikt / Fuel used", _fmt(rec.fuel_used_l, "L")],
+    ]
+    t = Table(rows, colWidths=[95 * mm, 85 * mm])
+    t.setStyle(grid)
+    story += [Paragraph("Logboek / Test log", h2), t]
+    crit = [["Criterium / Criterion", "Grens / Limit", "Waarde / Value", "Oordeel / Verdict"]]
+    for c in rec.criteria:
+        crit.append([Paragraph(f"{c.text_nl} / {c.text_en}", small), c.limit,
+                     _fmt(c.value, "", 2) if not isinstance(c.value, str) else c.value,
+                     _verdict(c.ok)])
+    t2 = Table(crit, colWidths=[80 * mm, 38 * mm, 22 * mm, 40 * mm])
+    t2.setStyle(grid)
+    story += [Paragraph("Criteria (NFPA 110 §8.4; instelbaar / configurable)", h2), t2]
+    remarks = rec.reasons or ["geen / none"]
+    story += [Paragraph("Afwijkingen / Abnormalities", h2),
+              Paragraph("<br/>".join(remarks), small)]
+    if rec.notes:
+        story.append(Paragraph(f"<b>Opmerkingen / Notes:</b> {rec.notes}", small))
+    plot = _plot(rec)
+    if plot is not None:
+        story += [Paragraph("Verloop / Course of the test", h2), plot]
+    manual = [["In te vullen door de monteur / To be filled in by the technician", ""],
+              ["Spanning / Voltage (V)", ""], ["Frequentie / Frequency (Hz)", ""],
+              [f"Belasting / Load (kW; >= {settings.min_load_pct:g} % van het typeplaatje / "
+               "of nameplate)", ""],
+              ["Naam en handtekening / Name and signature", ""]]
+    t3 = Table(manual, colWidths=[110 * mm, 70 * mm], rowHeights=[None, 6 * mm, 6 * mm,
+                                                                   6 * mm, 9 * mm])
+    t3.setStyle(grid)
+    story += [Spacer(1, 3 * mm), t3, Spacer(1, 2 * mm), Paragraph(
+        "Maandelijkse test volgens NFPA 110 §8.4 (20-40 dagen na de vorige, >= 30 min onder "
+        "last); er is geen Nederlands criterium voor starttijd of maandelijkse test gevonden. "
+        "Bewaren: 10 jaar. / Monthly exercise per NFPA 110 §8.4 (20-40 days apart, >= 30 min "
+        "under load); no Dutch start-time or monthly-run criterion was found. Keep 10 years. "
+        "NSP Site Monitor.", small)]
+    doc.build(story)
+    return buf.getvalue()
