@@ -187,6 +187,27 @@ SCENARIOS += (
     ),
 )
 
+# The monthly generator test (NFPA 110 §8.4). Not in SCENARIOS: it needs the generator-test
+# runner, which scenarios.runner does not drive; edge_server.gentest.scenario runs it
+# (`nsp-edge gentest scenario`, tests/test_gentest_scenario.py). The test starts with phase 1.
+GENERATOR_MONTHLY_TEST = Scenario(
+    "generator-monthly-test",
+    "The monthly generator test: 30 min under load, started by a technician",
+    "De maandelijkse test van het aggregaat: 30 min onder last, gestart door een monteur",
+    (
+        SETTLE,
+        Phase("test started: the set cranks", 30, 2, tick_ms=500),
+        Phase("test run", 31 * MIN, MIN),
+        Phase("after the test: cool-down", 10 * MIN, MIN),
+    ),
+    frozenset(),
+    frozenset({"MAINS_LOST", "GEN_RUNNING_ON_OUTAGE", "GEN_FAILED_TO_START", "MAINS_RESTORED"}),
+    nodes=NODES[:1],
+    notes="Variants: world gen_will_start=false -> FAILED_TO_START; mains cut during the run "
+          "-> ABORTED_MAINS_LOST and the set is NOT stopped.",
+    extra={"gentest_start_phase": 1},
+)
+
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 
