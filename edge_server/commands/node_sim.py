@@ -59,8 +59,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--baud", type=int, default=19200, help="RTU baud rate (default 19200)")
     p.add_argument("--roles", type=_roles, default=[], help="comma list of power,fridge,entrance")
     p.add_argument("--heap", type=_heap, default=DEFAULT_HEAP,
-                   help=f"MicroPython heap (default {DEFAULT_HEAP}: 96k as on an ESP32 plus ~32k "
-                        "for the simulated world)")
+                   help=f"MicroPython heap (default {DEFAULT_HEAP}: the firmware with all roles "
+                        "plus the simulated world, code in ROMFS; firmware/README.md Memory)")
     p.add_argument("--control", type=_host_port, metavar="HOST:PORT",
                    help="control channel (JSON lines: ping/get/set/advance/offline)")
     p.add_argument("--virtual-clock", action="store_true",

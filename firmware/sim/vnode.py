@@ -48,6 +48,30 @@ def host_port(text, name):
     return host or "127.0.0.1", int(port)
 
 
+def write_json(writer, reply):
+    """One JSON line in small pieces: on a fragmented 64-bit heap a 1 KB string (a world snapshot)
+    can fail where many 20-byte ones do not. A World value is streamed from world.items()."""
+    w = writer.write
+    sep = b"{"
+    for key, value in reply.items():
+        w(sep)
+        sep = b", "
+        w(json.dumps(key).encode())
+        w(b": ")
+        if hasattr(value, "items") and not isinstance(value, dict):
+            inner = b"{"
+            for k, v in value.items():
+                w(inner)
+                inner = b", "
+                w(json.dumps(k).encode())
+                w(b": ")
+                w(json.dumps(v).encode())
+            w(b"}" if inner == b", " else b"{}")
+        else:
+            w(json.dumps(value).encode())
+    w(b"}\n" if sep == b", " else b"{}\n")
+
+
 class VirtualClock:
     """Milliseconds that move only when the control channel says `advance` (unix ticks never wrap
     in practice: the period is 2**62 ms)."""
@@ -110,7 +134,8 @@ class VNode:
                 except Exception as e:
                     msg = e.args[0] if e.args else type(e).__name__
                     reply = {"ok": False, "error": "%s: %s" % (type(e).__name__, msg)}
-                writer.write(json.dumps(reply).encode() + b"\n")
+                write_json(writer, reply)
+                reply = None
                 await writer.drain()
         except (EOFError, OSError):
             pass
@@ -140,7 +165,7 @@ class VNode:
         if self.world is None:
             return {"ok": False, "error": "world not available"}
         if op == "get":
-            return {"ok": True, "world": self.world.snapshot(), "now_ms": node.ticks_ms()}
+            return {"ok": True, "now_ms": node.ticks_ms(), "world": self.world}  # streamed
         if op == "set":
             if "key" not in req or "value" not in req:
                 return {"ok": False, "error": 'set needs "key" and "value"'}

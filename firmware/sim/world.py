@@ -206,26 +206,34 @@ class World:
         return self.snapshot()[key]
 
     def snapshot(self):
-        d = dict(self._v)
-        d["fridge_c"] = self.air_c
-        d["battery_soc_pct"] = self._soc * 100
-        d.update({
-            "gen_running": self.gen_state in ("running", "cooldown"),
-            "gen_state": self.gen_state,
-            "relay_on": bool(self._outs["relay"]),
-            "buzzer_on": bool(self._outs["buzzer"]),
-            "fridge_air_c": self.air_c,
-            "vial_c": self.vial_c,
-            "fuel_depth_m": self.tank.depth_m(self._v["fuel_l"]),
-            "starter_battery_v": self._starter_v(),
-            "battery_v": self.battery_v,
-            "battery_a": self.battery_a,
-            "people_inside": self.people_inside,
-            "crossings_in": self.crossings_in,
-            "crossings_out": self.crossings_out,
-            "now_ms": self.now_ms,
-        })
-        return d
+        return dict(self.items())
+
+    def items(self):
+        """(key, value) for every settable and computed key: the snapshot without building a dict
+        (the virtual node's control channel streams it: a ~1 KB dict plus its JSON text were the
+        largest blocks the node ever asked the heap for)."""
+        v = self._v
+        for k in _KEYS:
+            if k == "fridge_c":
+                yield k, self.air_c
+            elif k == "battery_soc_pct":
+                yield k, self._soc * 100
+            else:
+                yield k, v[k]
+        yield "gen_running", self.gen_state in ("running", "cooldown")
+        yield "gen_state", self.gen_state
+        yield "relay_on", bool(self._outs["relay"])
+        yield "buzzer_on", bool(self._outs["buzzer"])
+        yield "fridge_air_c", self.air_c
+        yield "vial_c", self.vial_c
+        yield "fuel_depth_m", self.tank.depth_m(v["fuel_l"])
+        yield "starter_battery_v", self._starter_v()
+        yield "battery_v", self.battery_v
+        yield "battery_a", self.battery_a
+        yield "people_inside", self.people_inside
+        yield "crossings_in", self.crossings_in
+        yield "crossings_out", self.crossings_out
+        yield "now_ms", self.now_ms
 
     def ticks_ms(self):
         return self.now_ms
