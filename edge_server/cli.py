@@ -20,6 +20,7 @@ COMMANDS = (
     "users",
     "scenario",
     "hub",
+    "gentest",
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+import sys
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable
@@ -28,7 +29,7 @@ from edge_server.hub.testing import running_hub
 from edge_server.rules.settings import RulesSettings
 from edge_server.service import Service
 from edge_server.storage.component import StorageComponent
-from tests.conftest import need_tool
+from tests.conftest import ROOT, need_tool
 from tests.test_hub_api import schema_validator
 from tests.test_poller import RMAP, Peer, image, make_peer, peers  # noqa: F401  (fixture)
 
@@ -220,6 +221,29 @@ async def test_a_passed_test_report_pdf_and_readiness(tmp_path: Path,
                 assert needle in text, f"{needle!r} not in the report:\n{text}"
             assert "NIET VOLDAAN" not in text
             assert (await c.get("/api/v1/gentests/77/report.pdf")).status_code == 404
+        # the same report from the command line, reading site.db while the service runs
+        toml = tmp_path / "site.toml"
+        toml.write_text(f'[site]\nid = "nsp-linde"\nname = "Buurthuis De Linde"\n'
+                        f'[storage]\ndata_dir = "{tmp_path / "edge"}"\n'
+                        '[[buses]]\nname = "tcp"\nkind = "tcp"\nhost = "127.0.0.1"\n'
+                        'port = 1\n[[nodes]]\nname = "power"\nbus = "tcp"\nunit = 1\n'
+                        'roles = ["power"]\n')
+        cli = [sys.executable, "-m", "edge_server.cli", "gentest"]
+        out = tmp_path / "cli.pdf"
+        done = subprocess.run([*cli, "report", str(test_id), "--config", str(toml), "--out",
+                               str(out)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert done.returncode == 0, done.stderr
+        cli_text = subprocess.run(["pdftotext", "-layout", str(out), "-"], check=True,
+                                  capture_output=True, text=True).stdout
+        assert "Buurthuis De Linde" in cli_text and "PASSED" in cli_text and "9.85 V" in cli_text
+        listed = subprocess.run([*cli, "list", "--config", str(toml)], capture_output=True,
+                                text=True, cwd=ROOT, timeout=60)
+        assert listed.returncode == 0 and "PASSED" in listed.stdout
+        assert "technician" in listed.stdout
+        missing = subprocess.run([*cli, "report", "999", "--config", str(toml), "--out",
+                                  str(tmp_path / "x.pdf")], capture_output=True, text=True,
+                                 cwd=ROOT, timeout=60)
+        assert missing.returncode == 2 and "999" in missing.stderr
         # readiness reads the pass from the same table
         from edge_server.rules.component import RulesComponent
 
@@ -283,8 +307,6 @@ def test_next_due_follows_the_settings() -> None:
 
 
 def test_example_site_toml_accepts_a_gentest_section() -> None:
-    from tests.conftest import ROOT
-
     raw = tomllib.loads((ROOT / "examples" / "site.toml").read_text())
     raw["gentest"] = {"duration_min": 45, "max_start_s": 15, "crank_min_v": 9.0}
     cfg = SiteConfig.model_validate(raw)
