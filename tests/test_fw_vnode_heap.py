@@ -1,0 +1,60 @@
+"""`nsp-edge node-sim`'s default heap is enough for the full role set: a virtual node with power,
+fridge and entrance (code in ROMFS, outside the heap; firmware/README.md "Memory") runs a simulated
+day on the virtual clock while pymodbus polls every block and the control channel reads the world,
+without a MemoryError anywhere in its log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from pymodbus.client import AsyncModbusTcpClient
+
+from edge_server.vnode import DEFAULT_HEAP, VirtualNode
+from tests.vnode_fixtures import vnode_factory  # noqa: F401  (the fixture)
+
+UNIT = 3
+
+
+async def poll_all(port: int, rounds: int) -> list[int]:
+    """Read the whole register image (FC03, FC04), coils and discrete inputs `rounds` times."""
+    client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=1)
+    await client.connect()
+    try:
+        words: list[int] = []
+        for _ in range(rounds):
+            for start in (0, 50):
+                rr = await client.read_holding_registers(start, count=40, device_id=UNIT)
+                assert not rr.isError(), rr
+                words = rr.registers
+            rr = await client.read_input_registers(80, count=10, device_id=UNIT)
+            assert not rr.isError(), rr
+            rr = await client.read_coils(0, count=4, device_id=UNIT)
+            assert not rr.isError(), rr
+            rr = await client.read_discrete_inputs(0, count=6, device_id=UNIT)
+            assert not rr.isError(), rr
+        return words
+    finally:
+        client.close()
+
+
+def test_node_sim_default_heap_polled_day(vnode_factory: Callable[..., VirtualNode]) -> None:  # noqa: F811
+    node = vnode_factory(unit=UNIT, roles=("power", "fridge", "entrance"), virtual_clock=True,
+                         heap=DEFAULT_HEAP)
+    assert "not built" not in node.log_text(), node.log_text()
+    assert node.control({"op": "set", "key": "visitors_per_hour", "value": 30})["ok"]
+    for hour in range(24):
+        if hour == 2:  # an outage: the generator starts, runs, and mains come back at hour 5
+            assert node.control({"op": "set", "key": "mains_present", "value": False})["ok"]
+        if hour == 5:
+            assert node.control({"op": "set", "key": "mains_present", "value": True})["ok"]
+        reply = node.control({"op": "advance", "ms": 3_600_000, "step_ms": 2000})
+        assert reply["ok"], (reply, node.log_text())
+        asyncio.run(poll_all(node.tcp_port, 3))
+        world = node.control({"op": "get"})
+        assert world["ok"], (world, node.log_text())
+        assert world["world"]["now_ms"] == (hour + 1) * 3_600_000
+    assert world["world"]["crossings_in"] > 100  # the day really ran: visitors came
+    log = node.log_text()
+    assert "MemoryError" not in log and "ROM image in the heap" not in log, log
+    assert node.process is not None and node.process.poll() is None, log
