@@ -162,6 +162,11 @@ class VNode:
             return {"ok": True, "offline": value}
         if op == "advance":
             return await self._advance(req)
+        if op == "heap":  # live heap after a collection (benchmarks/bench_fw_heap.py)
+            import gc
+
+            gc.collect()
+            return {"ok": True, "alloc": gc.mem_alloc(), "free": gc.mem_free()}
         if self.world is None:
             return {"ok": False, "error": "world not available"}
         if op == "get":
@@ -172,7 +177,7 @@ class VNode:
             self.world.set(req["key"], req["value"])
             node.tick(node.ticks_ms())  # the image reflects the change before the reply
             return {"ok": True}
-        return {"ok": False, "error": "unknown op %r; known: ping, get, set, advance, offline" % (op,)}
+        return {"ok": False, "error": "unknown op %r; known: ping, get, set, advance, offline, heap" % (op,)}
 
     async def _advance(self, req):
         clock = self.clock
