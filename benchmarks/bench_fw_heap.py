@@ -4,14 +4,14 @@ port (64-bit): code vs data, after import, after construction, and over a simula
 - imports: firmware/tests/heapprobe.py imports the node's modules one at a time (gc.collect() +
   gc.mem_alloc() after each), once from .mpy files on disk (bytecode, strings and tables copied into
   the heap) and once from the ROMFS image that firmware/sim/romboot.py mounts outside the heap
-  (bytecode in place; only module objects, globals, functions, classes and qstr entries in the heap).
+  (bytecode in place; module objects, globals, functions, classes and qstr entries in the heap).
   Disk minus ROM = the code's share; the ROM figure = module data that a board also keeps in RAM.
 - construction: the node built with all roles (image, buffers, role objects, world state).
 - day: a VirtualNode at node-sim's default heap, virtual clock, advanced 24 h in 10-minute steps
   with pymodbus reading every block in between; the control channel's `heap` op samples the live
   heap after a collection each time (a high-water of those samples, not of every allocation).
-- soak: firmware/tests/soak.py (roles + world, no Modbus) from ROMFS: its live-heap peak sampled each
-  simulated minute, and the smallest -X heapsize (8 KB steps) that runs the 24 h.
+- soak: firmware/tests/soak.py (roles + world, no Modbus) from ROMFS: its live-heap peak sampled
+  each simulated minute, and the smallest -X heapsize (8 KB steps) that runs the 24 h.
 Unix pointers are 8 bytes, an ESP32's 4: the board's figures are lower (firmware/README.md, Memory).
 """
 
@@ -26,7 +26,13 @@ from pathlib import Path
 from pymodbus.client import AsyncModbusTcpClient
 
 from edge_server.vnode import (
-    DEFAULT_HEAP, FIRMWARE, VirtualNode, compile_firmware, find_micropython, find_tool, romfs_env,
+    DEFAULT_HEAP,
+    FIRMWARE,
+    VirtualNode,
+    compile_firmware,
+    find_micropython,
+    find_tool,
+    romfs_env,
     write_romfs,
 )
 
