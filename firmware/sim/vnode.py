@@ -177,7 +177,8 @@ class VNode:
             self.world.set(req["key"], req["value"])
             node.tick(node.ticks_ms())  # the image reflects the change before the reply
             return {"ok": True}
-        return {"ok": False, "error": "unknown op %r; known: ping, get, set, advance, offline, heap" % (op,)}
+        return {"ok": False,
+                "error": "unknown op %r; known: ping, get, set, advance, offline, heap" % (op,)}
 
     async def _advance(self, req):
         clock = self.clock

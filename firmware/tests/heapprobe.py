@@ -10,7 +10,8 @@ MODULES = ("machine", "onewire", "world", "asyncio", "nsp.regmap", "nsp.image", 
            "nsp.modbus", "nsp.persist", "nsp.bootguard", "nsp.node", "nsp.tcp", "nsp.rtu", "vnode",
            "nsp.fwconfig", "nsp.filters", "nsp.tank", "nsp.soc", "nsp.genlogic", "nsp.alarm",
            "nsp.direction", "nsp.drivers.ina226", "nsp.drivers.loop_current", "nsp.drivers.ds18b20",
-           "nsp.drivers.beams", "nsp.roles", "nsp.roles.power", "nsp.roles.fridge", "nsp.roles.entrance")
+           "nsp.drivers.beams", "nsp.roles", "nsp.roles.power", "nsp.roles.fridge",
+           "nsp.roles.entrance")
 SIM = ("machine", "onewire", "world")
 
 
