@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from edge_server.gentest.record import GenTestRecord
 from edge_server.gentest.runner import GenTestRunner
 from edge_server.gentest.schedule import Due, next_due
-from edge_server.gentest.settings import GenTestSettings
 from edge_server.gentest.store import GenTestStore
 from edge_server.state import SiteState
 from edge_server.storage.db import open_db
@@ -23,11 +22,6 @@ if TYPE_CHECKING:
     from edge_server.service import Service
 
 log = logging.getLogger(__name__)
-
-
-def gentest_settings(service: Service) -> GenTestSettings:
-    found = getattr(service.config, "gentest", None)
-    return found if isinstance(found, GenTestSettings) else GenTestSettings()
 
 
 def uplink_body(rec: GenTestRecord) -> dict[str, Any]:
@@ -52,7 +46,7 @@ class GenTestComponent:
             log.info("gentest: %d records older than 10 years removed", purged)
         self.runner = GenTestRunner(
             self.service.poller, self.service.state, self.service.clock, store,
-            gentest_settings(self.service), cfg.site.id,
+            cfg.gentest, cfg.site.id,
             on_event=self._event, on_finished=self._finished)
         self.service.state.subscribe(self.on_cycle)
 

@@ -17,6 +17,7 @@ Every command and every end is logged and written as an event with who gave it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,6 +93,9 @@ class GenTestRunner:
         self.on_event = on_event
         self.on_finished = on_finished
         self.active: _Active | None = None
+        # start, tick and abort await Modbus writes: one at a time, so an abort arriving while
+        # a tick stops the set cannot finish the same test twice
+        self._lock = asyncio.Lock()
         rmap = regmap.load()
         self._gen_states = rmap.register("gen_state").enum
         self._reasons = rmap.register("gen_run_reason").enum
@@ -148,6 +152,10 @@ class GenTestRunner:
     async def start(self, who: str, *, node: str | None = None, notes: str = "") -> GenTestRecord:
         """Start a test now; raises Refused (mains absent/unknown, test running, node offline,
         generator already running, command refused or not confirmed)."""
+        async with self._lock:
+            return await self._start(who, node, notes)
+
+    async def _start(self, who: str, node: str | None, notes: str) -> GenTestRecord:
         from edge_server.poller import CommandFailed, CommandRejected
 
         if not who.strip():
@@ -200,6 +208,10 @@ class GenTestRunner:
     async def tick(self) -> GenTestRecord | None:
         """Judge the latest site state (call after every poll cycle); returns the record when
         the test finished in this tick."""
+        async with self._lock:
+            return await self._tick()
+
+    async def _tick(self) -> GenTestRecord | None:
         act = self.active
         if act is None:
             return None
@@ -261,7 +273,9 @@ class GenTestRunner:
     def _sample(self, act: _Active, now: datetime) -> None:
         rec = act.record
         t_s = (now - rec.started_at).total_seconds()
-        if act.last_sample_s is not None and t_s - act.last_sample_s < self.settings.sample_every_s:
+        starting = act.phase == "STARTING"  # every cycle while cranking: the dip is short
+        if (not starting and act.last_sample_s is not None
+                and t_s - act.last_sample_s < self.settings.sample_every_s):
             return
         act.last_sample_s = t_s
         rec.samples.append(Sample(
@@ -291,6 +305,10 @@ class GenTestRunner:
 
     # ------------------------------------------------------------------ abort
     async def abort(self, test_id: int, who: str) -> GenTestRecord:
+        async with self._lock:
+            return await self._abort(test_id, who)
+
+    async def _abort(self, test_id: int, who: str) -> GenTestRecord:
         act = self.active
         if act is None or act.record.id != test_id:
             raise Refused("NOT_RUNNING", f"Generator test {test_id} is not running",
