@@ -179,6 +179,8 @@ async def test_generator_that_will_not_start_is_failed_to_start(bench: Bench) ->
     done = await bench.run(120, 2)
     assert done is not None and done.outcome is Outcome.FAILED_TO_START
     assert done.passed is False and done.start_time_s is None
+    # the crank's sag is recorded even though the set never ran (healthy battery: ~9.8 V)
+    assert done.crank_min_v == pytest.approx(9.8, abs=0.15)
     assert any("start_failed" in r or "not running" in r for r in done.reasons), done.reasons
     # within the node's 30 s deadline (it reports start_failed), well before our 60 s
     assert done.ended_at is not None and (done.ended_at - rec.started_at).total_seconds() <= 40

@@ -77,9 +77,11 @@ class Site:
                 if e["code"] == code]
 
 
-def site_config(data: Path, port: int, uplink: dict[str, Any] | None = None) -> SiteConfig:
+def site_config(data: Path, port: int, uplink: dict[str, Any] | None = None,
+                read_auth: bool = False) -> SiteConfig:
     raw: dict[str, Any] = {
         "site": {"id": "nsp-linde", "name": "Buurthuis De Linde"},
+        "api": {"require_auth_for_read": read_auth},
         "storage": {"data_dir": str(data)},
         "poll": {"interval_s": 2, "timeout_s": 0.2, "retries": 0},
         "buses": [{"name": "tcp", "kind": "tcp", "host": "127.0.0.1", "port": port}],
@@ -92,11 +94,12 @@ def site_config(data: Path, port: int, uplink: dict[str, Any] | None = None) -> 
 
 async def start_site(tmp_path: Path, peers: list[Peer],  # noqa: F811
                      uplink: Callable[[], dict[str, Any]] | None = None,
-                     clock: ManualClock | None = None) -> AsyncIterator[Site]:
+                     clock: ManualClock | None = None,
+                     read_auth: bool = False) -> AsyncIterator[Site]:
     peer = await make_peer(peers, image(("power",), **IDLE))
     clock = clock or ManualClock(START)
     service = Service(site_config(tmp_path / "edge", peer.port,
-                                  uplink() if uplink else None), clock)
+                                  uplink() if uplink else None, read_auth), clock)
     await service.start(run_poller=False)
     try:
         site = Site(service, clock, peer)
@@ -313,3 +316,13 @@ def test_example_site_toml_accepts_a_gentest_section() -> None:
     assert cfg.gentest.duration_min == 45 and cfg.gentest.crank_min_v == 9.0
     with pytest.raises(ValueError, match="gentest"):
         SiteConfig.model_validate({**raw, "gentest": {"duration_mins": 30}})
+
+
+async def test_reads_need_a_token_when_the_site_says_so(tmp_path: Path,
+                                                       peers: list[Peer]) -> None:  # noqa: F811
+    async for site in start_site(tmp_path, peers, read_auth=True):
+        async with site.client() as c:
+            for url in ("/api/v1/gentests", "/api/v1/gentests/next"):
+                assert (await c.get(url)).status_code == 401, url
+                r = await c.get(url, headers=site.auth("viewer"))
+                assert r.status_code == 200, url

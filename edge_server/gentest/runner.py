@@ -240,8 +240,16 @@ class GenTestRunner:
                 act.phase = "RUNNING"
                 rec.running_at = now
                 rec.start_time_s = round(elapsed, 1)
-                rec.crank_min_v = self._value(node, "starter_battery_min_v")
+                crank = self._value(node, "starter_battery_min_v")
+                if crank is not None and (rec.crank_min_v is None or crank < rec.crank_min_v):
+                    rec.crank_min_v = crank
                 return None
+            # the node keeps the lowest voltage of the current crank (reset when a crank
+            # starts); after >= 1 s it is this test's crank, also when the set never starts
+            crank = self._value(node, "starter_battery_min_v")
+            if crank is not None and elapsed >= 1.0 and (rec.crank_min_v is None
+                                                         or crank < rec.crank_min_v):
+                rec.crank_min_v = crank
             last = self._enum(node, "last_command", self._last_cmd)
             # >= 1 s: the node has ticked since the command (before that its registers may
             # still show the previous test's start_failed)
