@@ -260,6 +260,33 @@ async def test_mains_lost_during_the_test_aborts_without_stopping_the_generator(
     # an operator cannot stop it either while mains is absent
     with pytest.raises(CommandRejected):
         await bench.service.poller.write_coil("power", "gen_test_run", False, "mallory")
+    # mains back: the test request left on the node is released only after 300 s of mains
+    bench.world("mains_present", True)
+    await bench.run(240, 30)
+    assert bench.writes == [("gen_test_run", True, "anna")]
+    assert bench.snapshot()["gen_state"] == "running"
+    await bench.run(120, 30)
+    assert bench.writes == [("gen_test_run", True, "anna"), ("gen_test_run", False,
+                                                              "gentest-runner")]
+    assert bench.runner.release is None
+    await bench.run(60, 10)
+    assert bench.snapshot()["gen_state"] == "off"  # cooled down and stopped
+
+
+async def test_a_flapping_mains_return_delays_the_release(bench: Bench) -> None:
+    await bench.runner.start("anna")
+    await bench.run(60, 5)
+    bench.world("mains_present", False)
+    done = await bench.run(30, 2)
+    assert done is not None and done.outcome is Outcome.ABORTED_MAINS_LOST
+    for _ in range(3):  # back for 4 min, gone again: never 300 s in a row
+        bench.world("mains_present", True)
+        await bench.run(240, 30)
+        bench.world("mains_present", False)
+        await bench.run(60, 30)
+    assert bench.writes == [("gen_test_run", True, "anna")]
+    assert bench.snapshot()["gen_state"] == "running"
+    assert bench.runner.release is not None
 
 
 async def test_operator_abort_stops_the_generator_while_mains_is_present(bench: Bench) -> None:

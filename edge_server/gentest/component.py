@@ -66,7 +66,7 @@ class GenTestComponent:
 
     # a state listener is synchronous; the runner's commands are not: one tick task at a time
     def on_cycle(self, state: SiteState, now: datetime) -> None:
-        if self.runner is None or self.runner.active is None:
+        if self.runner is None or not self.runner.busy:
             return
         if self._tick is not None and not self._tick.done():
             self._again = True

@@ -64,6 +64,16 @@ EventSink = Callable[[datetime, str, str, str, str, dict[str, Any]], None]
 
 
 @dataclass
+class _Release:
+    """A test request left on the node (mains lost, node silent): released once mains has been
+    back, known present and not carried by the set, for release_after_mains_s."""
+
+    test_id: int
+    node: str
+    mains_since: datetime | None = None
+
+
+@dataclass
 class _Active:
     record: GenTestRecord
     phase: str = "STARTING"  # STARTING | RUNNING
@@ -93,6 +103,7 @@ class GenTestRunner:
         self.on_event = on_event
         self.on_finished = on_finished
         self.active: _Active | None = None
+        self.release: _Release | None = None
         # start, tick and abort await Modbus writes: one at a time, so an abort arriving while
         # a tick stops the set cannot finish the same test twice
         self._lock = asyncio.Lock()
@@ -201,6 +212,7 @@ class GenTestRunner:
             raise Refused("COMMAND_REFUSED", f"The start command was not carried out: {exc}",
                           f"Het startcommando is niet uitgevoerd: {exc}") from None
         self.active = _Active(rec)
+        self.release = None  # the new test owns the request now
         self._sample(self.active, now)
         return rec
 
@@ -211,9 +223,15 @@ class GenTestRunner:
         async with self._lock:
             return await self._tick()
 
+    @property
+    def busy(self) -> bool:
+        """A test runs or a test request waits to be released: tick after every cycle."""
+        return self.active is not None or self.release is not None
+
     async def _tick(self) -> GenTestRecord | None:
         act = self.active
         if act is None:
+            await self._maybe_release()
             return None
         rec, s = act.record, self.settings
         now = self.clock.now()
@@ -331,7 +349,42 @@ class GenTestRunner:
         stopped = await self._stop(rec, who, "aborted by an operator")
         if not stopped:
             rec.reasons.append("generator left running (it may carry the site)")
-        return self._finish(Outcome.ABORTED_BY_OPERATOR, who)
+        done = self._finish(Outcome.ABORTED_BY_OPERATOR, who)
+        if not stopped:
+            self.release = _Release(done.id, done.node)
+        return done
+
+    async def _maybe_release(self) -> None:
+        """Release a test request left on the node once mains is back for good; never while the
+        set may carry the site (mains absent or unknown, or gen_run_reason mains_lost)."""
+        rel = self.release
+        if rel is None:
+            return
+        from edge_server.poller import CommandFailed, CommandRejected
+
+        now = self.clock.now()
+        mains = self._value(rel.node, "mains_present") if self._online(rel.node) else None
+        reason = self._enum(rel.node, "gen_run_reason", self._reasons)
+        if mains is not True or reason == "mains_lost":
+            rel.mains_since = None
+            return
+        rel.mains_since = rel.mains_since or now
+        if (now - rel.mains_since).total_seconds() < self.settings.release_after_mains_s:
+            return
+        why = (f"release the request of test {rel.test_id}: mains back for "
+               f"{self.settings.release_after_mains_s:g} s")
+        self._event("GENTEST_STOP_COMMAND",
+                    f"Generator test {rel.test_id}: stop command by {RUNNER} ({why})",
+                    f"Aggregaattest {rel.test_id}: stopcommando door {RUNNER} (verzoek "
+                    "ingetrokken: netstroom terug)",
+                    {"test_id": rel.test_id, "node": rel.node, "who": RUNNER, "value": False})
+        try:
+            await self.commands.write_coil(rel.node, COIL, False, RUNNER)
+        except (CommandRejected, CommandFailed) as exc:
+            log.warning("gentest: releasing test %d failed (%s); trying again", rel.test_id, exc)
+            rel.mains_since = None
+            return
+        self.release = None
 
     # ------------------------------------------------------------------ verdict
     def _criteria(self, rec: GenTestRecord) -> list[Criterion]:
@@ -384,6 +437,8 @@ class GenTestRunner:
             outcome = Outcome.FAILED if failed else Outcome.PASSED
         rec.outcome = outcome
         self.active = None
+        if outcome in (Outcome.ABORTED_MAINS_LOST, Outcome.ABORTED_NODE_OFFLINE):
+            self.release = _Release(rec.id, node)
         self.store.update(rec)
         en, nl = OUTCOME_TEXTS[outcome]
         severity = "info" if outcome in (Outcome.PASSED, Outcome.ABORTED_BY_OPERATOR) else "warning"

@@ -21,5 +21,8 @@ class GenTestSettings(BaseModel):
     crank_min_v: Annotated[float, Field(ge=0, le=30)] = 9.6  # starter battery while cranking
     run_hours_tolerance_h: Annotated[float, Field(ge=0, le=1)] = 0.05  # meter resolution 0.01 h
     offline_abort_s: Annotated[float, Field(gt=0, le=3600)] = 120.0  # node silent this long
+    # a test request left on the node (mains lost during the test) is released once mains has
+    # been back this long (rides through a flapping return); the node's test_max_s is the backstop
+    release_after_mains_s: Annotated[float, Field(ge=0, le=86400)] = 300.0
     sample_every_s: Annotated[float, Field(gt=0, le=3600)] = 10.0  # samples for the report plot
     min_load_pct: Annotated[float, Field(ge=0, le=100)] = 30.0  # NFPA 110: >= 30 % nameplate kW
