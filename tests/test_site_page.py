@@ -82,6 +82,12 @@ async def test_site_page_shows_values_and_switches_language(edge_url: str) -> No
             await expect(page.locator('[data-channel="fridge1.fridge_min_c"] td.value')) \
                 .to_have_text("niet beschikbaar")
             await expect(page.locator("#node-fridge1 .badge")).to_have_text("bereikbaar")
+            # This service runs without rules and storage: the page says so instead of guessing.
+            await expect(page.locator("#banner")).to_have_attribute("data-state", "UNKNOWN")
+            await expect(page.locator("#ready-text")).to_have_text("ONBEKEND")
+            await expect(page.locator("#reasons")).to_contain_text("Gereedheid niet beschikbaar")
+            await expect(page.locator("#alerts")).to_contain_text("Meldingen niet beschikbaar")
+            await expect(page.locator("#fridge-chart .nodata")).to_have_text("Geen gegevens")
             await page.click("#lang")
             await expect(row).to_contain_text("Medicine fridge temperature")
             await expect(row.locator("td.value")).to_have_text("4.55 °C")

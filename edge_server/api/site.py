@@ -20,6 +20,7 @@ def get_site(service: ServiceDep, _reader: ReadAccess) -> dict[str, Any]:
     `values`: {"<node>.<register>": {"value", "unit", "at", "quality"}}; a value that could not be
     read is null with quality "unavailable", never a stale or zero number.
     `nodes`: {"<node>": {"online", "last_ok", "last_error", "counters", "identity", ...}}.
+    `capacity`: the people the site is meant for ([site] capacity; the page shows n / capacity).
     """
     body = service.state.to_json()
     body["site_name"] = service.config.site.name

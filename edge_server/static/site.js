@@ -20,6 +20,7 @@ const TEXT = {
     gen_on: "Aggregaat draait", gen_off: "Aggregaat staat stil", gen_unknown: "Aggregaat onbekend",
     occupancy: "Aanwezig (schatting)", capacity: "Capaciteit", over_capacity: "VOL",
     alerts: "Open meldingen", no_alerts: "Geen open meldingen",
+    alerts_na: "Meldingen niet beschikbaar (de regels draaien niet)",
     info: "info", warning: "waarschuwing", critical: "kritiek", since: "sinds",
     ack: "Bevestigen", acked_by: "Bevestigd door",
     token_label: "Toegangscode (token) om te bevestigen", token_ok: "Opslaan", cancel: "Annuleren",
@@ -49,6 +50,7 @@ const TEXT = {
     gen_on: "Generator running", gen_off: "Generator stopped", gen_unknown: "Generator unknown",
     occupancy: "Inside (estimate)", capacity: "Capacity", over_capacity: "FULL",
     alerts: "Open alerts", no_alerts: "No open alerts",
+    alerts_na: "Alerts not available (the rules are not running)",
     info: "info", warning: "warning", critical: "critical", since: "since",
     ack: "Acknowledge", acked_by: "Acknowledged by",
     token_label: "Access token to acknowledge", token_ok: "Save", cancel: "Cancel",
@@ -473,10 +475,12 @@ function renderTiles() {
   $("#autonomy").textContent = hours === null || hours === undefined ? "–"
     : `${num(hours, hours < 10 ? 1 : 0)} ${t("hours")}`;
   const refuel = a ? a.refuel_before : (s && s.refuel_before);
-  $("#refuel").textContent = refuel ? fmtTime(refuel, true) : `– (${t("refuel_only_running")})`;
-  const fuelTile = $("#tile-fuel");
-  fuelTile.className = `tile${hours !== null && hours !== undefined && hours < 24 ? " bad"
-    : hours !== null && hours !== undefined && hours < 72 ? " warn" : ""}`;
+  const known = hours !== null && hours !== undefined;
+  $("#refuel").textContent = refuel ? fmtTime(refuel, true)
+    : (known ? `– (${t("refuel_only_running")})` : "–");
+  // Thresholds of docs/rules.md: below 24 h NOT_READY, below the 72 h target DEGRADED.
+  $("#tile-fuel").className = `tile${!known ? " unknown" : hours < 24 ? " bad"
+    : hours < 72 ? " warn" : ""}`;
 
   const mains = s ? s.mains_present : null;
   const gen = s ? s.gen_running : null;
@@ -484,14 +488,16 @@ function renderTiles() {
     : t("mains_unknown");
   $("#gen").textContent = gen === true ? t("gen_on") : gen === false ? t("gen_off")
     : t("gen_unknown");
-  $("#tile-power").className = `tile${mains === false ? (gen ? " warn" : " bad") : ""}`;
+  $("#tile-power").className = `tile${mains === false ? (gen ? " warn" : " bad")
+    : mains === null || mains === undefined ? " unknown" : ""}`;
 
   const occ = s ? s.occupancy : null;
   const cap = data.site ? data.site.capacity : null;
   $("#occupancy").textContent = occ === null || occ === undefined ? "–"
     : (cap ? `${occ} / ${cap}` : String(occ));
   $("#capacity").textContent = cap ? String(cap) : "–";
-  $("#tile-occ").className = `tile${occ !== null && cap && occ > cap ? " bad" : ""}`;
+  $("#tile-occ").className = `tile${occ === null || occ === undefined ? " unknown"
+    : cap && occ > cap ? " bad" : ""}`;
 }
 
 let alertsKey = "";
@@ -504,7 +510,10 @@ function renderAlerts() {
   const key = `${lang}/${JSON.stringify(alerts)}`;
   if (key === alertsKey) return;
   alertsKey = key;
-  if (alerts === null) { list.replaceChildren(el("li", { class: "none" }, "–")); return; }
+  if (alerts === null) {
+    list.replaceChildren(el("li", { class: "na" }, t("alerts_na")));
+    return;
+  }
   if (!alerts.length) {
     list.replaceChildren(el("li", { class: "none" }, t("no_alerts")));
   } else {
