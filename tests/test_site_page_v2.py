@@ -224,11 +224,11 @@ async def test_banner_tiles_plots_details_and_language(
 
 
 async def test_acknowledge_asks_for_a_token_viewer_is_refused_operator_acks(
-    edge: Edge, browser: Any
+    edge: Edge, browser: Any, tmp_path: Path
 ) -> None:
     from playwright.async_api import expect
 
-    page = await new_page(browser, DESKTOP)
+    page = await new_page(browser, PHONE)
     await page.goto(edge.url + "/")
     alert = page.locator('#alerts li[data-code="FRIDGE_DOOR_OPEN"]')
     await expect(alert).to_contain_text("Koelkastdeur te lang open", timeout=10_000)
@@ -245,6 +245,7 @@ async def test_acknowledge_asks_for_a_token_viewer_is_refused_operator_acks(
     await expect(msg).to_have_attribute("data-code", "e403")
     await expect(msg).to_contain_text("mag geen meldingen bevestigen")
     assert await page.evaluate("localStorage.getItem('nsp-token')") == edge.viewer_token
+    await page.screenshot(path=str(shot_path(tmp_path, "site-phone-403.png")))
 
     # The form is offered again: the operator's token acknowledges.
     await expect(page.locator("#token-form")).to_be_visible()
