@@ -1,8 +1,8 @@
 """`nsp-edge node-sim`'s default heap is enough for the full role set: a virtual node with power,
 fridge and entrance (code in ROMFS, outside the heap; firmware/README.md "Memory") runs a simulated
-day on the virtual clock while pymodbus polls every block and the control channel reads the world,
-without a MemoryError anywhere in its log; and firmware/sim/romboot.py really keeps the ROMFS image
-out of the GC heap."""
+day on the virtual clock while four pymodbus clients at once poll every block and the control
+channel reads the world, without a MemoryError anywhere in its log; and firmware/sim/romboot.py
+really keeps the ROMFS image out of the GC heap."""
 
 from __future__ import annotations
 
@@ -39,6 +39,11 @@ async def poll_all(port: int, rounds: int) -> None:
         client.close()
 
 
+async def poll_clients(port: int) -> None:
+    """Four TCP clients at once: the node's cap, each with its own buffers and task."""
+    await asyncio.gather(*(poll_all(port, 2) for _ in range(4)))
+
+
 def test_node_sim_default_heap_polled_day(vnode_factory: Callable[..., VirtualNode]) -> None:  # noqa: F811
     node = vnode_factory(unit=UNIT, roles=("power", "fridge", "entrance"), virtual_clock=True,
                          heap=DEFAULT_HEAP)
@@ -52,7 +57,7 @@ def test_node_sim_default_heap_polled_day(vnode_factory: Callable[..., VirtualNo
         reply = node.control({"op": "advance", "ms": 3_600_000, "step_ms": 2000})
         assert reply["ok"], (reply, node.log_text())
         assert node.tcp_port is not None
-        asyncio.run(poll_all(node.tcp_port, 3))
+        asyncio.run(poll_clients(node.tcp_port))
         world = node.control({"op": "get"})
         assert world["ok"], (world, node.log_text())
         assert world["world"]["now_ms"] == (hour + 1) * 3_600_000
