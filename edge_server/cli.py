@@ -44,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except BrokenPipeError:  # `nsp-edge ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
     return result
 
 
