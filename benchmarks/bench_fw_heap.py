@@ -10,8 +10,9 @@ port (64-bit): code vs data, after import, after construction, and over a simula
 - day: a VirtualNode at node-sim's default heap, virtual clock, advanced 24 h in 10-minute steps
   with pymodbus reading every block in between; the control channel's `heap` op samples the live
   heap after a collection each time (a high-water of those samples, not of every allocation).
-- soak: firmware/tests/soak.py (roles + world, no Modbus) from ROMFS: its live-heap peak sampled
-  each simulated minute, and the smallest -X heapsize (8 KB steps) that runs the 24 h.
+- soak: firmware/tests/soak.py (roles + the scripted site sim/stim.py behind the same fakes, no
+  Modbus) from ROMFS: sim and firmware after boot, the live-heap peak sampled each simulated
+  minute, and the smallest -X heapsize (4 KB steps) that runs the 24 h.
 Unix pointers are 8 bytes, an ESP32's 4: the board's figures are lower (firmware/README.md, Memory).
 """
 
@@ -140,7 +141,7 @@ def main() -> list[tuple[str, str]]:
         boot, day_peak, heap_b = _day_under_polling()
         soak = _soak(d, build, "512k")
         smallest = "none up to 128 KB"
-        for kb in range(56, 136, 8):
+        for kb in range(48, 132, 4):
             if _soak(d, build, f"{kb}k").get("ok"):
                 smallest = f"{kb} KB"
                 break
@@ -162,10 +163,10 @@ def main() -> list[tuple[str, str]]:
         ("node-sim: live-heap high-water over a polled simulated day (144 samples)",
          _kb(day_peak)),
         ("node-sim: heap size (gc alloc + free)", _kb(heap_b)),
-        ("soak (roles + world, no Modbus) from ROMFS: sim / firmware after boot",
+        ("soak (roles + sim/stim.py, no Modbus) from ROMFS: sim / firmware after boot",
          f"{_kb(soak['sim'])} / {_kb(soak['fw'])}"),
         ("soak: live-heap peak over 24 h (sampled each simulated minute)", _kb(soak["peak"])),
-        ("soak: smallest -X heapsize running 24 h (8 KB steps)", smallest),
+        ("soak: smallest -X heapsize running 24 h (4 KB steps)", smallest),
     ]
 
 

@@ -7,19 +7,13 @@
 #   ADC: read_uv() gives the world's microvolts on that pin, with the ESP32's non-linearity.
 #   I2C: readfrom_mem_into / writeto_mem / scan talk to the world's fake I2C devices (INA226);
 #        a missing device raises OSError(19) (ENODEV), as the ESP32 port does.
-#   WDT, reset_cause, unique_id, reset, freq, idle and the constants of the ESP32 port.
+#   WDT, reset_cause, unique_id, reset, freq, idle, Signal and the reset constants of the ESP32 port
+#   live in sim/machine_more.py and load on first use (module __getattr__): the roles use only
+#   Pin, ADC and I2C, so the soak's heap (firmware/tests/soak.py) carries only those.
 # Nothing here is used by firmware logic directly: drivers take these objects as arguments.
 
 _world = None
 _pins = {}  # pin id -> the Pin object last made for it (whose irq handler the world calls)
-_reset_cause = 1  # PWRON_RESET until a test or the virtual node says otherwise
-_unique_id = b"\x24\x0a\xc4\x00\x00\x01"
-
-PWRON_RESET = 1
-HARD_RESET = 2
-WDT_RESET = 3
-DEEPSLEEP_RESET = 4
-SOFT_RESET = 5
 
 
 def attach(world):
@@ -32,54 +26,6 @@ def _w():
     if _world is None:
         import world  # noqa: F401  (its import attaches the module-level WORLD)
     return _world
-
-
-def reset_cause():
-    return _reset_cause
-
-
-def set_reset_cause(cause):
-    """Sim only: what the next reset_cause() reports (e.g. WDT_RESET for a watchdog test)."""
-    global _reset_cause
-    _reset_cause = cause
-
-
-def unique_id():
-    return _unique_id
-
-
-def set_unique_id(uid):
-    """Sim only: give this virtual board its own id (bytes)."""
-    global _unique_id
-    _unique_id = bytes(uid)
-
-
-class ResetRequested(Exception):
-    """Raised by reset()/soft_reset(): on the board the chip restarts; here the caller decides."""
-
-
-def reset():
-    raise ResetRequested("machine.reset()")
-
-
-def soft_reset():
-    raise ResetRequested("machine.soft_reset()")
-
-
-def freq(hz=None):
-    return 160000000
-
-
-def idle():
-    pass
-
-
-def disable_irq():
-    return 0
-
-
-def enable_irq(state=0):
-    pass
 
 
 class Pin:
@@ -152,23 +98,6 @@ def _fire_edge(pin_id, level):
         pin._edge(level)
 
 
-class Signal:
-    def __init__(self, pin, invert=False):
-        self._pin = pin
-        self._invert = invert
-
-    def value(self, x=None):
-        if x is None:
-            return self._pin.value() ^ (1 if self._invert else 0)
-        self._pin.value((1 if x else 0) ^ (1 if self._invert else 0))
-
-    def on(self):
-        self.value(1)
-
-    def off(self):
-        self.value(0)
-
-
 class ADC:
     ATTN_0DB = 0
     ATTN_2_5DB = 1
@@ -231,22 +160,8 @@ class I2C:
 SoftI2C = I2C
 
 
-class WDT:
-    """Records feeds; the virtual node (or a test) checks `starved(now_ms)` to emulate the reset."""
+def __getattr__(name):
+    """The rest of the fake (sim/machine_more.py), imported on first use."""
+    import machine_more
 
-    def __init__(self, id=0, timeout=5000):
-        self.timeout_ms = timeout
-        self.feeds = 0
-        self.last_feed_ms = None
-
-    def feed(self):
-        self.feeds += 1
-        w = _w()
-        self.last_feed_ms = w.now_ms if w is not None else 0
-
-    def starved(self, now_ms):
-        if self.last_feed_ms is None:
-            return False
-        from time import ticks_diff
-
-        return ticks_diff(now_ms, self.last_feed_ms) > self.timeout_ms
+    return getattr(machine_more, name)

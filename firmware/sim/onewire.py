@@ -83,9 +83,9 @@ class OneWire:
     SKIP_ROM = 0xCC
 
     def __init__(self, pin):
-        import world
+        import machine  # the world attached there (sim/world.py, or sim/stim.py for the soak)
 
-        self._devices = world.WORLD.onewire_devices(pin.id if hasattr(pin, "id") else pin)
+        self._devices = machine._w().onewire_devices(pin.id if hasattr(pin, "id") else pin)
         self._state = "idle"
         self._selected = None  # None = nobody, "all" = SKIP ROM, else a device
         self._match = bytearray()
