@@ -21,7 +21,6 @@ from edge_server.clock import ManualClock
 from edge_server.config import parse_config
 from edge_server.poller import CommandRejected, Poller
 from edge_server.state import Quality, SiteState
-from tests.conftest import free_port
 
 RMAP = regmap.load()
 
@@ -53,7 +52,11 @@ def _set(words: list[int], name: str, value: int) -> None:
 
 @dataclass
 class Peer:
-    """A pymodbus server with a mutable image; `busy_at` makes reads there answer exception 06."""
+    """A pymodbus server with a mutable image; `busy_at` makes reads there answer exception 06.
+
+    Port 0: the first start() listens on a port the kernel picks (no free_port() race) and
+    records it; a restart after stop() listens on that same port again.
+    """
 
     port: int
     words: list[int]
@@ -86,6 +89,8 @@ class Peer:
         )
         self.server = ModbusTcpServer(device, address=("127.0.0.1", self.port))
         await self.server.serve_forever(background=True)
+        if self.port == 0:
+            self.port = int(self.server.transport.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -102,7 +107,7 @@ async def peers() -> AsyncIterator[list[Peer]]:
 
 
 async def make_peer(peers: list[Peer], words: list[int]) -> Peer:
-    p = Peer(free_port(), words)
+    p = Peer(0, words)
     await p.start()
     peers.append(p)
     return p
