@@ -35,14 +35,18 @@ def free_port() -> int:
 
 
 class RunningHub:
-    """A hub served by uvicorn in a background thread; stop() and start() simulate an outage."""
+    """A hub served by uvicorn in a background thread; stop() and start() simulate an outage.
+
+    Port 0: the first start() listens on a port the kernel picks (no bind-and-release race with
+    other processes) and sets port and url from it; a restart listens on that same port again.
+    """
 
     def __init__(self, data_dir: Path, clock: Clock, settings: HubSettings, port: int) -> None:
         self.data_dir = data_dir
         self.clock = clock
         self.settings = settings
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{port}"  # set again by start() when port is 0
         self.store = HubStore(data_dir)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -63,9 +67,14 @@ class RunningHub:
         deadline = time.monotonic() + timeout_s
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                thread.join(timeout=10)
                 raise RuntimeError(f"hub did not start on port {self.port}")
             time.sleep(0.01)
         self._server, self._thread = server, thread
+        if self.port == 0:
+            self.port = int(server.servers[0].sockets[0].getsockname()[1])
+            self.url = f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
@@ -86,7 +95,7 @@ def running_hub(
     port: int | None = None,
 ) -> Iterator[RunningHub]:
     hub = RunningHub(
-        data_dir, clock or SystemClock(), settings or HubSettings(), port or free_port()
+        data_dir, clock or SystemClock(), settings or HubSettings(), port or 0
     )
     try:
         hub.start()
