@@ -133,7 +133,7 @@ def romfs_from_build(build: Path, extra: dict[str, bytes] | None = None) -> byte
     entries = tree(build / "nsp")
     root: dict[str, Any] = {"nsp": entries}
     for name, data in tree(build / "sim").items():
-        if not isinstance(data, dict) and not name.startswith("romboot."):
+        if not isinstance(data, dict) and not name.startswith("romboot"):  # romboot*: boot dir
             root[name] = data
     root.update(extra or {})
     return build_romfs(root)

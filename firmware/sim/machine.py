@@ -7,9 +7,11 @@
 #   ADC: read_uv() gives the world's microvolts on that pin, with the ESP32's non-linearity.
 #   I2C: readfrom_mem_into / writeto_mem / scan talk to the world's fake I2C devices (INA226);
 #        a missing device raises OSError(19) (ENODEV), as the ESP32 port does.
-#   WDT, reset_cause, unique_id, reset, freq, idle, Signal and the reset constants of the ESP32 port
-#   live in sim/machine_more.py and load on first use (module __getattr__): the roles use only
-#   Pin, ADC and I2C, so the soak's heap (firmware/tests/soak.py) carries only those.
+#   WDT, reset_cause, unique_id, reset, freq, idle, Signal, SoftI2C and the reset constants of the
+#   ESP32 port live in sim/machine_more.py and load on first use (module __getattr__): the roles use
+#   only Pin, ADC and I2C, so the soak's heap (firmware/tests/soak.py) carries only those. Of the
+#   ESP32 API only what the firmware and its tests use is here: every name is a heap qstr and every
+#   method a heap object on the unix port (firmware/README.md, "Memory").
 # Nothing here is used by firmware logic directly: drivers take these objects as arguments.
 
 _world = None
@@ -31,13 +33,9 @@ def _w():
 class Pin:
     IN = 1
     OUT = 3
-    OPEN_DRAIN = 7
     PULL_UP = 2
-    PULL_DOWN = 1
     IRQ_RISING = 1
     IRQ_FALLING = 2
-    WAKE_LOW = 4
-    WAKE_HIGH = 5
 
     def __init__(self, id, mode=-1, pull=-1, value=None):
         self.id = id
@@ -47,9 +45,6 @@ class Pin:
         self._handler = None
         self._trigger = 0
         _pins[id] = self
-        self.init(mode, pull, value)
-
-    def init(self, mode=-1, pull=-1, value=None):
         if mode != -1:
             self._mode = mode
         if pull != -1:
@@ -66,18 +61,12 @@ class Pin:
                 return 1 if self._pull == self.PULL_UP else 0
             return level
         self._out = 1 if x else 0
-        if self._mode == self.OUT or self._mode == self.OPEN_DRAIN:
+        if self._mode == self.OUT:
             _w().pin_out(self.id, self._out)
         return None
 
     def __call__(self, x=None):
         return self.value(x)
-
-    def on(self):
-        self.value(1)
-
-    def off(self):
-        self.value(0)
 
     def irq(self, handler=None, trigger=3, hard=False):
         self._handler = handler
@@ -99,42 +88,18 @@ def _fire_edge(pin_id, level):
 
 
 class ADC:
-    ATTN_0DB = 0
-    ATTN_2_5DB = 1
-    ATTN_6DB = 2
-    ATTN_11DB = 3
-    WIDTH_9BIT = 0
-    WIDTH_10BIT = 1
-    WIDTH_11BIT = 2
-    WIDTH_12BIT = 3
+    ATTN_11DB = 3  # ~0-3.1 V: the only attenuation the firmware uses
 
     def __init__(self, pin, atten=3):
         self._id = pin.id if isinstance(pin, Pin) else pin
-        self._atten = atten
-
-    def atten(self, atten):
-        self._atten = atten
-
-    def width(self, width):
-        pass
 
     def read_uv(self):
         return _w().adc_uv(self._id)
-
-    def read_u16(self):
-        # 11 dB range ~0-3.1 V on 16 bits, as the ESP32 port scales it
-        uv = self.read_uv()
-        raw = uv * 65535 // 3100000
-        return 65535 if raw > 65535 else (0 if raw < 0 else raw)
-
-    def read(self):
-        return self.read_u16() >> 4
 
 
 class I2C:
     def __init__(self, id=0, scl=None, sda=None, freq=400000, timeout=50000):
         self.id = id
-        self._scl = scl.id if isinstance(scl, Pin) else scl
 
     def _dev(self, addr):
         dev = _w().i2c_device(self.id, addr)
@@ -148,16 +113,8 @@ class I2C:
     def readfrom_mem_into(self, addr, memaddr, buf, addrsize=8):
         self._dev(addr).read_into(memaddr, buf)
 
-    def readfrom_mem(self, addr, memaddr, nbytes, addrsize=8):
-        buf = bytearray(nbytes)
-        self.readfrom_mem_into(addr, memaddr, buf)
-        return bytes(buf)
-
     def writeto_mem(self, addr, memaddr, buf, addrsize=8):
         self._dev(addr).write(memaddr, buf)
-
-
-SoftI2C = I2C
 
 
 def __getattr__(name):

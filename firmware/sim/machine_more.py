@@ -77,6 +77,9 @@ class Signal:
         self.value(0)
 
 
+SoftI2C = machine.I2C
+
+
 class WDT:
     """Records feeds; the virtual node (or a test) checks `starved(now_ms)` to emulate the reset."""
 

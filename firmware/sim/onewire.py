@@ -78,7 +78,6 @@ class FakeDS18B20:
 
 
 class OneWire:
-    SEARCH_ROM = 0xF0
     MATCH_ROM = 0x55
     SKIP_ROM = 0xCC
 
@@ -155,12 +154,6 @@ class OneWire:
     def readinto(self, buf):
         for i in range(len(buf)):
             buf[i] = self.readbyte()
-
-    def readbit(self):
-        return 1
-
-    def writebit(self, value):
-        pass
 
     def scan(self):
         return [bytearray(d.rom) for d in self._present()]

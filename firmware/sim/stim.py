@@ -20,100 +20,90 @@ from onewire import FakeDS18B20, make_rom
 
 _BEAM_A = const(32)
 _BEAM_B = const(33)
-_OFF = const(0)
+_OFF = const(0)  # generator states
 _CRANK = const(1)
 _REST = const(2)
 _RUN = const(3)
 _COOL = const(4)
-
+# the state: one list indexed by consts (a module global per field would be one more heap qstr each)
+_T = const(0)  # whole seconds since the first step
+_GEN = const(1)
+_GEN_S = const(2)  # seconds in the generator's state
+_RELAY = const(3)
+_BUZZER = const(4)
+_FUEL_UL = const(5)  # microlitres
+_AIR_MC = const(6)  # fridge air, milli-degC
+_VIAL_MC = const(7)  # the probe's glycol vial, lags the air
+_COMPRESSOR = const(8)
+_BEAM_A_ON = const(9)  # a visitor in beam A / B
+_BEAM_B_ON = const(10)
+_INA_CFG = const(11)
+_INA_CAL = const(12)
+_s = [0, _OFF, 0, 0, 0, 1200000000, 5000, 5000, 0, 0, 0, 0x4127, 0]
 now_ms = 0
-t = 0  # whole seconds since the first step
-gen = _OFF
-gen_s = 0  # seconds in the generator's state
-relay = 0
-buzzer = 0
-fuel_ul = 1200000000  # 1200 L in microlitres
-air_mc = 5000  # fridge air, milli-degC
-vial_mc = 5000  # the probe's glycol vial, lags the air
-compressor = 0
-beam_a = 0
-beam_b = 0
 ins = 0  # crossings walked in / out (what the entrance role should count)
 outs = 0
-ina_cfg = 0x4127
-ina_cal = 0
 _tank = Tank({"shape": "horizontal_cylinder", "diameter_m": 1.0, "length_m": 2.0})
-
-
-def _vial():
-    return vial_mc / 1000
-
-
-def _ambient():
-    return 20
-
-
-def _now():
-    return now_ms
-
-
-probes = [FakeDS18B20(make_rom(0x28, 0x0000000A01), _vial, _now),
-          FakeDS18B20(make_rom(0x28, 0x0000000A02), _ambient, _now)]
+probes = [FakeDS18B20(make_rom(0x28, 0x0000000A01), lambda: _s[_VIAL_MC] / 1000, lambda: now_ms),
+          FakeDS18B20(make_rom(0x28, 0x0000000A02), lambda: 20, lambda: now_ms)]
 
 
 def _mains():
-    return not 3700 <= t < 9000
+    return not 3700 <= _s[_T] < 9000
 
 
 def _running():
-    return gen == _RUN or gen == _COOL
-
-
-def _supply():
-    return _mains() or _running()
+    return _s[_GEN] == _RUN or _s[_GEN] == _COOL
 
 
 def step(ms):
     """Advance to ms in whole seconds (the soak steps 1 s)."""
-    global now_ms, t, gen, gen_s, fuel_ul, air_mc, vial_mc, compressor
+    global now_ms
+    s = _s
     while now_ms + 1000 <= ms:
         now_ms += 1000
-        t += 1
-        req = relay or not _mains()
-        gen_s += 1
-        st = gen
+        s[_T] += 1
+        t = s[_T]
+        req = s[_RELAY] or not _mains()
+        s[_GEN_S] += 1
+        st = s[_GEN]
+        gs = s[_GEN_S]
         if st == _OFF and req:
-            gen, gen_s = _CRANK, 0
+            st, gs = _CRANK, 0
         elif st == _CRANK:
             if not req:
-                gen = _OFF
-            elif gen_s >= 3 and not 3600 <= t < 3715:
-                gen, gen_s = _RUN, 0
-            elif gen_s >= 10:
-                gen, gen_s = _REST, 0
+                st = _OFF
+            elif gs >= 3 and not 3600 <= t < 3715:
+                st, gs = _RUN, 0
+            elif gs >= 10:
+                st, gs = _REST, 0
         elif st == _REST:
             if not req:
-                gen = _OFF
-            elif gen_s >= 10:
-                gen, gen_s = _CRANK, 0
+                st = _OFF
+            elif gs >= 10:
+                st, gs = _CRANK, 0
         elif st == _RUN and not req:
-            gen, gen_s = _COOL, 0
+            st, gs = _COOL, 0
         elif st == _COOL:
             if req:
-                gen = _RUN
-            elif gen_s >= 30:
-                gen = _OFF
-        fuel_ul -= (944 if _running() else 0) + (556 if t >= 50000 else 0)  # 3.4 L/h burn, 2 L/h leak
+                st = _RUN
+            elif gs >= 30:
+                st = _OFF
+        s[_GEN] = st
+        s[_GEN_S] = gs
+        s[_FUEL_UL] -= (944 if _running() else 0) + (556 if t >= 50000 else 0)  # 3.4 + 2 L/h
         powered = not 4000 <= t < 9100
-        if powered and air_mc > 6000:
-            compressor = 1
-        elif not powered or air_mc < 3000:
-            compressor = 0
-        target, tau = (-4000, 1800) if compressor else (20000, 14400)
+        air = s[_AIR_MC]
+        if powered and air > 6000:
+            s[_COMPRESSOR] = 1
+        elif not powered or air < 3000:
+            s[_COMPRESSOR] = 0
+        target, tau = (-4000, 1800) if s[_COMPRESSOR] else (20000, 14400)
         if 7200 <= t < 7500:
             target, tau = 20000, 900
-        air_mc += (target - air_mc) // tau
-        vial_mc += (air_mc - vial_mc) // 1200
+        air += (target - air) // tau
+        s[_AIR_MC] = air
+        s[_VIAL_MC] += (air - s[_VIAL_MC]) // 1200
         p = probes[0]
         if t == 30000:
             p.present = False
@@ -127,11 +117,7 @@ def step(ms):
 
 
 def _edge(pin_id, level):
-    global beam_a, beam_b
-    if pin_id == _BEAM_A:
-        beam_a = level
-    else:
-        beam_b = level
+    _s[_BEAM_A_ON if pin_id == _BEAM_A else _BEAM_B_ON] = level
     machine._fire_edge(pin_id, level)
 
 
@@ -152,6 +138,7 @@ def _visit():
 
 
 def pin_level(pin_id):
+    t = _s[_T]
     if pin_id == 34:
         return 0 if _mains() else 1  # opto pulls low on AC
     if pin_id == 35:
@@ -159,32 +146,31 @@ def pin_level(pin_id):
     if pin_id == 27:
         return 1 if 7200 <= t < 7500 else 0  # reed opens with the door
     if pin_id == _BEAM_A:
-        return 1 if beam_a or 20000 <= t < 20300 else 0
+        return 1 if _s[_BEAM_A_ON] or 20000 <= t < 20300 else 0
     if pin_id == _BEAM_B:
-        return beam_b
+        return _s[_BEAM_B_ON]
     if pin_id == 26:
-        return relay
+        return _s[_RELAY]
     if pin_id == 25:
-        return buzzer
+        return _s[_BUZZER]
     return None
 
 
 def pin_out(pin_id, level):
-    global relay, buzzer
     if pin_id == 26:
-        relay = level
+        _s[_RELAY] = level
     elif pin_id == 25:
-        buzzer = level
+        _s[_BUZZER] = level
 
 
 def adc_uv(pin_id):
     if pin_id == 36:  # 4-20 mA across 100 ohm
-        if 40000 <= t < 40100:
+        if 40000 <= _s[_T] < 40100:
             return 0  # open loop
-        frac = _tank.depth_m(fuel_ul / 1000000) / _tank.height_m
+        frac = _tank.depth_m(_s[_FUEL_UL] / 1000000) / _tank.height_m
         return int((4 + 16 * frac) * 100000)
     if pin_id == 39:  # starter battery through 115k/15k
-        mv = 9800 if gen == _CRANK else (13900 if _running() else 12700)
+        mv = 9800 if _s[_GEN] == _CRANK else (13900 if _running() else 12700)
         return mv * 15000 // 115
     return 0
 
@@ -192,24 +178,24 @@ def adc_uv(pin_id):
 def i2c_device(bus_id, addr):
     import stim
 
-    return stim if addr == 0x40 and not 60000 <= t < 60100 else None
+    return stim if addr == 0x40 and not 60000 <= _s[_T] < 60100 else None
 
 
 def i2c_scan(bus_id):
-    return [] if 60000 <= t < 60100 else [0x40]
+    return [] if 60000 <= _s[_T] < 60100 else [0x40]
 
 
 def read_into(reg, buf):
     """The INA226 (this module is the device i2c_device returns): 0.75 mOhm shunt."""
-    amps, mv = (2, 13500) if _supply() else (-5, 12300)
+    amps, mv = (2, 13500) if _mains() or _running() else (-5, 12300)
     if reg == 0x00:
-        v = ina_cfg
+        v = _s[_INA_CFG]
     elif reg == 0x01:  # shunt voltage, 2.5 uV/LSB: A * 0.75 mOhm / 2.5 uV = A * 300
         v = (amps * 300) & 0xFFFF
     elif reg == 0x02:  # bus voltage, 1.25 mV/LSB
         v = mv * 4 // 5
     elif reg == 0x05:
-        v = ina_cal
+        v = _s[_INA_CAL]
     elif reg == 0xFE:
         v = 0x5449
     elif reg == 0xFF:
@@ -222,12 +208,11 @@ def read_into(reg, buf):
 
 
 def write(reg, data):
-    global ina_cfg, ina_cal
     v = (data[0] << 8) | data[1]
     if reg == 0x00:
-        ina_cfg = 0x4127 if v & 0x8000 else v
+        _s[_INA_CFG] = 0x4127 if v & 0x8000 else v
     elif reg == 0x05:
-        ina_cal = v
+        _s[_INA_CAL] = v
 
 
 def onewire_devices(pin_id):
