@@ -1,7 +1,7 @@
 # A lean scripted site for the heap soak (firmware/tests/soak.py), unix port ONLY. It is a world
 # for the fakes (sim/machine.py, sim/onewire.py): the same interface sim/world.py offers them
 # (pin_level, pin_out, adc_uv, i2c_device, i2c_scan, onewire_devices, now_ms, step), but as module
-# functions and module-level ints, with the day written as time windows instead of a physics model
+# functions and one list of ints, with the day written as time windows instead of a physics model
 # and a key table: world.py's module data plus its state are ~10 KB of heap on the 64-bit port,
 # this module ~2 KB, and the soak is about the firmware's heap (firmware/README.md, "Memory").
 # Default wiring (hw/pinout.md, nsp/fwconfig.py). Times in seconds since the first step:
