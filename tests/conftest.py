@@ -10,7 +10,10 @@ import os
 import shutil
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,10 +39,29 @@ def need_tool(name: str, install: str) -> str:
 
 
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (bound and released; good enough for tests)."""
+    """A TCP port on 127.0.0.1 that was free a moment ago (bound and released).
+
+    Racy: another process may take it before the caller binds it. Prefer a server listening on
+    port 0 and reporting its port (bound_port()); for a subprocess that cannot, retry its start
+    on a new port when it exits during start-up (tests/test_dashboards.py, test_influx_sink.py).
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def bound_port(server: Any) -> int:
+    """The port a started uvicorn.Server listens on (started with port=0)."""
+    return int(server.servers[0].sockets[0].getsockname()[1])
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where every connect is refused while the block runs: this socket
+    holds it bound but never listens (no SO_REUSEADDR, so no other process can bind it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -46,32 +46,39 @@ def test_committed_json_is_generated_from_build_script() -> None:
 def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     influxd = need_tool("influxd", "apt-get install -y influxdb")
     d = tmp_path_factory.mktemp("influx")
-    http_port, rpc_port = free_port(), free_port()
-    (d / "influxdb.conf").write_text(
-        f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc_port}"\n'
-        f'[meta]\n  dir = "{d}/meta"\n'
-        f'[data]\n  dir = "{d}/data"\n  wal-dir = "{d}/wal"\n  query-log-enabled = false\n'
-        f'[http]\n  bind-address = "127.0.0.1:{http_port}"\n  log-enabled = false\n'
-        "[monitor]\n  store-enabled = false\n[continuous_queries]\n  enabled = false\n"
-    )
-    proc = subprocess.Popen([influxd, "run", "-config", str(d / "influxdb.conf")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{http_port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:  # wait for the real server to start (not for behaviour under test)
-            try:
-                if httpx.get(f"{url}/ping", timeout=0.5).status_code == 204:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "influxd did not start"
-            time.sleep(0.05)
-        httpx.post(f"{url}/query", data={"q": "CREATE DATABASE nsp"}).raise_for_status()
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    # influxd cannot report ports it picked: when another process takes a free_port() first,
+    # influxd exits at start-up; start it again on new ports (a start-up retry, not a wait).
+    for attempt in range(3):
+        http_port, rpc_port = free_port(), free_port()
+        (d / "influxdb.conf").write_text(
+            f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc_port}"\n'
+            f'[meta]\n  dir = "{d}/meta"\n'
+            f'[data]\n  dir = "{d}/data"\n  wal-dir = "{d}/wal"\n  query-log-enabled = false\n'
+            f'[http]\n  bind-address = "127.0.0.1:{http_port}"\n  log-enabled = false\n'
+            "[monitor]\n  store-enabled = false\n[continuous_queries]\n  enabled = false\n"
+        )
+        proc = subprocess.Popen([influxd, "run", "-config", str(d / "influxdb.conf")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{http_port}"
+        try:
+            deadline = time.monotonic() + 60  # generous: a busy 2-core CI machine
+            while proc.poll() is None:  # wait for the real server to start
+                try:
+                    if httpx.get(f"{url}/ping", timeout=0.5).status_code == 204:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "influxd did not start"
+                time.sleep(0.05)
+            if proc.poll() is not None:
+                assert attempt < 2, f"influxd exited at start-up with {proc.returncode}"
+                continue
+            httpx.post(f"{url}/query", data={"q": "CREATE DATABASE nsp"}).raise_for_status()
+            yield url
+            return
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def _write_site(url: str) -> dict[str, float]:

@@ -41,11 +41,24 @@ def test_hub_commands_register_sites_users_and_serve(tmp_path: Path) -> None:
     token = user.stdout.strip().splitlines()[-1].split()[-1]
     assert stat.S_IMODE((data / "hub.sqlite").stat().st_mode) == 0o600
 
-    port = free_port()
-    proc = start_hub_process(data, port)
+    # `nsp-edge hub` needs a port number: when another process takes the free_port() first, the
+    # hub exits at start-up; start it again on a new port (a start-up retry, not a wait).
+    for attempt in range(3):
+        port = free_port()
+        proc = start_hub_process(data, port)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/", timeout_s=60, proc=proc)
+            break
+        except ChildProcessError:
+            proc.communicate(timeout=15)
+            if attempt == 2:
+                raise
+        except BaseException:
+            proc.kill()
+            proc.communicate(timeout=15)
+            raise
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/")
         assert httpx.get(url + "/api/v1/sites").status_code == 401
         now = datetime.now(UTC)
         msg = {

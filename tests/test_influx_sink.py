@@ -20,7 +20,7 @@ from edge_server.clock import ManualClock
 from edge_server.state import NodeStatus, Quality, Reading, SiteState
 from edge_server.storage.influx import InfluxSink, line
 from edge_server.storage.sqlite import to_ms
-from tests.conftest import free_port, need_tool
+from tests.conftest import free_port, need_tool, refused_port
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 CHANNELS = ("fridge_temp_c", "ambient_c", "door_open")
@@ -41,7 +41,7 @@ class VictoriaMetrics:
              "-loggerLevel=ERROR"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # generous: a busy 2-core CI machine
         while time.monotonic() < deadline:  # poll for readiness of a starting subprocess
             if self.proc.poll() is not None:
                 raise RuntimeError(f"victoria-metrics exited with {self.proc.returncode}")
@@ -51,7 +51,7 @@ class VictoriaMetrics:
                         return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("victoria-metrics did not become ready in 20 s")
+        raise RuntimeError("victoria-metrics did not become ready in 60 s")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -79,8 +79,18 @@ class VictoriaMetrics:
 
 @pytest.fixture
 def vm(tmp_path: Path) -> Iterator[VictoriaMetrics]:
-    server = VictoriaMetrics(tmp_path / "vm", free_port())
-    server.start()
+    # victoria-metrics cannot report a port it picked: a free_port() another process takes first
+    # makes it exit at start-up, so start again on a new port (a start-up retry, not a wait).
+    for attempt in range(3):
+        server = VictoriaMetrics(tmp_path / "vm", free_port())
+        try:
+            server.start()
+            break
+        except RuntimeError:
+            exited = server.proc is not None and server.proc.poll() is not None
+            server.stop()
+            if not exited or attempt == 2:
+                raise
     try:
         yield server
     finally:
@@ -158,21 +168,22 @@ def test_server_away_and_back_every_point_arrives_exactly_once(vm: VictoriaMetri
 
 def test_full_buffer_drops_the_oldest_points_and_counts_them(tmp_path: Path):
     clock = ManualClock(T0)
-    port = free_port()  # nothing listens here yet: the server is away from the start
-    buffer = tmp_path / "influx-buffer.db"
-    sink = InfluxSink(f"http://127.0.0.1:{port}", "x", "x", "nsp", buffer, clock,
-                      batch_size=1000, buffer_max_points=20)
-    state = _state()
-    expected: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    try:
-        for k in range(10):
-            _cycle(state, sink, clock, k, expected)
-        assert sink.flush_once() == 0
-        total = sum(len(v) for v in expected.values())
-        assert sink.buffered == 20
-        assert sink.dropped == total - 20
-    finally:
-        sink.stop()
+    # The server is away from the start: connects to this port are refused throughout.
+    with refused_port() as port:
+        buffer = tmp_path / "influx-buffer.db"
+        sink = InfluxSink(f"http://127.0.0.1:{port}", "x", "x", "nsp", buffer, clock,
+                          batch_size=1000, buffer_max_points=20)
+        state = _state()
+        expected: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        try:
+            for k in range(10):
+                _cycle(state, sink, clock, k, expected)
+            assert sink.flush_once() == 0
+            total = sum(len(v) for v in expected.values())
+            assert sink.buffered == 20
+            assert sink.dropped == total - 20
+        finally:
+            sink.stop()
 
     vm = VictoriaMetrics(tmp_path / "vm", port)
     vm.start()

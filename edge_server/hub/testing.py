@@ -124,10 +124,15 @@ def start_hub_process(
     )
 
 
-def wait_http(url: str, timeout_s: float = 15.0) -> None:
-    """Poll until the URL answers at all (any status), or raise."""
+def wait_http(
+    url: str, timeout_s: float = 15.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Poll until the URL answers at all (any status), or raise; with `proc` (the server
+    process), raise ChildProcessError as soon as it exits (e.g. its port was taken)."""
     deadline = time.monotonic() + timeout_s
     while True:
+        if proc is not None and proc.poll() is not None:
+            raise ChildProcessError(f"the server exited with {proc.returncode}")
         try:
             httpx.get(url, timeout=1.0)
             return
