@@ -27,9 +27,18 @@ def vnode_factory() -> Iterator[Callable[..., VirtualNode]]:
     started: list[VirtualNode] = []
 
     def make(**kwargs: Any) -> VirtualNode:
-        node = VirtualNode(**kwargs)
-        started.append(node)
-        return node.start()
+        # VirtualNode picks its ports bind-and-release: when another process takes one first,
+        # the node exits at start-up with EADDRINUSE; start a new node on new ports then (a
+        # start-up retry, not a wait). A caller-given tcp_port is not changed.
+        for attempt in range(3):
+            node = VirtualNode(**kwargs)
+            started.append(node)
+            try:
+                return node.start()
+            except RuntimeError as exc:
+                if "EADDRINUSE" not in str(exc) or "tcp_port" in kwargs or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     try:
         yield make
