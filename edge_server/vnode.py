@@ -34,6 +34,9 @@ FIRMWARE = ROOT / "firmware"
 # the 64-bit unix port; 104k ran a polled simulated day, 96k fails building the roles
 # (firmware/README.md, "Memory").
 DEFAULT_HEAP = "112k"
+# physics: firmware/sim/world.py (settable: set/get). scripted: firmware/sim/stim.py, the soak's
+# scripted day (get only), ~9 KB less heap (firmware/README.md, "Memory").
+WORLDS = ("physics", "scripted")
 ROMFS_PAD_BYTES = 120 * 1024  # env strings may be up to 128 KiB each (Linux MAX_ARG_STRLEN)
 START_DEADLINE_S = 20.0
 
@@ -163,7 +166,7 @@ def node_config(
 def node_command(
     config: Path, tcp: str | None, *, rtu: str | None = None, control: str | None = None,
     virtual_clock: bool = False, data: Path | None = None, heap: str = DEFAULT_HEAP,
-    baud: int = 19200, build: Path,
+    baud: int = 19200, build: Path, world: str = "physics",
 ) -> tuple[list[str], dict[str, str]]:
     """argv and environment that run firmware/sim/vnode.py (compiled into build/)."""
     image = write_romfs(build)
@@ -179,6 +182,8 @@ def node_command(
         argv.append("--virtual-clock")
     if data is not None:
         argv += ["--data", str(data)]
+    if world != "physics":
+        argv += ["--world", world]
     env = romfs_env()
     env["MICROPYPATH"] = f"{build / 'sim'}:.frozen"  # romboot.mpy; everything else from /rom
     return argv, env
@@ -197,8 +202,10 @@ class VirtualNode:
         self, unit: int = 1, roles: Sequence[str] = (), *, tcp_port: int | None = None,
         rtu: str | None = None, baud: int = 19200, control: bool = True,
         virtual_clock: bool = False, heap: str = DEFAULT_HEAP, data_dir: Path | None = None,
-        config_extra: dict[str, Any] | None = None, tcp: bool = True,
+        config_extra: dict[str, Any] | None = None, tcp: bool = True, world: str = "physics",
     ) -> None:
+        if world not in WORLDS:
+            raise ValueError(f"world must be one of {', '.join(WORLDS)}, got {world!r}")
         self.unit = unit
         self.roles = tuple(roles)
         self.tcp_port = (tcp_port or _free_port()) if tcp else None
@@ -207,6 +214,7 @@ class VirtualNode:
         self.baud = baud
         self.virtual_clock = virtual_clock
         self.heap = heap
+        self.world = world
         self.config_extra = config_extra
         self._data_dir = data_dir
         self._tmp: Path | None = None
@@ -240,7 +248,7 @@ class VirtualNode:
             config, f"127.0.0.1:{self.tcp_port}" if self.tcp_port else None, rtu=self.rtu,
             control=f"127.0.0.1:{self.control_port}" if self.control_port else None,
             virtual_clock=self.virtual_clock, data=data, heap=self.heap, baud=self.baud,
-            build=build,
+            build=build, world=self.world,
         )
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from types import FrameType
 
-from edge_server.vnode import DEFAULT_HEAP, compile_firmware, node_command, node_config
+from edge_server.vnode import DEFAULT_HEAP, WORLDS, compile_firmware, node_command, node_config
 
 ROLES = ("power", "fridge", "entrance")
 
@@ -60,7 +60,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--roles", type=_roles, default=[], help="comma list of power,fridge,entrance")
     p.add_argument("--heap", type=_heap, default=DEFAULT_HEAP,
                    help=f"MicroPython heap (default {DEFAULT_HEAP}: the firmware with all roles "
-                        "plus the simulated world, code in ROMFS; firmware/README.md Memory)")
+                        "plus the simulated world, code in ROMFS; with --world scripted 100k "
+                        "serves four clients over a day, 92k one; 64k is not reached with "
+                        "Modbus and the control channel; firmware/README.md Memory)")
+    p.add_argument("--world", choices=WORLDS, default="physics",
+                   help="the site the fakes read: physics (firmware/sim/world.py, default; the "
+                        "control channel's set changes it) or scripted (firmware/sim/stim.py, the "
+                        "soak's scripted day: less heap, get only, no set)")
     p.add_argument("--control", type=_host_port, metavar="HOST:PORT",
                    help="control channel (JSON lines: ping/get/set/advance/offline)")
     p.add_argument("--virtual-clock", action="store_true",
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         build = compile_firmware(tmp / "mpy")
         argv, env = node_command(config, args.tcp, rtu=args.rtu, control=args.control,
                                  virtual_clock=args.virtual_clock, data=data, heap=args.heap,
-                                 baud=args.baud, build=build)
+                                 baud=args.baud, build=build, world=args.world)
         child = subprocess.Popen(argv, env=env, cwd=tmp)
 
         stop_requested = []

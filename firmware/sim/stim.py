@@ -4,6 +4,7 @@
 # functions and one list of ints, with the day written as time windows instead of a physics model
 # and a key table: world.py's module data plus its state are ~10 KB of heap on the 64-bit port,
 # this module ~2 KB, and the soak is about the firmware's heap (firmware/README.md, "Memory").
+# Also the virtual node's lean site (`nsp-edge node-sim --world scripted`; snapshot() for `get`).
 # Default wiring (hw/pinout.md, nsp/fwconfig.py). Times in seconds since the first step:
 #   3600-3715 the set will not start (the first crank fails)    3700-9000 mains lost
 #   4000-9100 fridge unpowered    7200-7500 door open    20000-20300 beam A blocked
@@ -217,3 +218,12 @@ def write(reg, data):
 
 def onewire_devices(pin_id):
     return probes if pin_id == 4 else []
+
+
+def snapshot():
+    """The state for the virtual node's `get` (sim/vnode.py --world scripted): world.py's names."""
+    s = _s
+    return {"now_ms": now_ms, "t_s": s[_T], "mains_present": _mains(), "gen_running": _running(),
+            "gen_state": s[_GEN], "relay_on": s[_RELAY], "buzzer_on": s[_BUZZER],
+            "fuel_l": s[_FUEL_UL] // 1000000, "fridge_air_c": s[_AIR_MC] // 1000,
+            "crossings_in": ins, "crossings_out": outs}

@@ -1,9 +1,11 @@
 # The virtual node: the real firmware (nsp.node, the Modbus servers, H2's roles and drivers) on the
-# MicroPython unix port, with sim/machine.py and sim/world.py standing in for the board and site.
+# MicroPython unix port, with sim/machine.py and sim/world.py standing in for the board and site
+# (--world scripted: sim/stim.py's scripted day instead, ~9 KB less heap; `get` answers its state,
+# `set` is refused).
 #
 #   MICROPYPATH=firmware/sim:firmware:.frozen micropython -X heapsize=96k firmware/sim/vnode.py \
 #       --config FILE --tcp HOST:PORT [--rtu PTY] [--baud 19200] [--control HOST:PORT]
-#       [--virtual-clock] [--data DIR]
+#       [--virtual-clock] [--data DIR] [--world physics|scripted]
 #
 # Control channel (docs/interfaces.md): TCP, one JSON object per line, one JSON reply per line:
 # ping, get, set, advance (virtual clock only), offline. `nsp-edge node-sim` starts this file.
@@ -16,12 +18,12 @@ import asyncio
 from nsp.node import make_node
 
 USAGE = ("usage: vnode.py --config FILE --tcp HOST:PORT [--rtu PTY] [--baud N] "
-         "[--control HOST:PORT] [--virtual-clock] [--data DIR]")
+         "[--control HOST:PORT] [--virtual-clock] [--data DIR] [--world physics|scripted]")
 
 
 def parse_args(argv):
     opts = {"config": None, "tcp": None, "rtu": None, "baud": "19200", "control": None,
-            "virtual-clock": False, "data": None}
+            "virtual-clock": False, "data": None, "world": "physics"}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -38,6 +40,8 @@ def parse_args(argv):
         i += 2
     if opts["config"] is None:
         raise ValueError("--config FILE is required; " + USAGE)
+    if opts["world"] not in ("physics", "scripted"):
+        raise ValueError("--world is physics or scripted, got %r" % (opts["world"],))
     return opts
 
 
@@ -50,7 +54,7 @@ def host_port(text, name):
 
 def write_json(writer, reply):
     """One JSON line in small pieces: on a fragmented 64-bit heap a 1 KB string (a world snapshot)
-    can fail where many 20-byte ones do not. A World value is streamed from world.items()."""
+    can fail where many 20-byte ones do not. A World value (or stim's dict) is streamed by items()."""
     w = writer.write
     sep = b"{"
     for key, value in reply.items():
@@ -58,7 +62,7 @@ def write_json(writer, reply):
         sep = b", "
         w(json.dumps(key).encode())
         w(b": ")
-        if hasattr(value, "items") and not isinstance(value, dict):
+        if hasattr(value, "items"):
             inner = b"{"
             for k, v in value.items():
                 w(inner)
@@ -83,7 +87,14 @@ class VirtualClock:
         return self.now_ms
 
 
-def load_world():
+def load_world(kind, start_ms):
+    if kind == "scripted":  # sim/stim.py: module functions, attached to the fakes as world.py is
+        import machine
+        import stim
+
+        stim.now_ms = start_ms  # its script counts seconds from the first step
+        machine.attach(stim)
+        return stim
     try:
         import world
 
@@ -101,8 +112,8 @@ class VNode:
             f.read(1)
         cfg, errors, crc = fwconfig.load(opts["config"])
         self.cfg = cfg
-        self.world = load_world()
         self.clock = VirtualClock() if opts["virtual-clock"] else None
+        self.world = load_world(opts["world"], 0 if self.clock else time.ticks_ms())
         store = None
         if opts["data"] is not None:
             from nsp.persist import Store
@@ -170,8 +181,13 @@ class VNode:
         if self.world is None:
             return {"ok": False, "error": "world not available"}
         if op == "get":
-            return {"ok": True, "now_ms": node.ticks_ms(), "world": self.world}  # streamed
+            world = self.world
+            if not hasattr(world, "items"):  # sim/stim.py: a small dict of its state
+                world = world.snapshot()
+            return {"ok": True, "now_ms": node.ticks_ms(), "world": world}  # streamed
         if op == "set":
+            if not hasattr(self.world, "set"):
+                return {"ok": False, "error": "the scripted world takes no set; use --world physics"}
             if "key" not in req or "value" not in req:
                 return {"ok": False, "error": 'set needs "key" and "value"'}
             self.world.set(req["key"], req["value"])
