@@ -7,10 +7,11 @@ frozen or ROMFS code runs from an ESP32's flash, and only the program's objects 
 behind the same fakes (sim/machine.py, sim/onewire.py) as the virtual node's world model: ~10.8 KB
 of heap with nsp.tank (~2 KB, the firmware's own) instead of ~24 KB with world.py; a board carries
 none of it. Heap qstr pools double as they fill (the 6th costs ~7 KB): 64k also runs with that pool
-(measured with 80 extra names), so firmware growth does not fall off a cliff here. The roles' outputs
-must follow the script: visitors counted as walked, run hours while the set carried the outage,
-fuel falling, and each fault (probe unplugged, fuel loop open, INA226 gone, beam blocked) raised
-and cleared again. The unix port is 64-bit: every object pointer is twice an ESP32's.
+(measured with 80 extra names), so firmware growth does not fall off a cliff here. The roles'
+outputs must follow the script: visitors counted as walked, run hours while the set carried the
+outage, fuel falling, and each fault (probe unplugged, fuel loop open, INA226 gone, beam
+blocked) raised and cleared again. The unix port is 64-bit: every object pointer is twice an
+ESP32's.
 """
 
 from __future__ import annotations
