@@ -24,7 +24,9 @@ R_VISITORS_IN, R_VISITORS_OUT, R_RUN_HOURS = 70, 72, 25  # nsp/regmap.py (u32 ea
 # --world scripted, four clients at once: 100k ran 9/9 days clean, 104k 3/3. 92k runs the day with
 # one client; with four, 92-96k sometimes fail: asyncio's accept (asyncio/stream.py _serve) raises
 # MemoryError outside nsp/tcp.py's guard and that server stops. 90k fails building the roles.
-SCRIPTED_HEAP = "100k"
+# The test runs at 104k: a margin over the smallest clean heap, since how much four clients need
+# at once depends on how their requests interleave, and a loaded CI machine changes that.
+SCRIPTED_HEAP = "104k"
 
 
 async def poll_all(port: int, rounds: int) -> None:
