@@ -210,6 +210,9 @@ class VirtualNode:
         self.roles = tuple(roles)
         self.tcp_port = (tcp_port or _free_port()) if tcp else None
         self.control_port = _free_port() if control else None
+        # Ports we picked ourselves may be taken between picking and binding: start() then tries
+        # new ones. A caller-given tcp_port is kept (the caller's address is part of its test).
+        self._own_tcp_port = tcp and tcp_port is None
         self.rtu = rtu
         self.baud = baud
         self.virtual_clock = virtual_clock
@@ -238,6 +241,22 @@ class VirtualNode:
             return ""
 
     def start(self) -> VirtualNode:
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except RuntimeError as exc:
+                # The node exits at start-up with EADDRINUSE when a port picked by bind-and-
+                # release was taken meanwhile: a start-up retry on new ports, not a wait.
+                if "EADDRINUSE" not in str(exc) or attempt == 2 or (
+                        self.tcp_port is not None and not self._own_tcp_port):
+                    raise
+                if self.tcp_port is not None:
+                    self.tcp_port = _free_port()
+                if self.control_port is not None:
+                    self.control_port = _free_port()
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> VirtualNode:
         self._tmp = Path(tempfile.mkdtemp(prefix=f"nsp-vnode{self.unit}-"))
         data = self._data_dir or self._tmp / "data"
         data.mkdir(parents=True, exist_ok=True)
@@ -274,17 +293,36 @@ class VirtualNode:
                 )
             if not ports and "serving" in self.log_text():
                 return
-            try:
-                for p in ports:
-                    with socket.create_connection(("127.0.0.1", p), timeout=0.2):
-                        pass
+            if self._answers_as_us():
                 return
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         raise TimeoutError(
             f"virtual node {self.unit} did not answer within {START_DEADLINE_S} s:\n"
             f"{self.log_text()}"
         )
+
+    def _answers_as_us(self) -> bool:
+        """True when our node (not another process that holds the port) answers on every port:
+        the control channel's ping, and a Modbus read of node_id (register 1) equal to our unit."""
+        try:
+            if self.control_port is not None:
+                with socket.create_connection(("127.0.0.1", self.control_port), timeout=0.5) as c:
+                    c.settimeout(0.5)
+                    c.sendall(b'{"op": "ping"}\n')
+                    line = c.makefile("rb").readline()
+                    if not line or json.loads(line).get("ok") is not True:
+                        return False
+            if self.tcp_port is not None:
+                with socket.create_connection(("127.0.0.1", self.tcp_port), timeout=0.5) as m:
+                    m.settimeout(0.5)
+                    # MBAP (transaction 1, protocol 0, length 6, unit) + FC03 address 1, count 1
+                    m.sendall(bytes([0, 1, 0, 0, 0, 6, self.unit, 3, 0, 1, 0, 1]))
+                    reply = m.recv(64)
+                    if len(reply) < 11 or reply[7] != 3 or reply[9:11] != bytes([0, self.unit]):
+                        return False
+        except (OSError, ValueError):
+            return False
+        return True
 
     def control(self, op: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         """Send one control request, return the node's JSON reply (a dict with "ok")."""

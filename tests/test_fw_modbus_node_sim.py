@@ -77,3 +77,23 @@ def test_node_sim_serves_and_stops_on_signal(sig: signal.Signals, tmp_path: Path
 def test_node_sim_refuses_bad_options(args: list[str], message: str) -> None:
     proc = subprocess.run(_cli(*args), cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_virtual_node_retries_new_ports_when_its_pick_was_taken(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bind-and-release port picks can be taken before the node binds: VirtualNode then starts
+    again on new ports (the first pick is held by a listening socket here)."""
+    import edge_server.vnode as vnode_mod
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    picks = iter([taken.getsockname()[1]])
+    real = vnode_mod._free_port
+    monkeypatch.setattr(vnode_mod, "_free_port", lambda: next(picks, None) or real())
+    try:
+        with vnode_mod.VirtualNode(unit=7, roles=()) as node:
+            assert node.tcp_port != taken.getsockname()[1]
+            assert node.control({"op": "ping"})["ok"] is True
+    finally:
+        taken.close()
