@@ -12,6 +12,8 @@ Everything else in the edge speaks this adapter, so a pymodbus API change (it re
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -109,39 +111,33 @@ class BusClient:
             raise NoAnswer(f"cannot connect to {self.describe}")
         return client
 
-    async def read_registers(self, unit: int, address: int, count: int) -> list[int]:
-        """FC03 read of `count` registers; raises NoAnswer or ExceptionReply."""
-        what = f"reading registers {address}..{address + count - 1}"
+    async def _request(self, what: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Run one request; no answer (timeout, closed link) and an exception reply differ."""
         client = await self._ensure_connected()
         try:
-            rr = await client.read_holding_registers(address, count=count, device_id=unit)
+            rr = await call(client)
         except (ModbusException, OSError, TimeoutError) as exc:
             raise NoAnswer(f"no answer {what}: {exc}") from None
         if rr.isError():
             raise ExceptionReply(int(rr.exception_code), what)
+        return rr
+
+    async def read_registers(self, unit: int, address: int, count: int) -> list[int]:
+        """FC03 read of `count` registers; raises NoAnswer or ExceptionReply."""
+        rr = await self._request(
+            f"reading registers {address}..{address + count - 1}",
+            lambda c: c.read_holding_registers(address, count=count, device_id=unit))
         # A short reply is returned as is: the decoder refuses it (a decode error, not a timeout).
         registers: list[int] = list(rr.registers)
         return registers
 
     async def write_coil(self, unit: int, address: int, value: bool) -> None:
-        what = f"writing coil {address}"
-        client = await self._ensure_connected()
-        try:
-            rr = await client.write_coil(address, value, device_id=unit)
-        except (ModbusException, OSError, TimeoutError) as exc:
-            raise NoAnswer(f"no answer {what}: {exc}") from None
-        if rr.isError():
-            raise ExceptionReply(int(rr.exception_code), what)
+        await self._request(f"writing coil {address}",
+                            lambda c: c.write_coil(address, value, device_id=unit))
 
     async def write_register(self, unit: int, address: int, raw: int) -> None:
-        what = f"writing register {address}"
-        client = await self._ensure_connected()
-        try:
-            rr = await client.write_register(address, raw, device_id=unit)
-        except (ModbusException, OSError, TimeoutError) as exc:
-            raise NoAnswer(f"no answer {what}: {exc}") from None
-        if rr.isError():
-            raise ExceptionReply(int(rr.exception_code), what)
+        await self._request(f"writing register {address}",
+                            lambda c: c.write_register(address, raw, device_id=unit))
 
     def close(self) -> None:
         if self._client is not None:
