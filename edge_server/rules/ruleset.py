@@ -82,10 +82,15 @@ def _power_faults(state: SiteState, node: str) -> int:
     return 0 if v is None else int(v)
 
 
-def fuel_l(state: SiteState, node: str) -> float | None:
-    if _power_faults(state, node) & PF_FUEL:
+def _unless_fault(state: SiteState, node: str, name: str, fault_bits: int) -> float | None:
+    """A power reading, or None while its sensor's fault bit is set: a fault is never a value."""
+    if _power_faults(state, node) & fault_bits:
         return None
-    return _num(state, node, "fuel_l")
+    return _num(state, node, name)
+
+
+def fuel_l(state: SiteState, node: str) -> float | None:
+    return _unless_fault(state, node, "fuel_l", PF_FUEL)
 
 
 def mains_present(state: SiteState, node: str) -> bool | None:
@@ -368,9 +373,8 @@ class StarterBatteryCrank(StarterBatteryLow):
                      timing=Timing.INSTANT)
 
     def value(self, state: SiteState, node: str, now: datetime) -> tuple[str, float | None]:
-        if _power_faults(state, node) & PF_STARTER:
-            return "starter_battery_min_v", None
-        return "starter_battery_min_v", _num(state, node, "starter_battery_min_v")
+        name = "starter_battery_min_v"
+        return name, _unless_fault(state, node, name, PF_STARTER)
 
 
 class BatteryLow(_Role):
@@ -385,9 +389,7 @@ class BatteryLow(_Role):
                      delay_s=r.battery_delay_min * MIN)
 
     def value(self, state: SiteState, node: str, now: datetime) -> tuple[str, float | None]:
-        if _power_faults(state, node) & PF_BATTERY:
-            return "battery_soc_pct", None
-        return "battery_soc_pct", _num(state, node, "battery_soc_pct")
+        return "battery_soc_pct", _unless_fault(state, node, "battery_soc_pct", PF_BATTERY)
 
 
 class BatteryLowVoltage(BatteryLow):
@@ -401,9 +403,7 @@ class BatteryLowVoltage(BatteryLow):
                      delay_s=r.battery_delay_min * MIN)
 
     def value(self, state: SiteState, node: str, now: datetime) -> tuple[str, float | None]:
-        if _power_faults(state, node) & PF_BATTERY:
-            return "battery_v", None
-        return "battery_v", _num(state, node, "battery_v")
+        return "battery_v", _unless_fault(state, node, "battery_v", PF_BATTERY)
 
 
 class BatterySensorFault(FuelSensorFault):
