@@ -126,6 +126,33 @@ def _soak(d: Path, build: Path, heap: str) -> dict[str, str]:
     return f
 
 
+def _fwonly(d: Path, build: Path, roles: list[str]) -> dict[str, str]:
+    """firmware/tests/fwonly.py: the node with `roles`, Modbus TCP serving, a null world."""
+    mpy_cross = find_tool("mpy-cross") or "mpy-cross"
+    probe = d / "fwonly.mpy"
+    subprocess.run([mpy_cross, "-o", str(probe), str(FIRMWARE / "tests" / "fwonly.py")], check=True)
+    rom = write_romfs(build, {"fwonly.mpy": probe.read_bytes()})
+    cfg = d / "fwonly.json"
+    cfg.write_text(json.dumps({"node_id": UNIT, "roles": roles}))
+    env = romfs_env({"PATH": "/usr/bin:/bin"})
+    env["MICROPYPATH"] = f"{build / 'sim'}:.frozen"
+    proc = subprocess.run(
+        [find_micropython(), "-X", "heapsize=512k", "-m", "romboot", str(rom), "fwonly", str(cfg),
+         "0"], capture_output=True, text=True, timeout=60, cwd=d, env=env)
+    if "fwonly_live" not in proc.stdout:
+        raise RuntimeError(proc.stdout + proc.stderr)
+    return {k: v.rstrip(",") for k, v in _fields(proc.stdout).items()}
+
+
+def _boot_by_roles() -> list[tuple[str, int]]:
+    """node-sim's live heap right after boot (physics world, control channel) per role set."""
+    out = []
+    for roles in ((), ("power",), ("fridge",), ("entrance",), ("power", "fridge", "entrance")):
+        with VirtualNode(unit=UNIT, roles=roles, virtual_clock=True, heap="160k") as node:
+            out.append(("+".join(roles) or "no roles", node.control({"op": "heap"})["alloc"]))
+    return out
+
+
 def main() -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -139,6 +166,9 @@ def main() -> list[tuple[str, str]]:
         disk = _probe(d, build, None)
         rom = _probe(d, build, write_romfs(build, {"heapprobe.mpy": probe.read_bytes()}))
         boot, day_peak, heap_b = _day_under_polling()
+        by_roles = _boot_by_roles()
+        fw_none = _fwonly(d, build, [])
+        fw_all = _fwonly(d, build, ["power", "fridge", "entrance"])
         soak = _soak(d, build, "512k")
         smallest = "none up to 128 KB"
         for kb in range(48, 132, 4):
@@ -163,6 +193,14 @@ def main() -> list[tuple[str, str]]:
         ("node-sim: live-heap high-water over a polled simulated day (144 samples)",
          _kb(day_peak)),
         ("node-sim: heap size (gc alloc + free)", _kb(heap_b)),
+        *[(f"node-sim live heap after boot, {name} (physics world, control channel)", _kb(b))
+          for name, b in by_roles],
+        ("firmware alone, Modbus TCP serving, null world: no roles / all roles (incl. pin fakes)",
+         f"{_kb(fw_none['fwonly_live'])} / {_kb(fw_all['fwonly_live'])}"),
+        ("  of which the pin fakes (sim/machine.py, sim/onewire.py)", _kb(fw_all["fwonly_fakes"])),
+        ("  heap qstrs (all roles): count / pool arrays",
+         f"{fw_all['n_qstr']} / "
+         f"{_kb(int(fw_all['n_total_bytes']) - int(fw_all['n_str_data_bytes']))}"),
         ("soak (roles + sim/stim.py, no Modbus) from ROMFS: sim / firmware after boot",
          f"{_kb(soak['sim'])} / {_kb(soak['fw'])}"),
         ("soak: live-heap peak over 24 h (sampled each simulated minute)", _kb(soak["peak"])),

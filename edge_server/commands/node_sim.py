@@ -61,8 +61,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--heap", type=_heap, default=DEFAULT_HEAP,
                    help=f"MicroPython heap (default {DEFAULT_HEAP}: the firmware with all roles "
                         "plus the simulated world, code in ROMFS; with --world scripted 100k "
-                        "serves four clients over a day, 92k one; 64k is not reached with "
-                        "Modbus and the control channel; firmware/README.md Memory)")
+                        "serves four clients over a day, 92k one; the firmware alone with all "
+                        "roles and Modbus TCP holds ~69 KB on this 64-bit port, so 64k cannot "
+                        "hold it; firmware/README.md Memory)")
     p.add_argument("--world", choices=WORLDS, default="physics",
                    help="the site the fakes read: physics (firmware/sim/world.py, default; the "
                         "control channel's set changes it) or scripted (firmware/sim/stim.py, the "
