@@ -12,6 +12,8 @@ between test apps and no extra dependency on the edge box.
     nsp_storage_ok, nsp_storage_disk_full, nsp_storage_rows_{written,dropped}_total,
     nsp_storage_rows_pending, nsp_storage_db_bytes
     nsp_influx_{up,buffered_points,sent_total,dropped_total,failures_total}   (when configured)
+    nsp_uplink_up, nsp_uplink_pending_messages{message_kind}, nsp_uplink_dead_letters,
+    nsp_uplink_dead_lettered_total          (when [uplink] is enabled)
 Every series carries site="<site id>". Reading needs a token only with api.require_auth_for_read.
 """
 
@@ -25,7 +27,9 @@ from fastapi.responses import PlainTextResponse
 
 from edge_server.api.deps import ServiceDep
 from edge_server.auth import ReadAccess
+from edge_server.service import Service
 from edge_server.storage.component import StorageComponent
+from edge_server.uplink.component import UplinkComponent
 
 router = APIRouter(tags=["metrics"])
 
@@ -119,4 +123,23 @@ def get_metrics(service: ServiceDep, _reader: ReadAccess) -> PlainTextResponse:
                     float(i["dropped"]))
             out.add("nsp_influx_failures_total", "counter", "Failed sends.",
                     float(i["failures"]))
+    _uplink(service, out)
     return PlainTextResponse("\n".join(out.lines) + "\n", media_type=CONTENT_TYPE)
+
+
+def _uplink(service: Service, out: _Text) -> None:
+    try:
+        status = service.component(UplinkComponent).status()
+    except LookupError:
+        return
+    if not status["enabled"]:
+        return
+    out.add("nsp_uplink_up", "gauge", "1 while the last exchange with the C-NSP hub is recent.",
+            1.0 if status["link_up"] else 0.0)
+    for kind, n in sorted(status["pending_by_kind"].items()):
+        out.add("nsp_uplink_pending_messages", "gauge", "Messages waiting in the outbox.",
+                float(n), message_kind=kind)
+    out.add("nsp_uplink_dead_letters", "gauge", "Messages the hub refused for good, kept in "
+            "the dead letters (nsp-edge uplink dead-letters).", float(status["dead_letters"]))
+    out.add("nsp_uplink_dead_lettered_total", "counter", "Messages moved to the dead letters "
+            "since the service started.", float(status["dead_lettered_since_start"]))

@@ -11,6 +11,16 @@ the hub ignores an id it already holds, so nothing is stored twice.
 Back-off after a failure doubles from backoff_min_s up to backoff_max_s, times a random factor in
 [0.5, 1.0] (jitter: thousands of sites must not hammer a hub that comes back at the same second).
 All timing reads the injected clock, so a 72-hour outage is simulated without sleeping.
+
+What the hub's answers mean (docs/uplink-protocol.md, "Refused messages / dead letters"):
+- no answer, 5xx, 429, 408, 401 (key, clock, registration), 404, site_mismatch...: nothing is
+  wrong with the messages; they stay queued and the sender backs off. 401 is logged at ERROR:
+  only a person can fix it.
+- 400/422 (bad_json, invalid, duplicate_id) and 413 for a single message: the hub refuses the
+  batch's content for good, and the same bytes will be refused again. A refused batch of several
+  messages is split (the hub's `messages.N` in the error points at the culprit; else halves)
+  until the culprit travels alone; refused alone, it moves to the outbox's dead letters and the
+  messages behind it go on, in order. One bad message can no longer hold up a fridge alarm.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +38,7 @@ from typing import Any
 import httpx
 
 from edge_server.clock import Clock
-from edge_server.uplink.outbox import Outbox
+from edge_server.uplink.outbox import DeadLetter, Outbox, OutMessage
 from edge_server.uplink.protocol import INGEST_PATH, encode_batch, sign_headers
 from edge_server.uplink.settings import UplinkSettings
 
@@ -35,6 +46,31 @@ log = logging.getLogger(__name__)
 
 # Called with the hub's acknowledgements for this site's alerts: [{"alert_id", "by", "at"}].
 AckCallback = Callable[[list[dict[str, Any]]], None]
+# Called after a message moved to the dead letters (the service records an event).
+DeadLetterCallback = Callable[[DeadLetter], None]
+
+# 400/422 refuse what a batch holds. site_mismatch is about the site's setup (the batch's
+# site_id differs from X-NSP-Site), not about a message: splitting the batch cannot help.
+_CONTENT_REFUSALS = frozenset({400, 422})
+_NOT_A_MESSAGE_CODES = frozenset({"site_mismatch"})
+_MESSAGE_INDEX = re.compile(r"(?:^|; )messages\.(\d+)\.")
+_REASON_CHARS = 500
+
+
+def is_message_refusal(status: int | None, code: str, n_messages: int) -> bool:
+    """Does this answer refuse the messages themselves, for good (not the link or the site)?"""
+    if status is None or n_messages == 0:  # an empty batch refused: no message is to blame
+        return False
+    if status == 413:  # too large: only a single message is hopeless
+        return n_messages == 1
+    return status in _CONTENT_REFUSALS and code not in _NOT_A_MESSAGE_CODES
+
+
+def culprit_index(reason: str, n_messages: int) -> int | None:
+    """The first `messages.N` the hub's error names (our hub's `invalid` does), else None."""
+    found = [int(i) for i in _MESSAGE_INDEX.findall(reason)]
+    first = min(found, default=None)
+    return first if first is not None and first < n_messages else None
 
 
 @dataclass
@@ -44,6 +80,10 @@ class ExchangeResult:
     sent: int = 0
     held: int = 0
     error: str = ""
+    code: str = ""  # the hub's machine code of a refusal ("invalid", "bad_signature", ...)
+    # The hub answered and the sender should go on at once: the batch was halved (413) or a
+    # refused batch is being split / its culprit moved to the dead letters.
+    retry_now: bool = False
 
 
 class Uplink:
@@ -55,6 +95,7 @@ class Uplink:
         outbox: Outbox,
         clock: Clock,
         on_acks: AckCallback | None = None,
+        on_dead_letter: DeadLetterCallback | None = None,
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -64,6 +105,7 @@ class Uplink:
         self.outbox = outbox
         self.clock = clock
         self.on_acks = on_acks
+        self.on_dead_letter = on_dead_letter
         self._rng = rng or random.Random()
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -71,7 +113,12 @@ class Uplink:
         self.next_attempt_mono = clock.monotonic()
         self.last_ok_mono: float | None = None
         self.last_error = ""
+        self.last_status: int | None = None
+        self.last_code = ""
         self.batch_size = settings.batch_size
+        # While a refused batch is split: the most messages the next batch may carry.
+        self.isolate_limit: int | None = None
+        self.dead_lettered = 0  # messages moved to the dead letters by this process
         self._wake = asyncio.Event()
         self.batches_sent = 0
 
@@ -80,6 +127,20 @@ class Uplink:
         if self.last_ok_mono is None or self.failures:
             return False
         return self.clock.monotonic() - self.last_ok_mono <= self.settings.link_up_within_s
+
+    def status(self) -> dict[str, Any]:
+        """The sender's state for people: site API, /metrics, the technician."""
+        newest = self.outbox.newest_dead_letter()
+        return {
+            "link_up": self.link_up(),
+            "pending_by_kind": self.outbox.pending_by_kind(),
+            "last_error": self.last_error,
+            "last_error_status": self.last_status,
+            "last_error_code": self.last_code,
+            "dead_letters": self.outbox.dead_letter_count(),
+            "dead_lettered_since_start": self.dead_lettered,
+            "newest_refusal": None if newest is None else newest.summary(),
+        }
 
     def notify(self) -> None:
         """A new message is in the outbox: try now unless backing off."""
@@ -116,7 +177,10 @@ class Uplink:
 
     async def exchange_once(self) -> ExchangeResult:
         """Send one batch (possibly empty: it still fetches acks) and apply the reply."""
-        batch = self.outbox.next_batch(self.batch_size)
+        limit = self.batch_size
+        if self.isolate_limit is not None:
+            limit = min(limit, self.isolate_limit)
+        batch = self.outbox.next_batch(limit)
         now = self.clock.now()
         body = encode_batch(self.site_id, str(uuid.uuid4()), now, [m.wire() for m in batch])
         headers = sign_headers(self.site_id, self._key, body, int(now.timestamp()))
@@ -124,16 +188,24 @@ class Uplink:
             resp = await self._http().post(INGEST_PATH, content=body, headers=headers)
         except httpx.HTTPError as exc:
             return ExchangeResult(False, None, len(batch), error=f"{type(exc).__name__}: {exc}")
-        if resp.status_code == 413 and self.batch_size > 1:
-            self.batch_size = max(1, self.batch_size // 2)
-            return ExchangeResult(False, 413, len(batch), error="batch too large; halved")
-        if resp.status_code != 200:
+        if resp.status_code == 413 and len(batch) > 1:
+            self.batch_size = max(1, len(batch) // 2)
             return ExchangeResult(
+                False, 413, len(batch), error="batch too large; halved", retry_now=True
+            )
+        if resp.status_code != 200:
+            code, reason = _refusal(resp)
+            result = ExchangeResult(
                 False,
                 resp.status_code,
                 len(batch),
-                error=f"HTTP {resp.status_code}: {resp.text[:200]}",
+                error=f"HTTP {resp.status_code} {code}: {reason[:200]}".replace("  ", " "),
+                code=code,
             )
+            if is_message_refusal(resp.status_code, code, len(batch)):
+                self._refused(batch, resp.status_code, code, reason)
+                result.retry_now = True
+            return result
         try:
             reply = resp.json()
             held = [str(i) for i in reply.get("held", [])]
@@ -150,31 +222,83 @@ class Uplink:
         self.batches_sent += 1
         return ExchangeResult(True, 200, len(batch), removed)
 
+    def _refused(self, batch: list[OutMessage], status: int, code: str, reason: str) -> None:
+        """The hub refused this batch's content for good: split it, or dead-letter its one."""
+        self.outbox.count_refusal([m.id for m in batch])
+        if len(batch) > 1:
+            index = culprit_index(reason, len(batch))
+            # Send the good messages before the culprit; with no hint, bisect.
+            self.isolate_limit = len(batch) // 2 if index is None else max(1, index)
+            log.info(
+                "uplink: hub refused a batch of %d (HTTP %d %s); sending at most %d to find "
+                "the message it refuses",
+                len(batch), status, code, self.isolate_limit,
+            )
+            return
+        msg = batch[0]
+        self.isolate_limit = None
+        dead = self.outbox.dead_letter(
+            msg.id, self.clock.now(), status, code, reason[:_REASON_CHARS]
+        )
+        if dead is None:  # gone meanwhile (acknowledged by another sender): nothing to move
+            return
+        self.dead_lettered += 1
+        log.warning(
+            "uplink: the hub refused %s message %s for good (HTTP %d %s: %s); moved to the "
+            "dead letters, later messages go on (list: nsp-edge uplink dead-letters)",
+            msg.kind, msg.id, status, code, reason[:200],
+        )
+        if self.on_dead_letter is not None:
+            try:
+                self.on_dead_letter(dead)
+            except Exception:  # recording the event must not stop delivery
+                log.exception("uplink: recording the dead letter %s failed", msg.id)
+
+    def _contact_ok(self) -> None:
+        if self.failures > 0:
+            log.info("uplink: link to the hub is up again")
+        self.failures = 0
+        self.last_ok_mono = self.clock.monotonic()
+        self.last_error = ""
+        self.last_status = None
+        self.last_code = ""
+
     async def attempt(self) -> bool:
         """Send batches until the outbox is empty or a send fails; schedules the next attempt."""
         while True:
             result = await self.exchange_once()
+            if result.ok or result.retry_now:
+                # The hub answered (a refusal of content too): the link and the key work.
+                self._contact_ok()
+            if result.retry_now:
+                continue
             if result.ok:
-                first_ok = self.failures > 0
-                self.failures = 0
-                self.last_ok_mono = self.clock.monotonic()
-                self.last_error = ""
-                if first_ok:
-                    log.info("uplink: link to the hub is up again")
                 if self.outbox.pending() == 0 or result.held == 0:
                     self.next_attempt_mono = (
                         self.clock.monotonic() + self.settings.status_interval_s
                     )
                     return True
                 continue
-            if result.status_code == 413 and self.batch_size > 1:
-                continue
             self.failures += 1
             delay = self.backoff_s() * self._rng.uniform(0.5, 1.0)
             self.next_attempt_mono = self.clock.monotonic() + delay
-            level = logging.WARNING if self.failures == 1 else logging.DEBUG
-            log.log(level, "uplink: send failed (%s); retry in %.0f s", result.error, delay)
+            new_kind = (result.status_code, result.code) != (self.last_status, self.last_code)
+            if result.status_code == 401:
+                # Not the messages' fault (key, clock or registration): they stay queued, and
+                # only a person can fix it, so say it loudly (again whenever the reason changes).
+                level = logging.ERROR if self.failures == 1 or new_kind else logging.DEBUG
+                log.log(
+                    level,
+                    "uplink: the hub refuses this site (%s): check the site key, the clock and "
+                    "the registration at the hub; %d messages stay queued; retry in %.0f s",
+                    result.error, self.outbox.pending(), delay,
+                )
+            else:
+                level = logging.WARNING if self.failures == 1 else logging.DEBUG
+                log.log(level, "uplink: send failed (%s); retry in %.0f s", result.error, delay)
             self.last_error = result.error
+            self.last_status = result.status_code
+            self.last_code = result.code
             return False
 
     async def tick(self) -> bool | None:
@@ -198,3 +322,14 @@ class Uplink:
                 for w in waiters:
                     w.cancel()
         await self.aclose()
+
+
+def _refusal(resp: httpx.Response) -> tuple[str, str]:
+    """(code, text) of a refusal: the hub's JSON `{"error", "code"}`, else the raw text."""
+    try:
+        doc = resp.json()
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("code"), str):
+        return doc["code"], str(doc.get("error", ""))
+    return "", resp.text.strip()[:_REASON_CHARS]

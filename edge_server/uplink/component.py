@@ -4,7 +4,9 @@ Started by edge_server.service after the rules component (COMPONENT_FACTORIES or
 - every message the rules engine emits ({"kind", "at", "body"}) goes into the durable outbox;
 - the engine's readiness asks `Uplink.link_up()` (a link down for long makes the site DEGRADED);
 - acknowledgements made at the C-NSP hub come back in ingest replies and are applied to the
-  site's alerts as "<operator> (C-NSP)".
+  site's alerts as "<operator> (C-NSP)";
+- a message the hub refuses for good goes to the outbox's dead letters and is recorded as an
+  event UPLINK_DEAD_LETTER (severity warning) in storage's event log; `status()` counts them.
 With [uplink] enabled = false nothing is started and link_up() is None ("no uplink configured").
 """
 
@@ -16,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from edge_server.uplink.client import Uplink
-from edge_server.uplink.outbox import Outbox
+from edge_server.uplink.outbox import DeadLetter, Outbox
 from edge_server.uplink.protocol import parse_iso
 
 if TYPE_CHECKING:
@@ -36,6 +38,12 @@ class UplinkComponent:
     def link_up(self) -> bool | None:
         return None if self.uplink is None else self.uplink.link_up()
 
+    def status(self) -> dict[str, Any]:
+        """The uplink for people (/metrics, the technician): see Uplink.status()."""
+        if self.uplink is None:
+            return {"enabled": False}
+        return {"enabled": True, **self.uplink.status()}
+
     def put(self, message: dict[str, Any]) -> None:
         """A rules-engine sink: {"kind", "at" (ISO), "body"} -> the outbox."""
         if self.uplink is None:
@@ -53,6 +61,23 @@ class UplinkComponent:
                 log.info("alert %s acknowledged at the C-NSP by %s", ack["alert_id"], ack["by"])
             except Exception as exc:  # already acknowledged here, or unknown: nothing to do
                 log.debug("hub ack %s not applied: %s", ack.get("alert_id"), exc)
+
+    def _dead_letter_event(self, dead: DeadLetter) -> None:
+        """An event in storage's log (the rules own alerts; this is the system's own record)."""
+        from edge_server.storage.component import StorageComponent
+
+        try:
+            storage = self.service.component(StorageComponent).require()
+        except LookupError:
+            return
+        storage.add_event(
+            parse_iso(dead.refused_at),
+            "UPLINK_DEAD_LETTER",
+            severity="warning",
+            text_en=f"The C-NSP hub refused {dead.kind} message {dead.id}: {dead.reason}",
+            text_nl=f"De C-NSP-hub weigerde {dead.kind}-bericht {dead.id}: {dead.reason}",
+            data=dead.summary(),
+        )
 
     def _engine(self) -> Any:
         try:
@@ -75,6 +100,7 @@ class UplinkComponent:
             outbox,
             self.service.clock,
             on_acks=self._apply_acks,
+            on_dead_letter=self._dead_letter_event,
         )
         engine = self._engine()
         if engine is not None:

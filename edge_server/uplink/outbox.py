@@ -7,6 +7,10 @@
   (after an outage only the latest status matters) and are dropped when a batch is built; every
   other message is removed only by `ack(ids)`, i.e. when the hub has reported it holds the id.
   Alerts go before statuses so a backlog after days of outage gets the alerts through first.
+- `dead_letter(id, ...)` moves a message the hub refused for good (docs/uplink-protocol.md,
+  "Refused messages") into the `dead_letters` table of the same file, in ONE transaction: at every
+  instant the message is in exactly one of the two tables, whatever crashes. `requeue(ids)` moves
+  dead letters back to the END of the outbox with their own id (the hub deduplicates by id).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import json
 import sqlite3
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +37,22 @@ CREATE TABLE IF NOT EXISTS outbox (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_kind_seq ON outbox(kind, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    kind        TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    refused_at  TEXT NOT NULL,
+    http_status INTEGER NOT NULL,
+    code        TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    attempts    INTEGER NOT NULL
+);
 """
+# Added after version 1 of the outbox file: how many requests carrying the message the hub
+# refused for good (copied to dead_letters.attempts, and back again by requeue).
+_REFUSALS_COLUMN = "ALTER TABLE outbox ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0"
 
 
 @dataclass(frozen=True)
@@ -46,6 +67,37 @@ class OutMessage:
         return {"id": self.id, "kind": self.kind, "at": self.at, "body": self.body}
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message the hub refused for good, with the hub's answer. `at`: when it was made."""
+
+    id: str
+    kind: str
+    at: str
+    body: dict[str, Any]
+    refused_at: str
+    http_status: int
+    code: str
+    reason: str
+    attempts: int
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the body (the site API, the event log)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "at": self.at,
+            "refused_at": self.refused_at,
+            "http_status": self.http_status,
+            "code": self.code,
+            "reason": self.reason,
+            "attempts": self.attempts,
+        }
+
+
+_DEAD_COLUMNS = "id, kind, at, body, refused_at, http_status, code, reason, attempts"
+
+
 class Outbox:
     """One SQLite file; safe to share between the asyncio loop and a worker thread."""
 
@@ -58,6 +110,21 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+        if "refusals" not in columns:
+            self._db.execute(_REFUSALS_COLUMN)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock: committed whole, or rolled back whole."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -100,12 +167,10 @@ class Outbox:
         """Remove the messages the hub holds; returns how many were removed."""
         if not ids:
             return 0
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            removed = 0
+        removed = 0
+        with self._transaction() as db:
             for msg_id in ids:
-                removed += self._db.execute("DELETE FROM outbox WHERE id = ?", (msg_id,)).rowcount
-            self._db.execute("COMMIT")
+                removed += db.execute("DELETE FROM outbox WHERE id = ?", (msg_id,)).rowcount
         return removed
 
     def pending(self) -> int:
@@ -117,3 +182,75 @@ class Outbox:
         with self._lock:
             rows = self._db.execute("SELECT kind, COUNT(*) FROM outbox GROUP BY kind").fetchall()
         return {str(k): int(n) for k, n in rows}
+
+    # -- messages the hub refused for good ----------------------------------------------------
+    def count_refusal(self, ids: list[str]) -> None:
+        """The hub refused a request carrying these messages (counted in `attempts`)."""
+        with self._transaction() as db:
+            for msg_id in ids:
+                db.execute("UPDATE outbox SET refusals = refusals + 1 WHERE id = ?", (msg_id,))
+
+    def dead_letter(
+        self, msg_id: str, refused_at: datetime, http_status: int, code: str, reason: str
+    ) -> DeadLetter | None:
+        """Move a message to dead_letters in one transaction; None if it is not in the outbox."""
+        with self._transaction() as db:
+            moved = db.execute(
+                f"INSERT OR REPLACE INTO dead_letters({_DEAD_COLUMNS}) "
+                "SELECT id, kind, at, body, ?, ?, ?, ?, refusals FROM outbox WHERE id = ?",
+                (iso(refused_at), http_status, code, reason, msg_id),
+            ).rowcount
+            db.execute("DELETE FROM outbox WHERE id = ?", (msg_id,))
+        return self.dead_letter_by_id(msg_id) if moved else None
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Every dead letter, oldest refusal first."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_DEAD_COLUMNS} FROM dead_letters ORDER BY seq"
+            ).fetchall()
+        return [_dead(r) for r in rows]
+
+    def dead_letter_by_id(self, msg_id: str) -> DeadLetter | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_DEAD_COLUMNS} FROM dead_letters WHERE id = ?", (msg_id,)
+            ).fetchone()
+        return None if row is None else _dead(row)
+
+    def dead_letter_count(self) -> int:
+        with self._lock:
+            n: int = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
+        return n
+
+    def newest_dead_letter(self) -> DeadLetter | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_DEAD_COLUMNS} FROM dead_letters ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else _dead(row)
+
+    def requeue(self, ids: list[str] | None = None) -> list[str]:
+        """Move dead letters (all with None) back to the END of the outbox, keeping their ids,
+        in one transaction; returns the ids moved (an unknown id is skipped)."""
+        with self._transaction() as db:
+            if ids is None:
+                ids = [r[0] for r in db.execute("SELECT id FROM dead_letters ORDER BY seq")]
+            moved: list[str] = []
+            for msg_id in ids:
+                # OR IGNORE: should the id be queued already, that copy is the one to send.
+                db.execute(
+                    "INSERT OR IGNORE INTO outbox(id, kind, at, body, refusals) "
+                    "SELECT id, kind, at, body, attempts FROM dead_letters WHERE id = ?",
+                    (msg_id,),
+                )
+                if db.execute("DELETE FROM dead_letters WHERE id = ?", (msg_id,)).rowcount:
+                    moved.append(msg_id)
+        return moved
+
+
+def _dead(row: tuple[Any, ...]) -> DeadLetter:
+    return DeadLetter(
+        str(row[0]), str(row[1]), str(row[2]), json.loads(row[3]), str(row[4]), int(row[5]),
+        str(row[6]), str(row[7]), int(row[8]),
+    )
