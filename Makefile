@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 
 # ESP32 API stubs for type-checking the firmware (TOOLCHAIN.md); not a runtime dependency.
 $(TYPINGS): $(STAMP)
+	rm -rf typings
 	$(PY) -m pip install -q --target typings --no-deps \
 	    micropython-esp32-stubs==1.29.0.post1 micropython-stdlib-stubs==1.29.0.post2
 	touch $(TYPINGS)
