@@ -322,7 +322,47 @@ async def test_reads_need_a_token_when_the_site_says_so(tmp_path: Path,
                                                        peers: list[Peer]) -> None:  # noqa: F811
     async for site in start_site(tmp_path, peers, read_auth=True):
         async with site.client() as c:
-            for url in ("/api/v1/gentests", "/api/v1/gentests/next"):
+            for url in ("/api/v1/gentests", "/api/v1/gentests/next", "/api/v1/gentests/status"):
                 assert (await c.get(url)).status_code == 401, url
                 r = await c.get(url, headers=site.auth("viewer"))
                 assert r.status_code == 200, url
+
+
+async def test_status_for_the_site_page(tmp_path: Path, peers: list[Peer]) -> None:  # noqa: F811
+    """GET /gentests/status: why a start would be refused now, the running test's progress on
+    the edge's clock, the last finished test and the next due date; POST still decides."""
+    async for site in start_site(tmp_path, peers):
+        async with site.client() as c:
+            st = (await c.get("/api/v1/gentests/status")).json()
+            assert st["active"] is None and st["last"] is None and st["blocked"] is None
+            assert st["next"]["status"] == "never_tested" and st["duration_min"] == 30
+            assert st["now"] == START.replace(second=2).isoformat()
+
+            site.node(**{**IDLE, "mains_present": 0})
+            await site.cycle(2)
+            st = (await c.get("/api/v1/gentests/status")).json()
+            blocked = st["blocked"]
+            assert blocked["error"] == "MAINS_ABSENT" and "afwezig" in blocked["text_nl"]
+            site.node(**IDLE)
+            await site.cycle(2)
+
+            r = await c.post("/api/v1/gentests", headers=site.auth("technician"))
+            test_id = r.json()["id"]
+            st = (await c.get("/api/v1/gentests/status")).json()
+            assert st["blocked"]["error"] == "TEST_RUNNING"
+            act = st["active"]
+            assert act["id"] == test_id and act["phase"] == "STARTING"
+            assert act["progress"] == 0 and act["remaining_s"] == 1800 and act["running_at"] is None
+            await site.cycle(2)
+            site.node(**RUNNING)
+            await site.cycle(2)  # seen running 4 s after the command
+            await site.cycle(600)
+            act = (await c.get("/api/v1/gentests/status")).json()["active"]
+            assert act["phase"] == "RUNNING" and act["elapsed_s"] == 604
+            assert act["ran_s"] == 600 and act["remaining_s"] == 1200
+            assert act["progress"] == pytest.approx(1 / 3, abs=1e-4)
+
+            await c.post(f"/api/v1/gentests/{test_id}/abort", headers=site.auth("operator"))
+            st = (await c.get("/api/v1/gentests/status")).json()
+            assert st["active"] is None
+            assert st["last"]["id"] == test_id and st["last"]["outcome"] == "ABORTED_BY_OPERATOR"

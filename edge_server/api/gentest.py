@@ -2,6 +2,9 @@
 
     GET  /api/v1/gentests                 read access; newest first
     GET  /api/v1/gentests/next            the NFPA 110 window for the next monthly test
+    GET  /api/v1/gentests/status          for the site page: the running test's progress, the
+                                          last finished test, the next due date, and why a
+                                          start would be refused now (read access)
     GET  /api/v1/gentests/{id}            one record with its samples
     GET  /api/v1/gentests/{id}/report.pdf the one-page report for the municipality (NL + EN)
     POST /api/v1/gentests                 start a test now (role technician or higher)
@@ -71,6 +74,29 @@ async def list_tests(service: ServiceDep, _reader: SiteReader,
 @router.get("/gentests/next")
 async def next_test(service: ServiceDep, _reader: SiteReader) -> dict[str, Any]:
     return _component(service).due().to_json()
+
+
+@router.get("/gentests/status")
+async def test_status(service: ServiceDep, _reader: SiteReader) -> dict[str, Any]:
+    """What the site page's generator-test section shows. `blocked` is the refusal a start
+    would get now ({"error", "text_en", "text_nl"}) or null; POST /gentests checks again and
+    stays the authority. `active.progress` is 0..1 of the run under load."""
+    comp = _component(service)
+    runner = comp.require()
+    last = next((t for t in runner.store.list(2) if t.ended_at is not None), None)
+    try:
+        runner.check_start()
+        blocked = None
+    except Refused as exc:
+        blocked = exc.to_json()
+    return {
+        "now": service.clock.now().isoformat(),
+        "duration_min": service.config.gentest.duration_min,
+        "active": runner.progress(),
+        "last": None if last is None else last.to_json(),
+        "next": comp.due().to_json(),
+        "blocked": blocked,
+    }
 
 
 @router.get("/gentests/{test_id}")

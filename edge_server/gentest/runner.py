@@ -160,18 +160,10 @@ class GenTestRunner:
         await self.commands.write_coil(rec.node, COIL, value, who)
 
     # ------------------------------------------------------------------ start
-    async def start(self, who: str, *, node: str | None = None, notes: str = "") -> GenTestRecord:
-        """Start a test now; raises Refused (mains absent/unknown, test running, node offline,
-        generator already running, command refused or not confirmed)."""
-        async with self._lock:
-            return await self._start(who, node, notes)
-
-    async def _start(self, who: str, node: str | None, notes: str) -> GenTestRecord:
-        from edge_server.poller import CommandFailed, CommandRejected
-
-        if not who.strip():
-            raise Refused("NO_WHO", "A test needs the name of who starts it",
-                          "Een test heeft de naam nodig van wie hem start")
+    def check_start(self, node: str | None = None) -> str:
+        """The power node a test would start on now; raises Refused when it may not start
+        (a test running, node offline, mains absent or unknown, generator already running).
+        start() calls it; the site page shows its refusal before anyone presses the button."""
         if self.active is not None:
             raise Refused("TEST_RUNNING",
                           f"Generator test {self.active.record.id} is already running",
@@ -191,6 +183,43 @@ class GenTestRunner:
         if self._value(name, "gen_running") is True:
             raise Refused("GEN_RUNNING", "The generator is already running",
                           "Het aggregaat draait al")
+        return name
+
+    def progress(self) -> dict[str, Any] | None:
+        """The running test as the site page shows it, on the runner's clock; None when no test
+        runs. `ran_s` counts from the first cycle that saw the set running (as the verdict
+        does), so `progress` stays 0 while STARTING."""
+        act = self.active
+        if act is None:
+            return None
+        rec = act.record
+        now = self.clock.now()
+        ran = 0.0 if rec.running_at is None else (now - rec.running_at).total_seconds()
+        ran = min(max(ran, 0.0), rec.planned_s)
+        return {
+            "id": rec.id, "node": rec.node, "phase": act.phase, "started_by": rec.started_by,
+            "started_at": rec.started_at.isoformat(),
+            "running_at": None if rec.running_at is None else rec.running_at.isoformat(),
+            "elapsed_s": round((now - rec.started_at).total_seconds(), 1),
+            "ran_s": round(ran, 1), "planned_s": rec.planned_s,
+            "remaining_s": round(rec.planned_s - ran, 1),
+            "progress": round(ran / rec.planned_s, 4) if rec.planned_s > 0 else 0.0,
+            "start_confirm_s": self.settings.start_confirm_s,
+        }
+
+    async def start(self, who: str, *, node: str | None = None, notes: str = "") -> GenTestRecord:
+        """Start a test now; raises Refused (mains absent/unknown, test running, node offline,
+        generator already running, command refused or not confirmed)."""
+        async with self._lock:
+            return await self._start(who, node, notes)
+
+    async def _start(self, who: str, node: str | None, notes: str) -> GenTestRecord:
+        from edge_server.poller import CommandFailed, CommandRejected
+
+        if not who.strip():
+            raise Refused("NO_WHO", "A test needs the name of who starts it",
+                          "Een test heeft de naam nodig van wie hem start")
+        name = self.check_start(node)
         now = self.clock.now()
         rec = GenTestRecord(
             site_id=self.site_id, node=name, started_by=who, started_at=now,

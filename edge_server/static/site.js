@@ -1,7 +1,9 @@
-// The site page: readiness, open alerts (with acknowledge), fridge and fuel pictures, and the
-// technical details per node. Reads the edge's own API every few seconds:
-//   GET /api/v1/site, /api/v1/readiness, /api/v1/alerts?state=open (every refresh),
-//   GET /api/v1/history (the plots, once a minute), POST /api/v1/alerts/{id}/ack.
+// The site page: readiness, open alerts (with acknowledge), fridge and fuel pictures, the
+// generator test (start, progress, abort, result) and the technical details per node. Reads the
+// edge's own API every few seconds:
+//   GET /api/v1/site, /api/v1/readiness, /api/v1/alerts?state=open,
+//   GET /api/v1/gentests/status (every refresh), GET /api/v1/history (the plots, once a minute),
+//   POST /api/v1/alerts/{id}/ack, POST /api/v1/gentests, POST /api/v1/gentests/{id}/abort.
 // Texts in Dutch and English (toggle, remembered in localStorage). No libraries: works offline.
 "use strict";
 
@@ -35,6 +37,29 @@ const TEXT = {
     fridge_chart: "Medicijnkoelkast, laatste 24 uur", fuel_chart: "Brandstof in de tank, laatste 7 dagen",
     band: "2-8 °C", min: "min", max: "max", now: "nu", no_data: "Geen gegevens",
     tech: "Technische details", counters: "Tellers",
+    gt_title: "Generatortest", gt_last: "Laatste test", gt_next: "Volgende test",
+    gt_never: "Nog geen test geregistreerd", gt_report: "Rapport (PDF)",
+    gt_between: "tussen", gt_and: "en",
+    gt_start: "Test starten", gt_abort: "Test afbreken",
+    gt_elapsed: "Verstreken", gt_remaining: "Nog te gaan",
+    gt_phase_STARTING: "Het aggregaat start…", gt_phase_RUNNING: "Het aggregaat draait onder last",
+    gt_confirm_start: "Het aggregaat start en draait {n} minuten onder last. Netstroom moet " +
+      "aanwezig zijn. De test nu starten?",
+    gt_confirm_abort: "De test wordt afgebroken en het aggregaat gestopt (alleen als er " +
+      "netstroom is; anders blijft het draaien en de locatie van stroom voorzien). Afbreken?",
+    gt_yes_start: "Ja, test starten", gt_yes_abort: "Ja, test afbreken",
+    gt_token_label: "Toegangscode (token) van een technicus",
+    gt_started: "De test is gestart.", gt_aborted: "De test is afgebroken.",
+    gt_done: "De test is afgelopen:",
+    gt_need_start: "Een test starten vraagt een toegangscode van een technicus. Er is niets gestart.",
+    gt_need_abort: "Een test afbreken vraagt een toegangscode van een operator of technicus.",
+    gt_e401: "Deze toegangscode is onbekend of verlopen. Er is niets gestart of gestopt.",
+    gt_e403_start: "Deze toegangscode mag geen test starten: daarvoor is een code van een " +
+      "technicus nodig. Er is niets gestart.",
+    gt_e403_abort: "Deze toegangscode mag geen test afbreken: daarvoor is een code van een " +
+      "operator of technicus nodig.",
+    gt_e_start: "Starten is mislukt; er is niets gestart.", gt_e_abort: "Afbreken is mislukt.",
+    gt_e429: "Te veel mislukte pogingen met een toegangscode. Probeer het over een minuut opnieuw.",
   },
   en: {
     title: "Emergency support point", loading: "Loading…", updated: "Updated", online: "online",
@@ -65,6 +90,29 @@ const TEXT = {
     fridge_chart: "Medicine fridge, last 24 hours", fuel_chart: "Fuel in the tank, last 7 days",
     band: "2-8 °C", min: "min", max: "max", now: "now", no_data: "No data",
     tech: "Technical details", counters: "Counters",
+    gt_title: "Generator test", gt_last: "Last test", gt_next: "Next test",
+    gt_never: "No test on record yet", gt_report: "Report (PDF)",
+    gt_between: "between", gt_and: "and",
+    gt_start: "Start test", gt_abort: "Abort test",
+    gt_elapsed: "Elapsed", gt_remaining: "Remaining",
+    gt_phase_STARTING: "The generator is starting…", gt_phase_RUNNING: "The generator runs under load",
+    gt_confirm_start: "The generator will start and run for {n} minutes under load. Mains must " +
+      "be present. Start the test now?",
+    gt_confirm_abort: "The test will be aborted and the generator stopped (only while mains is " +
+      "present; otherwise it keeps running and powering the site). Abort?",
+    gt_yes_start: "Yes, start the test", gt_yes_abort: "Yes, abort the test",
+    gt_token_label: "A technician's access token",
+    gt_started: "The test has started.", gt_aborted: "The test was aborted.",
+    gt_done: "The test has finished:",
+    gt_need_start: "Starting a test needs a technician's access token. Nothing was started.",
+    gt_need_abort: "Aborting a test needs an operator's or technician's access token.",
+    gt_e401: "This access token is unknown or expired. Nothing was started or stopped.",
+    gt_e403_start: "This access token may not start a test: that needs a technician's token. " +
+      "Nothing was started.",
+    gt_e403_abort: "This access token may not abort a test: that needs an operator's or " +
+      "technician's token.",
+    gt_e_start: "Starting failed; nothing was started.", gt_e_abort: "Aborting failed.",
+    gt_e429: "Too many failed attempts with an access token. Try again in a minute.",
   },
 };
 
@@ -115,7 +163,7 @@ const TOKEN_KEY = "nsp-token";  // the same key for reading (require_auth_for_re
 
 let lang = localStorage.getItem("nsp-lang") || "nl";
 const data = { site: null, readiness: null, readinessError: null, alerts: null,
-  fridge: null, fuel: null, lastOk: null, connected: true };
+  fridge: null, fuel: null, gentest: null, lastOk: null, connected: true };
 let historyAt = 0;
 let pendingAck = null;  // the alert id to acknowledge once a token is entered
 let alertMsg = null;  // [text key, extra] of the last acknowledge outcome
@@ -221,6 +269,7 @@ async function refresh() {
       getJson("/api/v1/alerts?state=open").catch((e) => {
         if (e instanceof HttpError) return null; throw e;
       }),
+      fetchGentest(),
     ]);
     data.site = site;
     data.readiness = readiness instanceof HttpError ? null : readiness;
@@ -329,6 +378,194 @@ $("#logout").addEventListener("click", () => {
   localStorage.removeItem(TOKEN_KEY);
   setAlertMsg(null);
   render();
+});
+
+// --- the generator test (docs/generator-tests.md, "From the site page") ---------------------
+// The same token as acknowledging (TOKEN_KEY): asked for when none is kept, forgotten on 401.
+// The button is disabled with the edge's own reason while a start would be refused (mains
+// absent, ...), but the edge checks again on every POST: it stays the authority.
+
+let gtAction = null;  // "start" | "abort" while the confirmation is open
+let gtMsg = null;  // {key, api: {text_nl, text_en} | null, kind, code}
+let gtSeenActive = null;  // the id of the test the last status showed running
+
+async function fetchGentest() {
+  try {
+    const st = await getJson("/api/v1/gentests/status");
+    const was = gtSeenActive;
+    gtSeenActive = st.active ? st.active.id : null;
+    if (was !== null && !st.active && st.last && st.last.id === was) {
+      // The test this page watched has ended: say how, next to its report link.
+      setGtMsg("gt_done", { text_nl: st.last.outcome_nl, text_en: st.last.outcome_en },
+        st.last.passed === true ? "good" : st.last.passed === false ? "bad" : "info",
+        st.last.outcome);
+    }
+    data.gentest = st;
+  } catch (err) {
+    if (!(err instanceof HttpError)) throw err;
+    data.gentest = null;  // no generator-test component on this edge: no section
+  }
+}
+
+function setGtMsg(key, api, kind, code) {
+  gtMsg = key || api ? { key, api, kind: kind || "bad", code: code || key || "" } : null;
+  renderGtMsg();
+}
+
+function renderGtMsg() {
+  const p = $("#gt-msg");
+  p.hidden = !gtMsg;
+  if (!gtMsg) return;
+  p.className = gtMsg.kind;
+  p.dataset.code = gtMsg.code;
+  const api = gtMsg.api ? (lang === "nl" ? gtMsg.api.text_nl : gtMsg.api.text_en) : "";
+  p.textContent = [gtMsg.key ? t(gtMsg.key) : "", api].filter(Boolean).join(" ");
+}
+
+function gtConfirm(action, askToken) {
+  gtAction = action;
+  const needToken = askToken || !localStorage.getItem(TOKEN_KEY);
+  $("#gt-token-row").hidden = !needToken;
+  $("#gt-confirm").hidden = false;
+  renderGentest();
+  (needToken ? $("#gt-token") : $("#gt-confirm-ok")).focus();
+}
+
+async function gtSend(action) {
+  const active = data.gentest && data.gentest.active;
+  const url = action === "abort" && active
+    ? `/api/v1/gentests/${encodeURIComponent(active.id)}/abort` : "/api/v1/gentests";
+  let resp;
+  try {
+    resp = await fetch(url, { method: "POST", headers: authHeaders() });
+  } catch (err) {
+    data.connected = false;
+    render();
+    return;
+  }
+  let body = null;
+  try { body = await resp.json(); } catch (e) { /* not JSON */ }
+  if (resp.ok) {
+    setGtMsg(action === "start" ? "gt_started" : "gt_aborted", null, "good");
+    if (action === "abort") gtSeenActive = null;  // said here already: no "has finished" too
+  } else if (resp.status === 401) {
+    const had = localStorage.getItem(TOKEN_KEY);
+    localStorage.removeItem(TOKEN_KEY);
+    setGtMsg(had ? "gt_e401" : `gt_need_${action}`, null, "bad", had ? "e401" : "no_token");
+    gtConfirm(action, true);
+  } else if (resp.status === 403) {
+    setGtMsg(`gt_e403_${action}`, null, "bad", "e403");
+    gtConfirm(action, true);
+  } else if (resp.status === 409 && body && body.text_nl) {
+    // The edge's interlock said no: its own reason, in words (mains absent, test running, ...).
+    setGtMsg(null, body, "bad", body.error);
+  } else if (resp.status === 429) {
+    setGtMsg("gt_e429", null, "bad", "e429");
+  } else {
+    setGtMsg(`gt_e_${action}`, { text_nl: `(HTTP ${resp.status})`, text_en: `(HTTP ${resp.status})` },
+      "bad", `http${resp.status}`);
+  }
+  try { await fetchGentest(); } catch (err) { /* the next refresh shows the state */ }
+  render();
+}
+
+function fmtDuration(s) {
+  const total = Math.max(0, Math.round(s));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor(total / 60) % 60;
+  const sec = String(total % 60).padStart(2, "0");
+  return h ? `${h} h ${m} min` : `${m} min ${sec} s`;
+}
+
+function renderGentest() {
+  const st = data.gentest;
+  $("#gentest").hidden = !st;
+  renderGtMsg();
+  if (!st) return;
+  const nl = lang === "nl";
+  const last = st.last;
+  const lastEl = $("#gt-last");
+  lastEl.textContent = last ? `${fmtTime(last.ended_at, true)}: ${nl ? last.outcome_nl : last.outcome_en}`
+    : t("gt_never");
+  lastEl.className = !last ? "" : last.passed === true ? "good" : last.passed === false ? "bad" : "";
+  lastEl.dataset.outcome = last ? last.outcome : "";
+  $("#gt-report-dd").hidden = !last;
+  if (last) $("#gt-report").href = `/api/v1/gentests/${last.id}/report.pdf`;
+
+  const next = st.next;
+  const nextEl = $("#gt-next");
+  const span = next.status === "never_tested" ? ""
+    : ` (${t("gt_between")} ${fmtTime(next.earliest, true)} ${t("gt_and")} ${fmtTime(next.latest, true)})`;
+  nextEl.textContent = `${nl ? next.text_nl : next.text_en}${span}`;
+  nextEl.className = next.status === "overdue" || next.status === "never_tested" ? "bad"
+    : next.status === "due" ? "warn" : "";
+  nextEl.dataset.status = next.status;
+
+  const a = st.active;
+  $("#gentest").dataset.phase = a ? a.phase : "";
+  $("#gt-run").hidden = !a;
+  if (a) {
+    // Spoken (aria-live) once a minute at most: the phase and the whole minutes to go.
+    const live = `${t(`gt_phase_${a.phase}`)}. ${t("gt_remaining")}: ${Math.ceil(a.remaining_s / 60)} min`;
+    if ($("#gt-phase").textContent !== live) $("#gt-phase").textContent = live;
+    const bar = $("#gt-progress");
+    bar.value = a.progress;
+    bar.setAttribute("aria-valuetext", `${Math.round(a.progress * 100)} %`);
+    bar.dataset.progress = String(a.progress);
+    $("#gt-elapsed").textContent = fmtDuration(a.elapsed_s);
+    $("#gt-remaining").textContent = fmtDuration(a.remaining_s);
+  }
+  const blocked = !a && st.blocked;
+  const why = $("#gt-blocked");
+  why.hidden = !blocked;
+  why.textContent = blocked ? (nl ? blocked.text_nl : blocked.text_en) : "";
+  why.dataset.code = blocked ? blocked.error : "";
+  $("#gt-start").hidden = !!a;
+  $("#gt-start").disabled = !!blocked;
+  $("#gt-abort").hidden = !a;
+  // A confirmation for a state that has passed (the test ended meanwhile) is withdrawn.
+  if (gtAction === "abort" && !a) gtAction = null;
+  $("#gt-confirm").hidden = gtAction === null;
+  if (gtAction) {
+    $("#gt-confirm-text").textContent = t(`gt_confirm_${gtAction}`)
+      .replace("{n}", num(st.duration_min, 1));
+    $("#gt-confirm-ok").textContent = t(`gt_yes_${gtAction}`);
+    $("#gt-confirm").dataset.action = gtAction;
+  }
+}
+
+$("#gt-start").addEventListener("click", () => { setGtMsg(null); gtConfirm("start", false); });
+$("#gt-abort").addEventListener("click", () => { setGtMsg(null); gtConfirm("abort", false); });
+$("#gt-confirm-cancel").addEventListener("click", () => {
+  gtAction = null;
+  $("#gt-token").value = "";
+  renderGentest();
+});
+$("#gt-confirm").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const typed = $("#gt-token").value.trim();
+  if (typed) localStorage.setItem(TOKEN_KEY, typed);  // kept as the acknowledge form keeps it
+  $("#gt-token").value = "";
+  const action = gtAction;
+  gtAction = null;
+  renderGentest();
+  if (action) gtSend(action);
+});
+// The report: a plain link while reading is open; with a token kept, fetched with it (a site
+// with api.require_auth_for_read = true refuses the plain link).
+$("#gt-report").addEventListener("click", async (ev) => {
+  if (!localStorage.getItem(TOKEN_KEY)) return;
+  ev.preventDefault();
+  const href = $("#gt-report").href;
+  try {
+    const resp = await fetch(href, { headers: authHeaders() });
+    if (!resp.ok) throw new HttpError(resp.status, "");
+    const link = el("a", { href: URL.createObjectURL(await resp.blob()),
+      download: href.split("/").slice(-2).join("-") });
+    link.click();
+  } catch (err) {
+    window.location.href = href;
+  }
 });
 
 // --- pictures: a small hand-written SVG line plot -------------------------------------------
@@ -594,6 +831,7 @@ function render() {
   renderTiles();
   renderAlerts();
   renderCharts();
+  renderGentest();
   renderNodes();
   $("#updated").textContent = data.lastOk ? data.lastOk.toLocaleString(locale()) : "-";
   document.body.dataset.loaded = "1";
