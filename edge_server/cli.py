@@ -21,6 +21,8 @@ COMMANDS = (
     "scenario",
     "hub",
     "gentest",
+    "uplink",
+    "commission",
 )
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from edge_server.clock import ManualClock, SystemClock
@@ -42,18 +43,25 @@ def hub(tmp_path: Path, clock: ManualClock) -> Iterator[RunningHub]:
 
 
 def make_uplink(
-    hub: RunningHub, site_id: str, tmp: Path, clock: ManualClock, acks: list[Any] | None = None
+    hub: RunningHub,
+    site_id: str,
+    tmp: Path,
+    clock: ManualClock,
+    acks: list[Any] | None = None,
+    batch_size: int = 10,
+    outbox_path: Path | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Uplink:
     key = hub.store.add_site(site_id, clock.now()).encode()
     settings = UplinkSettings(
         enabled=True,
         hub_url=hub.url,
-        batch_size=10,
+        batch_size=batch_size,
         backoff_min_s=2,
         backoff_max_s=300,
         status_interval_s=60,
     )
-    outbox = Outbox(tmp / f"{site_id}-outbox.sqlite")
+    outbox = Outbox(outbox_path or tmp / f"{site_id}-outbox.sqlite")
     return Uplink(
         site_id,
         key,
@@ -62,6 +70,7 @@ def make_uplink(
         clock,
         on_acks=(acks.extend if acks is not None else None),
         rng=random.Random(7),
+        transport=transport,
     )
 
 
@@ -118,8 +127,6 @@ async def test_72_hour_outage_delivers_every_alert_once_in_order(hub, tmp_path, 
 
 
 async def test_hub_acknowledgement_flows_back_to_the_site(hub, tmp_path, clock) -> None:
-    import httpx
-
     acks: list[Any] = []
     u = make_uplink(hub, "nsp-c", tmp_path, clock, acks)
     token = hub.store.add_user("olga", "operator")
