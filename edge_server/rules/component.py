@@ -5,6 +5,10 @@
     engine.add_sink(outbox.put)                 # {"kind": "alert"|"status"|"event", "at", "body"}
     engine.uplink_up = lambda: uplink.link_up   # None/unset: readiness says "link unknown"
 
+After a restart, `engine.restore(nodes, now)` rebuilds the cumulative windows, consecutive
+runs and MKT from the stored readings (edge_server/rules/restore.py) before the first poll cycle;
+the open alerts stay the same records (the store says which are open).
+
 `RulesComponent` wraps it for edge_server.service (started in the FastAPI lifespan); it also
 re-evaluates when no poll cycle came for data_stale_s, so DATA_STALE is raised even when the
 poller itself has stalled.
@@ -16,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +32,10 @@ from edge_server.rules.readiness import (
     assess,
     last_gentest,
 )
+from edge_server.rules.restore import RestoreReport, rebuild
 from edge_server.rules.ruleset import RuleSet, _flag, fridge_temp_c, mains_present
 from edge_server.rules.settings import FuelSettings, RulesSettings
-from edge_server.state import SiteState
+from edge_server.state import NodeStatus, SiteState
 
 if TYPE_CHECKING:
     from edge_server.service import Service
@@ -65,10 +70,39 @@ class RulesEngine:
         self.readiness: Readiness | None = None
         self.last_eval_at: datetime | None = None
         self._last_status: tuple[datetime, Message] | None = None
-        for alert in self.store.open_alerts():
-            self.ruleset.evaluator.resume(alert.code, alert.subject, alert.raised_at)
+        self._resume_open_alerts()
         for subject, at in self.store.last_events("FUEL_REFUELLED").items():
             self.ruleset.obs.refuel_seed[subject.split(".")[0]] = at
+
+    def _resume_open_alerts(self) -> None:
+        """The store says which alerts are open: exactly those tracks are active, so an alert
+        open before a restart is neither raised again nor lost (it clears when the data says)."""
+        ev = self.ruleset.evaluator
+        for track in ev.tracks.values():
+            track.active = False
+        for alert in self.store.open_alerts():
+            ev.resume(alert.code, alert.subject, alert.raised_at)
+
+    def restore(self, nodes: Iterable[NodeStatus], now: datetime) -> RestoreReport | None:
+        """Rebuild the time-dependent memory from the stored readings (call once, at start,
+        before the first evaluation). Never raises: an unreadable history is logged and the
+        engine starts with empty windows, as it did before there was a restore. None then."""
+        if self.last_eval_at is not None:
+            log.warning("rules: restore after the first evaluation ignored")
+            return None
+        report: RestoreReport | None
+        try:
+            report = rebuild(self.ruleset, self.conn, nodes, now)
+        except Exception as exc:  # a damaged history must not keep the rules from running
+            self.ruleset.evaluator.tracks.clear()
+            self.ruleset.obs.mkt.clear()
+            log.error("rules: could not rebuild the alert windows and MKT from the stored "
+                      "readings (%s: %s): starting with empty windows", type(exc).__name__, exc)
+            report = None
+        else:
+            log.info("rules: windows and MKT rebuilt from %s", report.describe())
+        self._resume_open_alerts()
+        return report
 
     def add_sink(self, sink: Sink) -> None:
         self.sinks.append(sink)
@@ -199,6 +233,9 @@ class RulesComponent:
         cfg = self.service.config
         conn = open_db(cfg.storage.data_dir / "site.db")
         self.engine = RulesEngine(cfg.rules, cfg.fuel, conn=conn, capacity=cfg.site.capacity)
+        # Before the poller starts (Service.start starts components first): a few hundred ms
+        # for a 3-node site with 24 h windows (benchmarks/bench_rules_restore.py).
+        self.engine.restore(self.service.state.nodes.values(), self.service.clock.now())
         self.service.state.subscribe(self.engine.on_cycle)
         self._watchdog = asyncio.create_task(self._stale_watchdog(), name="rules-stale-watchdog")
 

@@ -19,6 +19,10 @@ an excursion); a pending clear is reset (clearing needs known good data for clea
 Between two samples the older one holds, but never for longer than max_gap_s: a longer gap
 (evaluator not called, service restarted) is unknown time.
 
+After a restart the time-dependent memory (cumulative windows, consecutive runs, pending
+clears) is rebuilt by feeding the stored readings through `Evaluator.replay` -- the same
+`step` as live samples, so the same lost-data and gap policy -- see edge_server/rules/restore.py.
+
 Time comes from the `now` the caller passes (the poll cycle's time from the injected clock).
 """
 
@@ -72,6 +76,20 @@ class Limit:
             raise ValueError("Limit: hysteresis, delay_s and clear_delay_s must be >= 0")
         if self.timing is Timing.CUMULATIVE and self.window_s < self.delay_s:
             raise ValueError("Limit: a cumulative window_s must be at least delay_s")
+
+    def history_s(self, max_gap_s: float) -> float:
+        """How far back stored samples rebuild this limit's memory after a restart (0: none).
+
+        Cumulative: the whole window. Otherwise twice the longest delay plus one held gap: a
+        run or pending clear is longer than its delay only when it already fired (and then the
+        open alert is in the store), so this covers it unless unknown data paused the run for
+        longer than that (the run then restarts from the replay's start: under-counted, never
+        over-counted).
+        """
+        if self.timing is Timing.CUMULATIVE:
+            return self.window_s
+        longest = max(self.delay_s, self.clear_delay_s)
+        return 0.0 if longest == 0 else 2 * longest + max_gap_s
 
     def _beyond(self, value: float) -> bool:
         if self.above:
@@ -134,6 +152,11 @@ class Condition(ABC):
 
     @abstractmethod
     def samples(self, state: SiteState, now: datetime) -> Iterable[Sample]: ...
+
+    def history_channels(self, state: SiteState) -> list[str]:
+        """The stored channels samples() is computed from, when it is a function of those
+        alone (so replaying them rebuilds the track after a restart); [] otherwise."""
+        return []
 
     def texts(self, sample: Sample) -> tuple[str, str]:
         value = "?" if sample.value is None else f"{sample.value:.4g}{self.unit}"
@@ -198,15 +221,33 @@ class Evaluator:
     def resume(self, code: str, subject: str, raised_at: datetime) -> None:
         """An alert is open in the store (after a restart): do not raise it again.
 
-        A cumulative alert's window history is lost across a restart; it is seeded with the
-        delay it needed, ending at raised_at, so it does not clear at once (docs/rules.md).
+        When no stored history rebuilt the track of a cumulative alert (replay() never saw a
+        sample of it), it is seeded with the delay it needed, ending at raised_at, so it does
+        not clear at once (docs/rules.md).
         """
-        track = self.tracks.setdefault((code, subject), Track())
+        track = self._track(code, subject)
         track.active = True
         cond = next((c for c in self.conditions if c.code == code), None)
-        if cond is not None and cond.limit.timing is Timing.CUMULATIVE:
+        if (cond is not None and cond.limit.timing is Timing.CUMULATIVE
+                and track.last_t is None and not track.intervals):
             end = raised_at.timestamp()
             track.intervals.append([end - cond.limit.delay_s, end])
+
+    def replay(self, cond: Condition, state: SiteState, now: datetime) -> None:
+        """Feed a stored (past) state through step(): rebuild the memory, report nothing.
+
+        Whether an alert is open is not the replay's to say (the alert store is): the caller
+        sets `active` from the store afterwards (RulesEngine.restore).
+        """
+        t = now.timestamp()
+        for sample in cond.samples(state, now):
+            self.step(self._track(cond.code, sample.subject), cond.limit, sample.value, t)
+
+    def _track(self, code: str, subject: str) -> Track:
+        track = self.tracks.get((code, subject))
+        if track is None:
+            track = self.tracks[(code, subject)] = Track()
+        return track
 
     def is_active(self, code: str, subject: str) -> bool:
         track = self.tracks.get((code, subject))
@@ -267,11 +308,8 @@ class Evaluator:
         out: list[Transition] = []
         for cond in self.conditions:
             for sample in cond.samples(state, now):
-                key = (cond.code, sample.subject)
-                track = self.tracks.get(key)
-                if track is None:
-                    track = self.tracks[key] = Track()
-                result = self.step(track, cond.limit, sample.value, t)
+                result = self.step(self._track(cond.code, sample.subject), cond.limit,
+                                   sample.value, t)
                 if result is None:
                     continue
                 text_en, text_nl = cond.texts(sample)

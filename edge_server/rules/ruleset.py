@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ClassVar
 
 from edge_server.rules.autonomy import FuelTracker
 from edge_server.rules.engine import (
@@ -111,7 +112,10 @@ class Observations:
     refuel_seed: dict[str, datetime] = field(default_factory=dict)
 
     def update(self, state: SiteState, now: datetime) -> None:
-        t = now.timestamp()
+        self.update_fuel(state, now)
+        self.update_mkt(state, now)
+
+    def update_fuel(self, state: SiteState, now: datetime) -> None:
         for node in state.nodes_with_role("power"):
             tracker = self.trackers.get(node.name)
             if tracker is None:
@@ -119,6 +123,15 @@ class Observations:
                     self.fuel, max_gap_s=self.rules.max_sample_gap_s)
                 tracker.last_refuel_at = self.refuel_seed.get(node.name)
             tracker.update(now, fuel_l(state, node.name), _flag(state, node.name, "gen_running"))
+
+    # The stored channels MKT is computed from, and how far back (rebuilt after a restart).
+    MKT_INPUTS: ClassVar[tuple[str, ...]] = ("fridge_temp_c", "fridge_faults")
+
+    def mkt_history_s(self) -> float:
+        return self.rules.fridge_mkt_window_h * 3600
+
+    def update_mkt(self, state: SiteState, now: datetime) -> None:
+        t = now.timestamp()
         for node in state.nodes_with_role("fridge"):
             window = self.mkt.get(node.name)
             if window is None:
@@ -140,6 +153,9 @@ class _Role(Condition):
     """A condition evaluated once per node with a role."""
 
     role = "power"
+    # The registers value() reads when it reads nothing else (no node status, no tracker):
+    # then stored readings of these rebuild the condition's memory after a restart.
+    inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, rules: RulesSettings, obs: Observations) -> None:
         self.rules = rules
@@ -159,6 +175,10 @@ class _Role(Condition):
             channel = f"{node.name}.{reg}"
             yield Sample(channel, value, channel)
 
+    def history_channels(self, state: SiteState) -> list[str]:
+        return [f"{node.name}.{reg}" for node in state.nodes_with_role(self.role)
+                for reg in self.inputs]
+
 
 # ------------------------------------------------------------------ fridge
 class FridgeHigh(_Role):
@@ -168,6 +188,7 @@ class FridgeHigh(_Role):
     unit = " °C"
     text_en = "Medicine fridge too warm ({subject}: {value}), above the limit for too long"
     text_nl = "Medicijnkoelkast te warm ({subject}: {value}), te lang boven de grens"
+    inputs = Observations.MKT_INPUTS  # fridge_temp_c() reads the temperature and fault bits
 
     def make_limit(self, r: RulesSettings) -> Limit:
         timing = Timing(r.fridge_high_timing)
@@ -216,6 +237,7 @@ class FridgeProbeFault(_Role):
     role = "fridge"
     text_en = "Fridge temperature probe fault or unplugged ({subject})"
     text_nl = "Storing of losgeraakte temperatuurvoeler koelkast ({subject})"
+    inputs = ()  # needs the node's online status, which is not stored
 
     def make_limit(self, r: RulesSettings) -> Limit:
         return Limit(0.5, delay_s=r.fridge_probe_fault_delay_min * MIN)
@@ -231,6 +253,7 @@ class FridgeMkt(FridgeHigh):
     code = "FRIDGE_MKT"
     text_en = "Mean kinetic temperature over the window too high ({subject}: {value})"
     text_nl = "Gemiddelde kinetische temperatuur te hoog ({subject}: {value})"
+    inputs = ()  # its value is the MKT window, rebuilt by Observations.update_mkt
 
     def make_limit(self, r: RulesSettings) -> Limit:
         return Limit(r.fridge_mkt_limit_c, above=True, hysteresis=0.2, timing=Timing.INSTANT)
@@ -265,6 +288,7 @@ class FuelLow(_Role):
     unit = " %"
     text_en = "Fuel low ({subject}: {value} of the tank)"
     text_nl = "Brandstof laag ({subject}: {value} van de tank)"
+    inputs = ("fuel_l", "power_faults")
 
     def make_limit(self, r: RulesSettings) -> Limit:
         return Limit(self.obs.fuel.low_pct, above=False, hysteresis=2.0, delay_s=MIN)
@@ -349,6 +373,7 @@ class StarterBatteryLow(_Role):
     unit = " V"
     text_en = "Generator starter battery low ({subject}: {value})"
     text_nl = "Startaccu aggregaat te laag ({subject}: {value})"
+    inputs: ClassVar[tuple[str, ...]] = ("starter_battery_v", "gen_running", "power_faults")
 
     def make_limit(self, r: RulesSettings) -> Limit:
         return Limit(r.starter_battery_low_v, above=False, hysteresis=0.2,
@@ -367,6 +392,7 @@ class StarterBatteryCrank(StarterBatteryLow):
 
     text_en = "Generator starter battery weak: sagged to {value} while cranking ({subject})"
     text_nl = "Startaccu aggregaat zwak: zakte tot {value} bij het starten ({subject})"
+    inputs = ("starter_battery_min_v", "power_faults")
 
     def make_limit(self, r: RulesSettings) -> Limit:
         return Limit(r.starter_battery_crank_min_v, above=False, hysteresis=0.5,
@@ -383,6 +409,7 @@ class BatteryLow(_Role):
     unit = " %"
     text_en = "Site battery low ({subject}: {value})"
     text_nl = "Accu van de locatie bijna leeg ({subject}: {value})"
+    inputs = ("battery_soc_pct", "power_faults")
 
     def make_limit(self, r: RulesSettings) -> Limit:
         return Limit(r.battery_low_soc_pct, above=False, hysteresis=5.0,
@@ -397,6 +424,7 @@ class BatteryLowVoltage(BatteryLow):
     voltage this low for minutes means a low battery whatever the SoC estimate says)."""
 
     unit = " V"
+    inputs = ("battery_v", "power_faults")
 
     def make_limit(self, r: RulesSettings) -> Limit:
         return Limit(r.battery_low_v, above=False, hysteresis=0.2,
@@ -425,6 +453,7 @@ class MainsLost(_Role):
     clear_event = MAINS_RESTORED
     text_en = "Mains power lost ({subject})"
     text_nl = "Netstroom uitgevallen ({subject})"
+    inputs = ("mains_present", "power_faults")
 
     def make_limit(self, r: RulesSettings) -> Limit:
         return Limit(0.5, delay_s=r.mains_lost_delay_s)
@@ -456,6 +485,7 @@ class GenFailedToStart(_Role):
     severity = Severity.CRITICAL
     text_en = "Generator failed to start ({subject})"
     text_nl = "Aggregaat is niet gestart ({subject})"
+    inputs = ("gen_state", "gen_running", "mains_present", "power_faults")
 
     def make_limit(self, r: RulesSettings) -> Limit:
         return Limit(0.5, delay_s=r.gen_start_grace_s)
@@ -476,6 +506,7 @@ class GenRunningUnexpected(_Role):
     severity = Severity.WARNING
     text_en = "Generator runs while mains is present and no test is on ({subject})"
     text_nl = "Aggregaat draait terwijl er netstroom is en er geen test loopt ({subject})"
+    inputs = ("gen_running", "mains_present", "gen_run_reason", "gen_state", "power_faults")
 
     def make_limit(self, r: RulesSettings) -> Limit:
         return Limit(0.5, delay_s=r.gen_unexpected_delay_min * MIN)
@@ -545,6 +576,7 @@ class OccupancyHigh(_Role):
     unit = " people"
     text_en = "More people inside than the site can hold ({subject}: {value})"
     text_nl = "Meer mensen binnen dan de locatie aankan ({subject}: {value})"
+    inputs = ("occupancy",)
 
     def __init__(self, rules: RulesSettings, obs: Observations, capacity: int) -> None:
         self.capacity = rules.occupancy_max or capacity

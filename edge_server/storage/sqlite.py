@@ -563,6 +563,35 @@ class SqliteStorage:
         return rows
 
 
+def stored_readings(
+    conn: sqlite3.Connection, since_ms: dict[str, int], until_ms: int
+) -> list[tuple[int, str, float | None]]:
+    """(t_ms, channel, value) of the raw readings of each channel from since_ms[channel] up to
+    and including until_ms, oldest first; value None marks a gap. Channels never stored are
+    left out; a database without the storage tables gives []. Used to rebuild the rules'
+    memory after a restart (edge_server/rules/restore.py); one range seek per channel."""
+    if not since_ms:
+        return []
+    if conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'readings'"
+    ).fetchone() is None:
+        return []
+    out: list[tuple[int, str, float | None]] = []
+    for name, start in since_ms.items():
+        row = conn.execute("SELECT id FROM channels WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            continue
+        out += [(t, name, v) for t, v in conn.execute(
+            "SELECT t, value FROM readings WHERE channel_id = ? AND t >= ? AND t <= ? "
+            "ORDER BY t", (int(row[0]), start, until_ms))]
+    out.sort(key=_first)  # stable: rows of one instant keep the channel order
+    return out
+
+
+def _first(row: tuple[int, str, float | None]) -> int:
+    return row[0]
+
+
 def _regroup(
     rows: Iterable[tuple[int, float, float, float, int]], width_ms: int
 ) -> list[tuple[int, float, float, float, int]]:

@@ -1,0 +1,112 @@
+"""Rebuild the rules' time-dependent memory from the stored readings after a restart.
+
+A restart of the edge (power cut of the edge computer, update, crash) must not forget that the
+medicine fridge was above 8 °C for 6 of the last 24 h. The cumulative windows, the consecutive
+runs and pending clears, and the MKT windows are rebuilt by replaying the raw readings of
+site.db (`readings`, kept `raw_days` >= 1 day, so every window up to 24 h is there in full)
+through the SAME code as live samples: the conditions' own samples() on a SiteState that holds
+the stored values, `Evaluator.replay` (= `Evaluator.step`) and `Observations.update_mkt`. So the
+lost-data policy of docs/rules.md applies to stored data unchanged: a stored gap (value NULL) is
+unknown, and time between two stored rows longer than max_sample_gap_s (the edge was down, the
+poller stalled) counts for nothing -- neither in range nor beyond -- the same as live.
+
+What is replayed: every condition that declares `history_channels()` (its value is a function of
+stored readings alone) and whose limit needs memory (`Limit.history_s` > 0), over that history;
+and the MKT window (fridge_mkt_window_h) of every fridge. Not replayed, starting empty as before:
+conditions that need the node's online status or a derived tracker (NODE_OFFLINE, DATA_STALE,
+*_SENSOR_FAULT, FRIDGE_PROBE_FAULT, FUEL_AUTONOMY_LOW, FUEL_LEAK), and the fuel rate learning.
+Whether an alert is open is the alert store's to say, not the replay's (RulesEngine.restore).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from edge_server.rules.engine import Condition
+from edge_server.rules.ruleset import Observations, RuleSet
+from edge_server.state import NodeStatus, Quality, Reading, SiteState
+from edge_server.storage.sqlite import from_ms, stored_readings, to_ms
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreReport:
+    channels: int  # channels asked for
+    rows: int  # stored readings replayed
+    instants: int  # distinct stored times (replay steps)
+    oldest: datetime | None  # the oldest replayed reading
+    seconds: float  # wall time of the rebuild
+
+    def describe(self) -> str:
+        since = "nothing stored" if self.oldest is None else f"since {self.oldest.isoformat()}"
+        return (f"{self.rows} stored readings of {self.channels} channels ({since}), "
+                f"{self.instants} instants, in {self.seconds * 1000:.0f} ms")
+
+
+def history_plan(ruleset: RuleSet, state: SiteState) -> tuple[
+    dict[str, float], dict[str, list[Condition]], set[str]
+]:
+    """(seconds of history per channel, the replayed conditions per channel, MKT channels)."""
+    ev = ruleset.evaluator
+    horizon: dict[str, float] = {}
+    users: dict[str, list[Condition]] = {}
+    for cond in ev.conditions:
+        need = cond.limit.history_s(ev.max_gap_s)
+        if need <= 0:
+            continue
+        for channel in cond.history_channels(state):
+            horizon[channel] = max(horizon.get(channel, 0.0), need)
+            users.setdefault(channel, []).append(cond)
+    mkt_channels = {f"{node.name}.{reg}" for node in state.nodes_with_role("fridge")
+                    for reg in Observations.MKT_INPUTS}
+    for channel in mkt_channels:
+        horizon[channel] = max(horizon.get(channel, 0.0), ruleset.obs.mkt_history_s())
+    return horizon, users, mkt_channels
+
+
+def rebuild(
+    ruleset: RuleSet, conn: sqlite3.Connection, nodes: Iterable[NodeStatus], now: datetime
+) -> RestoreReport:
+    """Replay the stored readings up to `now` into ruleset (its tracks and MKT windows are
+    replaced). Raises on unreadable history (sqlite3.Error, a value that is not a number):
+    the caller decides what an empty start means."""
+    started = time.perf_counter()
+    ev, obs = ruleset.evaluator, ruleset.obs
+    ev.tracks.clear()
+    obs.mkt.clear()
+    state = SiteState("restore")  # private: the live state is the poller's
+    for node in nodes:  # online: replayed conditions read stored values only
+        state.add_node(NodeStatus(node.name, node.unit_id, node.bus, node.roles, online=True))
+    horizon, users, mkt_channels = history_plan(ruleset, state)
+    now_ms = to_ms(now)
+    rows = stored_readings(conn, {ch: now_ms - int(s * 1000) for ch, s in horizon.items()},
+                           now_ms)
+    order = {id(cond): i for i, cond in enumerate(ev.conditions)}
+    instants = 0
+    i, n = 0, len(rows)
+    while i < n:
+        t_ms = rows[i][0]
+        at = from_ms(t_ms)
+        touched: dict[int, Condition] = {}
+        mkt = False
+        while i < n and rows[i][0] == t_ms:  # all rows of one instant, then one step
+            _, channel, value = rows[i]
+            node_name, name = channel.split(".", 1)
+            if value is None:
+                state.put(Reading(node_name, name, None, "", at, Quality.UNAVAILABLE))
+            else:
+                state.put(Reading(node_name, name, float(value), "", at, Quality.GOOD))
+            for cond in users.get(channel, ()):
+                touched[order[id(cond)]] = cond
+            mkt = mkt or channel in mkt_channels
+            i += 1
+        instants += 1
+        if mkt:
+            obs.update_mkt(state, at)
+        for k in sorted(touched):  # the evaluator's order, as live
+            ev.replay(touched[k], state, at)
+    return RestoreReport(len(horizon), n, instants, from_ms(rows[0][0]) if rows else None,
+                         time.perf_counter() - started)
