@@ -2,7 +2,8 @@
 
     python -m edge_server.uplink.sender --outbox PATH --hub URL --site ID --key-file F [--batch N]
 
-Sends until the outbox is empty, then exits 0 (exit 1 if the hub keeps refusing). Used by the
+Sends until the outbox is empty, then exits 0 (exit 1 if the hub keeps refusing; messages it
+refuses for good go to the dead letters and are counted on stderr). Used by the
 kill -9 test and handy for a site that must flush its backlog by hand after a long outage.
 """
 
@@ -33,6 +34,12 @@ async def drain(args: argparse.Namespace) -> int:
     try:
         for _ in range(args.max_failures + 1):
             if await uplink.attempt() and outbox.pending() == 0:
+                if uplink.dead_lettered:
+                    print(
+                        f"sender: {uplink.dead_lettered} message(s) refused by the hub, moved to "
+                        "the dead letters (nsp-edge uplink dead-letters)",
+                        file=sys.stderr,
+                    )
                 return 0
             await asyncio.sleep(max(0.0, uplink.next_attempt_mono - uplink.clock.monotonic()))
         print(f"sender: giving up: {uplink.last_error}", file=sys.stderr)
