@@ -199,7 +199,8 @@ class Uplink:
                 False,
                 resp.status_code,
                 len(batch),
-                error=f"HTTP {resp.status_code} {code}: {reason[:200]}".replace("  ", " "),
+                error=f"HTTP {' '.join(filter(None, (str(resp.status_code), code)))}: "
+                f"{reason[:200]}",
                 code=code,
             )
             if is_message_refusal(resp.status_code, code, len(batch)):
@@ -274,6 +275,9 @@ class Uplink:
                 continue
             if result.ok:
                 if self.outbox.pending() == 0 or result.held == 0:
+                    # Drained: a split that found no single culprit (e.g. an id twice across
+                    # the halves) must not keep batches small for ever.
+                    self.isolate_limit = None
                     self.next_attempt_mono = (
                         self.clock.monotonic() + self.settings.status_interval_s
                     )
