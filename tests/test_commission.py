@@ -110,6 +110,9 @@ def test_pure_checks_flag_what_a_technician_must_see() -> None:
     assert levels(image(status=1))["config_error"] == Level.FAIL
     assert levels(image(free_heap_b=9000))["free_heap"] == Level.WARN
     assert levels(image(gen_running=1))["gen_sense"] == Level.WARN  # relay off, mains on
+    assert "gen_sense" not in levels(image(gen_running=1, gen_state=4))  # cooling down after
+    assert levels(image(mains_present=0))["mains_sense"] == Level.WARN  # and no generator
+    assert levels(image(relay_on=1, gen_running=1, gen_state=2))["relay_on"] == Level.WARN
     assert levels(image(starter_battery_v=1190))["starter_battery"] == Level.WARN
     report = assess_node(Target("power", "bus", 1, ("power",)), "tcp x", image(crc_errors=4))
     crc = next(c for c in report.checks if c.code == "crc_errors")

@@ -194,7 +194,8 @@ def _identity_checks(report: NodeReport, ident: dict[str, Any], board_roles: lis
     else:
         add(Check.msg(Level.PASS, "free_heap", "heap_ok", heap=heap))
     if ident["crc_errors"]:
-        add(Check.msg(Level.WARN, "crc_errors", "bus_crc", crc=ident["crc_errors"]))
+        add(Check.msg(Level.WARN, "crc_errors", "bus_crc", crc=ident["crc_errors"],
+                      rx=ident["rx_frames"]))
     else:
         add(Check.msg(Level.PASS, "crc_errors", "bus_ok", rx=ident["rx_frames"]))
     if ident["exceptions"]:
@@ -232,7 +233,8 @@ def _fault_checks(report: NodeReport, rmap: regmap.RegisterMap, role: str) -> No
 
 def _power_checks(report: NodeReport) -> None:
     v, add = report.values, report.checks.append
-    if v["gen_running"] and not v["relay_on"] and v["mains_present"]:
+    cooling_down = regmap.load().register("gen_state").enum.get(v["gen_state"]) == "cooldown"
+    if v["gen_running"] and not v["relay_on"] and v["mains_present"] and not cooling_down:
         add(Check.msg(Level.WARN, "gen_sense", "gen_without_relay"))
     if v["mains_present"] is False and not v["gen_running"]:
         add(Check.msg(Level.WARN, "mains_sense", "mains_absent"))

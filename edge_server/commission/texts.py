@@ -275,10 +275,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "bus_ok": ("Bus: {rx} verzoeken, 0 CRC-fouten.", "Bus: {rx} requests, 0 CRC errors."),
     "bus_crc": (
-        "{crc} frames met CRC-fout op de RS-485-bus: controleer 120 ohm afsluiting aan beide "
+        "{crc} frames met CRC-fout op de RS-485-bus (naast {rx} goede verzoeken sinds de "
+        "start): controleer 120 ohm afsluiting aan beide "
         "uiteinden (niet in het midden), de biasing bij de edge-PC, getwiste aderparen met "
         "afscherming aan één kant, en dezelfde baudrate/pariteit op alle knooppunten.",
-        "{crc} frames with a CRC error on the RS-485 bus: check the 120 ohm termination at both "
+        "{crc} frames with a CRC error on the RS-485 bus (besides {rx} good requests since "
+        "boot): check the 120 ohm termination at both "
         "ends (not in the middle), the biasing at the edge PC, twisted pairs with the shield "
         "grounded at one end, and the same baud rate/parity on every node.",
     ),
