@@ -188,6 +188,7 @@ async def test_banner_tiles_plots_details_and_language(
     await expect(page.locator("#node-n1 tr[data-channel='n1.fridge_temp_c'] td.value")) \
         .to_have_text("5 °C")
     await expect(page.locator("#node-n1 .badge")).to_have_text("bereikbaar")
+    await expect(page.locator("#uplink")).to_have_text("Verbinding met het C-NSP: niet ingesteld")
     await expect(page.locator("#node-n1 tr[data-counter='crc_errors']")).to_contain_text(
         "CRC-fouten7")
     await page.screenshot(path=str(shot_path(tmp_path, "site-desktop-nl.png")), full_page=True)

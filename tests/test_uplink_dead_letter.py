@@ -411,6 +411,9 @@ async def test_dead_letter_is_an_event_and_shows_in_status_and_metrics(
             transport=httpx.ASGITransport(app=app), base_url="http://edge"
         ) as c:
             text = (await c.get("/metrics")).text
+            site_up = (await c.get("/api/v1/site")).json()["uplink"]
+        assert site_up["enabled"] and site_up["dead_letters"] == 1 and site_up["link_up"]
+        assert site_up["newest_refusal"]["code"] == "invalid"
         assert 'nsp_uplink_dead_letters{site="test-site"} 1.0' in text
         assert 'nsp_uplink_dead_lettered_total{site="test-site"} 1.0' in text
         assert 'nsp_uplink_up{site="test-site"} 1.0' in text

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from edge_server import regmap
 from edge_server.api.deps import ServiceDep
 from edge_server.auth import ReadAccess
+from edge_server.service import Service
 
 router = APIRouter(prefix="/api/v1", tags=["site"])
 
@@ -21,6 +22,8 @@ def get_site(service: ServiceDep, _reader: ReadAccess) -> dict[str, Any]:
     read is null with quality "unavailable", never a stale or zero number.
     `nodes`: {"<node>": {"online", "last_ok", "last_error", "counters", "identity", ...}}.
     `capacity`: the people the site is meant for ([site] capacity; the page shows n / capacity).
+    `uplink`: the link to the C-NSP ({"enabled": false} without one): link_up, pending_by_kind,
+    dead_letters and newest_refusal (messages the hub refused for good, docs/uplink-protocol.md).
     """
     body = service.state.to_json()
     body["site_name"] = service.config.site.name
@@ -28,7 +31,17 @@ def get_site(service: ServiceDep, _reader: ReadAccess) -> dict[str, Any]:
     body["now"] = service.clock.now().isoformat()
     body["poll_interval_s"] = service.config.poll.interval_s
     body["registers"] = _REGISTER_TEXTS
+    body["uplink"] = _uplink(service)
     return body
+
+
+def _uplink(service: Service) -> dict[str, Any]:
+    from edge_server.uplink.component import UplinkComponent
+
+    try:
+        return service.component(UplinkComponent).status()
+    except LookupError:  # the uplink part is not running in this service
+        return {"enabled": False}
 
 
 # Names of enum values and bits, so a client can show "running" instead of 2.

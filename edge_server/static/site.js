@@ -37,6 +37,9 @@ const TEXT = {
     fridge_chart: "Medicijnkoelkast, laatste 24 uur", fuel_chart: "Brandstof in de tank, laatste 7 dagen",
     band: "2-8 °C", min: "min", max: "max", now: "nu", no_data: "Geen gegevens",
     tech: "Technische details", counters: "Tellers",
+    up_title: "Verbinding met het C-NSP", up_off: "niet ingesteld", up_up: "verbonden",
+    up_down: "geen verbinding (berichten wachten hier en gaan niet verloren)",
+    up_pending: "wachtend", up_dead: "geweigerd door het C-NSP (zie technicus: nsp-edge uplink dead-letters)",
     gt_title: "Generatortest", gt_last: "Laatste test", gt_next: "Volgende test",
     gt_never: "Nog geen test geregistreerd", gt_report: "Rapport (PDF)",
     gt_between: "tussen", gt_and: "en",
@@ -90,6 +93,9 @@ const TEXT = {
     fridge_chart: "Medicine fridge, last 24 hours", fuel_chart: "Fuel in the tank, last 7 days",
     band: "2-8 °C", min: "min", max: "max", now: "now", no_data: "No data",
     tech: "Technical details", counters: "Counters",
+    up_title: "Link to the C-NSP", up_off: "not configured", up_up: "connected",
+    up_down: "no connection (messages wait here and are not lost)",
+    up_pending: "waiting", up_dead: "refused by the C-NSP (technician: nsp-edge uplink dead-letters)",
     gt_title: "Generator test", gt_last: "Last test", gt_next: "Next test",
     gt_never: "No test on record yet", gt_report: "Report (PDF)",
     gt_between: "between", gt_and: "and",
@@ -814,6 +820,22 @@ function renderNodes() {
   main.replaceChildren(...sections);
 }
 
+function renderUplink() {
+  const up = data.site.uplink || { enabled: false };
+  const p = $("#uplink");
+  if (!up.enabled) {
+    p.textContent = `${t("up_title")}: ${t("up_off")}`;
+    p.dataset.state = "off";
+    return;
+  }
+  const pending = Object.values(up.pending_by_kind || {}).reduce((a, b) => a + b, 0);
+  const parts = [`${t("up_title")}: ${up.link_up ? t("up_up") : t("up_down")}`,
+    `${t("up_pending")}: ${pending}`];
+  if (up.dead_letters) parts.push(`${up.dead_letters} ${t("up_dead")}`);
+  p.textContent = parts.join(" · ");
+  p.dataset.state = up.dead_letters ? "refused" : (up.link_up ? "up" : "down");
+}
+
 function render() {
   document.documentElement.lang = lang;
   for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
@@ -832,6 +854,7 @@ function render() {
   renderAlerts();
   renderCharts();
   renderGentest();
+  renderUplink();
   renderNodes();
   $("#updated").textContent = data.lastOk ? data.lastOk.toLocaleString(locale()) : "-";
   document.body.dataset.loaded = "1";
