@@ -261,3 +261,40 @@ def test_unreadable_history_is_logged_and_the_rules_run_empty(
     assert second.engine.ruleset.evaluator.tracks == {}
     second.engine.evaluate(second.state, clock.now())  # and the rules still run
     second.close()
+
+
+async def test_the_service_component_restores_before_it_joins_the_poll_cycles(
+    tmp_path: Path,
+) -> None:
+    """The real RulesComponent on the example site: the stored 6 h above 8 °C of the fridge
+    node are in the FRIDGE_HIGH window once start() returns (an empty-ish history: well
+    within RESTORE_WAIT_S), and the engine listens to the poll cycles."""
+    import tomllib
+
+    from edge_server.config import SiteConfig
+    from edge_server.rules.component import RulesComponent
+    from edge_server.service import Service
+    from edge_server.storage.component import StorageComponent
+    from edge_server.storage.sqlite import Row, to_ms
+    from tests.conftest import ROOT
+
+    clock = ManualClock()
+    now_ms = to_ms(clock.now())
+    storage = SqliteStorage(tmp_path / "edge" / "site.db", clock)
+    assert storage.write_rows([Row(ch, "", now_ms - k * 60_000, v) for k in range(1, 6 * 60 + 1)
+                               for ch, v in (("fridge.fridge_temp_c", 9.0),
+                                             ("fridge.fridge_faults", 0.0))])
+    storage.close()
+    raw = tomllib.loads((ROOT / "examples" / "site.toml").read_text())
+    raw["storage"] = {"data_dir": str(tmp_path / "edge")}
+    service = Service(SiteConfig.model_validate(raw), clock,
+                      factories=[StorageComponent, RulesComponent])
+    await service.start(run_poller=False)
+    try:
+        engine = service.component(RulesComponent).engine
+        assert engine is not None
+        track = engine.ruleset.evaluator.tracks[("FRIDGE_HIGH", "fridge.fridge_temp_c")]
+        assert track.cumulative_s(clock.now().timestamp(), 24 * H) == 6 * H - STEP_S
+        assert engine.on_cycle in service.state._listeners
+    finally:
+        await service.stop()

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 Sink = Callable[[Message], None]
 STATUS_INTERVAL_S = 900.0  # a status message at least every 15 min, and on every change
+RESTORE_WAIT_S = 1.0  # start() waits this long at most for the replay of the stored readings
 
 
 class RulesEngine:
@@ -70,11 +71,11 @@ class RulesEngine:
         self.readiness: Readiness | None = None
         self.last_eval_at: datetime | None = None
         self._last_status: tuple[datetime, Message] | None = None
-        self._resume_open_alerts()
+        self.resume_open_alerts()
         for subject, at in self.store.last_events("FUEL_REFUELLED").items():
             self.ruleset.obs.refuel_seed[subject.split(".")[0]] = at
 
-    def _resume_open_alerts(self) -> None:
+    def resume_open_alerts(self) -> None:
         """The store says which alerts are open: exactly those tracks are active, so an alert
         open before a restart is neither raised again nor lost (it clears when the data says)."""
         ev = self.ruleset.evaluator
@@ -84,15 +85,25 @@ class RulesEngine:
             ev.resume(alert.code, alert.subject, alert.raised_at)
 
     def restore(self, nodes: Iterable[NodeStatus], now: datetime) -> RestoreReport | None:
-        """Rebuild the time-dependent memory from the stored readings (call once, at start,
-        before the first evaluation). Never raises: an unreadable history is logged and the
-        engine starts with empty windows, as it did before there was a restore. None then."""
+        """Rebuild the time-dependent memory from the stored readings, then mark the open
+        alerts (call once, at start, before the first evaluation). Never raises."""
+        report = self.rebuild_history(nodes, now, self.conn)
+        self.resume_open_alerts()
+        return report
+
+    def rebuild_history(
+        self, nodes: Iterable[NodeStatus], now: datetime, conn: sqlite3.Connection
+    ) -> RestoreReport | None:
+        """The replay part of restore(): touches only the rule set and `conn`, so it may run
+        in a worker thread with a connection of its own while nothing evaluates. Never
+        raises: an unreadable history is logged and the windows start empty, as they did
+        before there was a restore (None then)."""
         if self.last_eval_at is not None:
             log.warning("rules: restore after the first evaluation ignored")
             return None
         report: RestoreReport | None
         try:
-            report = rebuild(self.ruleset, self.conn, nodes, now)
+            report = rebuild(self.ruleset, conn, nodes, now)
         except Exception as exc:  # a damaged history must not keep the rules from running
             self.ruleset.evaluator.tracks.clear()
             self.ruleset.obs.mkt.clear()
@@ -101,7 +112,6 @@ class RulesEngine:
             report = None
         else:
             log.info("rules: windows and MKT rebuilt from %s", report.describe())
-        self._resume_open_alerts()
         return report
 
     def add_sink(self, sink: Sink) -> None:
@@ -226,6 +236,7 @@ class RulesComponent:
         self.service = service
         self.engine: RulesEngine | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._restore: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         from edge_server.storage.db import open_db
@@ -233,10 +244,40 @@ class RulesComponent:
         cfg = self.service.config
         conn = open_db(cfg.storage.data_dir / "site.db")
         self.engine = RulesEngine(cfg.rules, cfg.fuel, conn=conn, capacity=cfg.site.capacity)
-        # Before the poller starts (Service.start starts components first): a few hundred ms
-        # for a 3-node site with 24 h windows (benchmarks/bench_rules_restore.py).
-        self.engine.restore(self.service.state.nodes.values(), self.service.clock.now())
-        self.service.state.subscribe(self.engine.on_cycle)
+        # The replay of the stored readings (~0.65 s for a 3-node site with 24 h windows,
+        # benchmarks/bench_rules_restore.py; longer on a slow edge computer or with a 30-day
+        # MKT window) runs in a worker thread. start() waits for it at most RESTORE_WAIT_S, so
+        # the poller (started after the components) is never held up longer; a longer replay
+        # finishes in the background and the rules join the poll cycles when it is done.
+        self._restore = asyncio.create_task(self._restore_then_join(), name="rules-restore")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._restore), RESTORE_WAIT_S)
+        if not self._restore.done():
+            log.warning("rules: rebuilding from the stored readings takes longer than %.0f s: "
+                        "polling starts now, the rules join when it is done", RESTORE_WAIT_S)
+
+    async def _restore_then_join(self) -> None:
+        from edge_server.storage.db import open_db
+
+        engine = self.engine
+        assert engine is not None
+        nodes = list(self.service.state.nodes.values())
+        now = self.service.clock.now()
+        path = self.service.config.storage.data_dir / "site.db"
+
+        def replay() -> None:
+            history = open_db(path)  # its own connection: the engine's stays on the loop
+            try:
+                engine.rebuild_history(nodes, now, history)
+            finally:
+                history.close()
+
+        try:
+            await asyncio.to_thread(replay)
+        except Exception:  # opening the file failed: rules run with empty windows
+            log.exception("rules: could not open the stored readings")
+        engine.resume_open_alerts()
+        self.service.state.subscribe(engine.on_cycle)
         self._watchdog = asyncio.create_task(self._stale_watchdog(), name="rules-stale-watchdog")
 
     async def _stale_watchdog(self) -> None:
@@ -259,6 +300,10 @@ class RulesComponent:
         return True
 
     async def stop(self) -> None:
+        if self._restore is not None:
+            with contextlib.suppress(Exception):
+                await self._restore  # a thread cannot be cancelled; it ends by itself
+            self._restore = None
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -47,19 +47,20 @@ class RestoreReport:
 
 
 def history_plan(ruleset: RuleSet, state: SiteState) -> tuple[
-    dict[str, float], dict[str, list[Condition]], set[str]
+    dict[str, float], dict[str, list[tuple[int, float, Condition]]], set[str]
 ]:
-    """(seconds of history per channel, the replayed conditions per channel, MKT channels)."""
+    """(seconds of history per channel; per channel the replayed conditions as (evaluator
+    order, seconds of history it needs, condition); the MKT channels)."""
     ev = ruleset.evaluator
     horizon: dict[str, float] = {}
-    users: dict[str, list[Condition]] = {}
-    for cond in ev.conditions:
+    users: dict[str, list[tuple[int, float, Condition]]] = {}
+    for order, cond in enumerate(ev.conditions):
         need = cond.limit.history_s(ev.max_gap_s)
         if need <= 0:
             continue
         for channel in cond.history_channels(state):
             horizon[channel] = max(horizon.get(channel, 0.0), need)
-            users.setdefault(channel, []).append(cond)
+            users.setdefault(channel, []).append((order, need, cond))
     mkt_channels = {f"{node.name}.{reg}" for node in state.nodes_with_role("fridge")
                     for reg in Observations.MKT_INPUTS}
     for channel in mkt_channels:
@@ -84,7 +85,6 @@ def rebuild(
     now_ms = to_ms(now)
     rows = stored_readings(conn, {ch: now_ms - int(s * 1000) for ch, s in horizon.items()},
                            now_ms)
-    order = {id(cond): i for i, cond in enumerate(ev.conditions)}
     instants = 0
     i, n = 0, len(rows)
     while i < n:
@@ -99,8 +99,11 @@ def rebuild(
                 state.put(Reading(node_name, name, None, "", at, Quality.UNAVAILABLE))
             else:
                 state.put(Reading(node_name, name, float(value), "", at, Quality.GOOD))
-            for cond in users.get(channel, ()):
-                touched[order[id(cond)]] = cond
+            for order, need_s, cond in users.get(channel, ()):
+                # Each condition from its own horizon on (FRIDGE_LOW needs 75 min, not the
+                # 24 h of FRIDGE_HIGH on the same channel): a third of the replay time.
+                if now_ms - t_ms <= need_s * 1000:
+                    touched[order] = cond
             mkt = mkt or channel in mkt_channels
             i += 1
         instants += 1
