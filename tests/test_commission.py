@@ -19,7 +19,8 @@ from pymodbus.client import AsyncModbusTcpClient
 from edge_server import cli, regmap
 from edge_server.commands.commission import commission_main
 from edge_server.commission.assess import REPORT_SCHEMA, Target, assess_node
-from edge_server.commission.texts import BIT_TEXTS, FAULTS_OF, MESSAGES, Level
+from edge_server.commission.texts import BIT_TEXTS, FAULTS_OF, IO_MESSAGES, MESSAGES, Level
+from edge_server.commission.walkaround import STEPS
 from edge_server.modbus_client import BusClient
 from edge_server.vnode import VirtualNode
 from tests.conftest import refused_port
@@ -73,6 +74,9 @@ def test_every_map_bit_has_dutch_and_english_text() -> None:
     for reading, faults in FAULTS_OF.items():
         rmap.register(reading)  # KeyError: a reading that is not in the map
         assert set(faults) <= fault_bits, (reading, faults)
+    for step in STEPS:  # --test-io: a prompt and both results, in both languages
+        for key in (step.key, f"{step.key}.ok", f"{step.key}.fail"):
+            assert all(IO_MESSAGES[key]), key
     for key, (nl, en) in MESSAGES.items():
         assert nl.strip() and en.strip() and nl != en or key in (
             "node_id_ok", "watch_changed"), key
@@ -256,6 +260,8 @@ def test_scan_over_tcp_finds_exactly_the_node(vnode_factory: Factory,  # noqa: F
     jsonschema.validate(report, REPORT_SCHEMA)
     assert rc == 0 and [n["unit"] for n in report["nodes"]] == [4]
     assert report["site_checks"][0]["code"] == "scan_found"
+    rc, out, _ = run_cli(capsys, "--tcp", f"127.0.0.1:{node.tcp_port}", "--units", "1-2")
+    assert rc == 2 and "Geen enkele unit in 1-2 antwoordde op tcp" in out
 
 
 # ---------------------------------------------------------------- --watch and read-only
@@ -318,3 +324,66 @@ def test_rtu_scan_and_silent_unit(vnode_factory: Factory,  # noqa: F811
     seconds = time.monotonic() - t0
     assert rc == 2 and "Geen antwoord van unit 4 op rtu" in out and "binnen 0.6 s" in out
     assert seconds < 0.6 + 0.5, seconds  # 2 tries of 0.3 s, no unit-255 probe on RTU
+
+
+# ---------------------------------------------------------------- --test-io
+def _act(node: VirtualNode, *changes: tuple[str, bool, int]) -> None:
+    for key, value, then_ms in changes:
+        node.control({"op": "set", "key": key, "value": value})
+        node.control({"op": "advance", "ms": then_ms, "step_ms": 50})
+
+
+def test_test_io_confirms_what_the_node_saw(vnode_factory: Factory,  # noqa: F811
+                                            tmp_path: Path) -> None:
+    node = start(vnode_factory, 1, ("power", "fridge", "entrance"))
+    cfg = site_toml(tmp_path, [("all", node, 1, ["power", "fridge", "entrance"])])
+    actions = {  # what the technician does after each prompt, on the simulated site
+        "door_open": [("door_open", True, 2_000)],
+        "door_closed": [("door_open", False, 2_000)],
+        "walk_in": [("beam_a_blocked", True, 150), ("beam_b_blocked", True, 250),
+                    ("beam_a_blocked", False, 150), ("beam_b_blocked", False, 2_000)],
+        "fuel_unplug": [("fuel_sender_open", True, 5_000)],
+        "fuel_replug": [("fuel_sender_open", False, 5_000)],
+    }
+    out = io.StringIO()
+    done: list[str] = []
+
+    async def technician(seconds: float) -> None:
+        assert seconds == 0.5
+        prompt = [line for line in out.getvalue().splitlines() if "] " in line][-1]
+        key = prompt.split("[", 1)[1].split("]", 1)[0]
+        if key not in done:
+            done.append(key)
+            _act(node, *actions[key])
+
+    args = cli.build_parser().parse_args(["commission", "--config", str(cfg), "--test-io"])
+    rc = asyncio.run(commission_main(args, out=out, sleep=technician))
+    text = out.getvalue()
+    assert done == list(actions), text
+    assert "all(1) [door_open] Open nu de koelkastdeur." in text
+    assert "PASS  Deur open gezien na 0.5 s (door_open = 1)." in text
+    assert "PASS  Binnenkomst geteld na 0.5 s (visitors_in +1)." in text
+    assert "PASS  Open kring gezien na 0.5 s (fuel_open_loop)." in text
+    assert "PASS  Brandstofsensor weer gezien na 0.5 s" in text
+    assert rc == 0, text
+
+
+def test_test_io_fails_when_nothing_happens(vnode_factory: Factory,  # noqa: F811
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    node = start(vnode_factory, 2, ("fridge",))
+    sleeps: list[float] = []
+
+    async def nobody(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    args = cli.build_parser().parse_args(
+        ["commission", "--tcp", f"127.0.0.1:{node.tcp_port}", "--unit", "2", "--test-io",
+         "--io-timeout", "2", "--lang", "en", "--json"])
+    rc = asyncio.run(commission_main(args, sleep=nobody))
+    out, err = capsys.readouterr()
+    assert rc == 2 and len(sleeps) == 4 + 1  # door open: 4 x 0.5 s; door closed: seen at once
+    assert "unit2(2) [door_open] Open the fridge door now." in err
+    report = json.loads(out)
+    jsonschema.validate(report, REPORT_SCHEMA)
+    check = next(c for c in report["nodes"][0]["checks"] if c["code"] == "io_door_open")
+    assert check["level"] == "FAIL" and "No open door seen within 2 s" in check["text"]

@@ -29,8 +29,9 @@ from edge_server.commission.assess import (
     render_text,
     to_json,
 )
-from edge_server.commission.probe import ReadBus, make_client, scan, watch
+from edge_server.commission.probe import ReadBus, commission, make_client, scan, watch
 from edge_server.commission.texts import Lang, Level, message
+from edge_server.commission.walkaround import walk_around
 from edge_server.config import (
     ConfigError,
     RtuBus,
@@ -45,6 +46,7 @@ DEFAULT_TIMEOUT_S = 1.0
 # A scan asks each unit for 3 registers: at 19200 baud request + reply take ~10 ms on the wire,
 # so 0.1 s leaves a slow node 90 ms to answer and scans 1-247 in ~25 s.
 DEFAULT_SCAN_TIMEOUT_S = 0.1
+IO_POLL_S = 0.5  # --test-io reads the node twice a second while waiting for the technician
 
 
 def _units(text: str) -> list[int]:
@@ -96,6 +98,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--json", action="store_true", help="machine-readable report (one per read)")
     p.add_argument("--watch", type=_positive, metavar="SECONDS",
                    help="read again every SECONDS and show what changed (Ctrl-C stops)")
+    p.add_argument("--test-io", action="store_true",
+                   help="ask the technician to act (open the door, walk in, pull the fuel plug) "
+                   "and confirm what each node saw")
+    p.add_argument("--io-timeout", type=_positive, default=60.0, metavar="SECONDS",
+                   help="seconds to wait for each --test-io action (default 60)")
     p.add_argument("--timeout", type=_positive,
                    help=f"seconds per request (default poll.timeout_s, else {DEFAULT_TIMEOUT_S})")
     p.add_argument("--scan-timeout", type=_positive, default=DEFAULT_SCAN_TIMEOUT_S,
@@ -183,6 +190,8 @@ async def commission_main(
             stream.write("".join(f"{stamp} {line}\n" for line in lines))
         stream.flush()
 
+    if args.test_io and args.watch:
+        raise UsageError("--test-io and --watch: choose one (--test-io waits for each action)")
     try:
         try:
             targets, scan_checks = await _plan(args, lang, clients)
@@ -195,6 +204,21 @@ async def commission_main(
         if not targets:
             emit(SiteReport([]), None)
             return 2
+        if args.test_io:
+            prompts = sys.stderr if args.json else stream  # JSON keeps stdout machine-readable
+
+            def say(line: str) -> None:
+                prompts.write(line + "\n")
+                prompts.flush()
+
+            report = await commission(targets, clients)
+            for node in report.nodes:
+                if node.answered and node.blocks:
+                    node.checks += await walk_around(
+                        clients[node.target.bus], node, lang, say, sleep, args.io_timeout,
+                        IO_POLL_S)
+            emit(report, None)
+            return report.exit_code
         interval = args.watch
         report = await watch(targets, clients, interval or 0.0, emit,
                              iterations=0 if interval is None else iterations, sleep=sleep)

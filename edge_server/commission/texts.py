@@ -379,3 +379,60 @@ def message(key: str, lang: Lang, **params: object) -> str:
 def label(key: str, lang: Lang) -> str:
     nl, en = LABELS[key]
     return nl if lang == "nl" else en
+
+# --test-io: what the technician is asked to do, and what the node saw. key -> (nl, en)
+IO_MESSAGES: dict[str, tuple[str, str]] = {
+    "door_open": ("Open nu de koelkastdeur.", "Open the fridge door now."),
+    "door_open.ok": ("Deur open gezien na {seconds:g} s (door_open = 1).",
+                     "Door open seen after {seconds:g} s (door_open = 1)."),
+    "door_open.fail": (
+        "Geen open deur gezien binnen {seconds:g} s: controleer reedcontact S1 (magneet op de "
+        "deur, schakelaar op het frame, max. ~10 mm), de draad naar X3/GPIO 27.",
+        "No open door seen within {seconds:g} s: check reed contact S1 (magnet on the door, "
+        "switch on the frame, at most ~10 mm apart) and its wire to GPIO 27.",
+    ),
+    "door_closed": ("Sluit nu de koelkastdeur.", "Close the fridge door now."),
+    "door_closed.ok": ("Deur dicht gezien na {seconds:g} s.",
+                       "Door closed seen after {seconds:g} s."),
+    "door_closed.fail": (
+        "Deur blijft 'open' na {seconds:g} s: staat de magneet tegenover het reedcontact? Een "
+        "doorgeknipte draad leest ook 'open'.",
+        "Door still reads 'open' after {seconds:g} s: is the magnet opposite the reed contact? A "
+        "cut wire also reads 'open'.",
+    ),
+    "walk_in": ("Loop nu één keer naar binnen door de ingang (eerst straal A, dan B).",
+                "Walk in through the entrance once now (beam A first, then B)."),
+    "walk_in.ok": ("Binnenkomst geteld na {seconds:g} s (visitors_in +1).",
+                   "Walk-in counted after {seconds:g} s (visitors_in +1)."),
+    "walk_in.fail": (
+        "Geen binnenkomst geteld binnen {seconds:g} s: controleer dat beide stralen uitgelijnd "
+        "zijn en dat A buiten en B binnen zit (verwisseld telt als naar buiten).",
+        "No walk-in counted within {seconds:g} s: check both beams are aligned and that A is "
+        "outside and B inside (swapped counts as walking out).",
+    ),
+    "fuel_unplug": ("Trek nu de stekker van de brandstofsensor (B1) los.",
+                    "Pull the fuel sender (B1) plug now."),
+    "fuel_unplug.ok": ("Open kring gezien na {seconds:g} s (fuel_open_loop).",
+                       "Open circuit seen after {seconds:g} s (fuel_open_loop)."),
+    "fuel_unplug.fail": (
+        "Geen open kring gezien binnen {seconds:g} s: meet de lusstroom; loopt er stroom zonder "
+        "sensor, dan is er een sluiting in de kabel of de shunt (A1).",
+        "No open circuit seen within {seconds:g} s: measure the loop current; current without "
+        "the sender means a short in the cable or at the shunt (A1).",
+    ),
+    "fuel_replug": ("Steek de stekker van de brandstofsensor terug.",
+                    "Plug the fuel sender back in."),
+    "fuel_replug.ok": ("Brandstofsensor weer gezien na {seconds:g} s ({ma}).",
+                       "Fuel sender back after {seconds:g} s ({ma})."),
+    "fuel_replug.fail": (
+        "Brandstofsensor niet terug binnen {seconds:g} s: zit de stekker goed, staat de 24 V "
+        "lusvoeding (PS1) aan?",
+        "Fuel sender not back within {seconds:g} s: is the plug in, is the 24 V loop supply "
+        "(PS1) on?",
+    ),
+}
+
+
+def io_message(key: str, lang: Lang, **params: object) -> str:
+    nl, en = IO_MESSAGES[key]
+    return (nl if lang == "nl" else en).format(**params)
