@@ -18,7 +18,13 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from edge_server import cli, regmap
 from edge_server.commands.commission import commission_main
-from edge_server.commission.assess import REPORT_SCHEMA, Target, assess_node
+from edge_server.commission.assess import (
+    REPORT_SCHEMA,
+    SiteReport,
+    Target,
+    assess_node,
+    changes,
+)
 from edge_server.commission.texts import BIT_TEXTS, FAULTS_OF, IO_MESSAGES, MESSAGES, Level
 from edge_server.commission.walkaround import STEPS
 from edge_server.modbus_client import BusClient
@@ -121,6 +127,22 @@ def test_pure_checks_flag_what_a_technician_must_see() -> None:
     report = assess_node(Target("power", "bus", 1, ("power",)), "tcp x", image(crc_errors=4))
     crc = next(c for c in report.checks if c.code == "crc_errors")
     assert "120 ohm" in crc.text["en"] and "biasing" in crc.text["nl"]
+
+
+def test_watch_shows_news_not_noise() -> None:
+    target = Target("power", "bus", 1, ("power",))
+    before = SiteReport([assess_node(target, "tcp x", image())])
+    after = SiteReport([assess_node(target, "tcp x", image(
+        uptime_s=9, free_heap_b=50000, battery_v=1282, starter_battery_v=1190, mains_present=0,
+        fuel_sender_ma=0xFFFF, power_faults=1))])
+    lines = changes(before, after, "en")
+    assert "power(1): mains_present: 1 → 0" in lines
+    assert "power(1): fuel_sender_ma: 12.000 mA → n/a" in lines
+    assert "power(1): starter_battery_v: 12.70 V → 11.90 V" in lines  # 6 %: news
+    assert not [x for x in lines if "battery_v:" in x and "starter" not in x]  # 0.2 %: noise
+    assert not [x for x in lines if "uptime_s" in x or "free_heap_b" in x]
+    assert any(x.startswith("power(1): FAIL  Fuel sender: open circuit") for x in lines)
+    assert "power(1): Overall: PASS → FAIL" in lines
 
 
 def test_unknown_map_version_is_refused_with_the_fix() -> None:

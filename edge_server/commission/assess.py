@@ -404,17 +404,31 @@ REPORT_SCHEMA: dict[str, Any] = {
 }
 
 
+# Move on every read: not news during a walk-around.
+WATCH_QUIET = frozenset({"uptime_s", "rx_frames", "free_heap_b", "door_open_s"})
+WATCH_ANALOG_STEP = 0.05  # an analog reading is news when it moves 5 % (or goes n/a or back)
+
+
+def _worth_showing(name: str, old: Any, new: Any) -> bool:
+    if name in WATCH_QUIET or old == new:
+        return False
+    reg = regmap.load().register(name)
+    analog = reg.scale != 1.0 or reg.unit not in ("", "s")
+    if not analog or old is None or new is None:
+        return True
+    return bool(abs(new - old) > WATCH_ANALOG_STEP * max(abs(old), abs(new)))
+
+
 def changes(old: SiteReport, new: SiteReport, lang: Lang) -> list[str]:
     """What differs between two reads (the --watch walk-around): values and check results."""
     out: list[str] = []
     for before, after in zip(old.nodes, new.nodes, strict=True):
         who = f"{after.target.name}({after.target.unit})"
         for name in after.values:
-            if name in ("uptime_s", "rx_frames") or name not in before.values:
-                continue  # these move on every read
-            a = format_value(name, before.values[name], lang)
-            b = format_value(name, after.values[name], lang)
-            if a != b:
+            if name in before.values and _worth_showing(name, before.values[name],
+                                                        after.values[name]):
+                a = format_value(name, before.values[name], lang)
+                b = format_value(name, after.values[name], lang)
                 out.append(message("watch_changed", lang, node=who, what=name, old=a, new=b))
         old_checks = {(c.code, c.level) for c in before.checks}
         new_checks = {(c.code, c.level) for c in after.checks}
