@@ -46,6 +46,7 @@ DEFAULT_TIMEOUT_S = 1.0
 # A scan asks each unit for 3 registers: at 19200 baud request + reply take ~10 ms on the wire,
 # so 0.1 s leaves a slow node 90 ms to answer and scans 1-247 in ~25 s.
 DEFAULT_SCAN_TIMEOUT_S = 0.1
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)  # config.RtuBus.baudrate
 IO_POLL_S = 0.5  # --test-io reads the node twice a second while waiting for the technician
 
 
@@ -91,7 +92,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--unit", type=_unit, help="only this unit id (no scan without --config)")
     p.add_argument("--units", type=_units, default=None, metavar="FIRST-LAST",
                    help="units to scan without --config (default 1-247)")
-    p.add_argument("--baud", type=int, default=19200, help="RTU baud rate (default 19200)")
+    p.add_argument("--baud", type=int, default=19200, choices=BAUD_RATES, metavar="BAUD",
+                   help="RTU baud rate (default 19200; the firmware's modbus.baud)")
     p.add_argument("--parity", choices=("E", "O", "N"), default="E",
                    help="RTU parity (default E; N uses 2 stop bits)")
     p.add_argument("--lang", choices=("nl", "en"), default="nl", help="language (default nl)")
@@ -119,8 +121,9 @@ def _bench_bus(args: argparse.Namespace) -> RtuBus | TcpBus:
         if args.tcp:
             try:
                 host, port = parse_listen(args.tcp)
-            except ValueError as exc:
-                raise UsageError(f"--tcp: {exc}") from None
+            except ValueError:
+                raise UsageError(f"--tcp: {args.tcp!r} is not HOST:PORT; write e.g. "
+                                 "192.168.10.23:502 (Modbus TCP is port 502)") from None
             return TcpBus(name="tcp", kind="tcp", host=host, port=port)
         return RtuBus(name="rtu", kind="rtu", port=args.rtu, baudrate=args.baud,
                       parity=args.parity, stopbits=2 if args.parity == "N" else 1)
