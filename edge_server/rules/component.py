@@ -244,9 +244,9 @@ class RulesComponent:
         cfg = self.service.config
         conn = open_db(cfg.storage.data_dir / "site.db")
         self.engine = RulesEngine(cfg.rules, cfg.fuel, conn=conn, capacity=cfg.site.capacity)
-        # The replay of the stored readings (~0.65 s for a 3-node site with 24 h windows,
-        # benchmarks/bench_rules_restore.py; longer on a slow edge computer or with a 30-day
-        # MKT window) runs in a worker thread. start() waits for it at most RESTORE_WAIT_S, so
+        # The replay of the stored readings (0.61 s for a 3-node site with 24 h windows, 12 s
+        # with a 30-day MKT window: benchmarks/bench_rules_restore.py; longer on a slow edge
+        # computer) runs in a worker thread. start() waits for it at most RESTORE_WAIT_S, so
         # the poller (started after the components) is never held up longer; a longer replay
         # finishes in the background and the rules join the poll cycles when it is done.
         self._restore = asyncio.create_task(self._restore_then_join(), name="rules-restore")
