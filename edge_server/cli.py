@@ -23,6 +23,7 @@ COMMANDS = (
     "gentest",
     "uplink",
     "commission",
+    "firmware",
 )
 
 
