@@ -271,9 +271,9 @@ def test_db_is_private_and_keys_never_logged(hub, site, clock, caplog) -> None:
     assert key.decode() not in caplog.text
 
 
-def test_rotated_key_takes_effect_at_once(hub, site, clock) -> None:
+def test_revoked_key_is_refused_at_once(hub, site, clock) -> None:
     site_id, old_key = site
-    new_key = hub.store.add_site(site_id, clock.now()).encode()  # as `nsp-edge hub add-site` does
+    new_key = hub.store.revoke_key(site_id, clock.now(), "test").encode()  # `hub revoke-key`
     body = batch(site_id, [msg("event", {"code": "door"}, clock)], clock)
     now = int(clock.now().timestamp())
     assert post(hub, body, sign_headers(site_id, old_key, body, now)).status_code == 401

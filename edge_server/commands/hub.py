@@ -1,18 +1,29 @@
-"""`nsp-edge hub`: run the C-NSP hub, register sites, add operators.
+"""`nsp-edge hub`: run the C-NSP hub, register sites, re-key them, add operators.
 
-nsp-edge hub --data DIR --listen HOST:PORT [--stale-min 15]
+nsp-edge hub --data DIR --listen HOST:PORT [--stale-min 15] [--master-key FILE]
 nsp-edge hub add-site ID [ID ...] --data DIR     # prints "ID KEY" per site (give KEY to the site)
+nsp-edge hub rotate-key ID --data DIR [--grace-hours 72]   # "ID KEY"; the old key works meanwhile
+nsp-edge hub revoke-key ID --data DIR            # "ID KEY"; the old key is refused at once
 nsp-edge hub add-user NAME --role operator|admin --data DIR   # last word printed: the token
+
+Every command takes --master-key FILE (or $NSP_HUB_MASTER_KEY_FILE; default DIR/master.key): the
+key the site keys are encrypted with (docs/security.md). Exit 1 when the hub cannot do it (unknown
+or already registered site, missing or wrong master key), 2 for a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from edge_server.clock import SystemClock
 from edge_server.uplink.protocol import SITE_ID_PATTERN
+
+_MAX_GRACE_H = 720.0  # 30 days: a longer overlap of two valid keys is no rotation
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,64 +36,150 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=15.0,
         help="minutes without contact before a site shows UNKNOWN (default 15)",
     )
+    master_help = (
+        "file holding the master key that encrypts the site keys "
+        "(default $NSP_HUB_MASTER_KEY_FILE, else DATA/master.key; docs/security.md)"
+    )
+    p.add_argument("--master-key", type=Path, default=None, metavar="FILE", help=master_help)
     p.set_defaults(func=run, hub_command=None)
     hs = p.add_subparsers(dest="hub_command", metavar="SUBCOMMAND")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--data", type=Path, default=argparse.SUPPRESS)
+        sp.add_argument("--master-key", type=Path, default=argparse.SUPPRESS, metavar="FILE")
+
     a = hs.add_parser("add-site", help="register sites; prints 'ID KEY' per site")
     a.add_argument("ids", nargs="+", metavar="ID")
-    a.add_argument("--data", type=Path, default=argparse.SUPPRESS)
+    common(a)
+    r = hs.add_parser(
+        "rotate-key",
+        help="a new key for a site; the old one stays valid for a grace period; prints 'ID KEY'",
+    )
+    r.add_argument("site_id", metavar="ID")
+    r.add_argument(
+        "--grace-hours",
+        type=float,
+        default=72.0,
+        help="hours the old key stays valid unless the site uses the new key first (default 72)",
+    )
+    common(r)
+    v = hs.add_parser(
+        "revoke-key", help="a new key for a site; the old one is refused at once; prints 'ID KEY'"
+    )
+    v.add_argument("site_id", metavar="ID")
+    common(v)
     u = hs.add_parser("add-user", help="add or reset an operator; prints a token")
     u.add_argument("name")
     u.add_argument("--role", choices=("operator", "admin"), required=True)
-    u.add_argument("--data", type=Path, default=argparse.SUPPRESS)
+    common(u)
 
 
 def run(args: argparse.Namespace) -> int:
-    import re
-
-    from edge_server.hub.store import HubStore
+    from edge_server.hub.keys import MasterKeyError
+    from edge_server.hub.store import HubStore, UnknownSite
 
     if args.data is None:
         print("nsp-edge hub: --data DIR is required", file=sys.stderr)
         return 2
     data: Path = args.data
-    if args.hub_command == "add-site":
-        bad = [i for i in args.ids if not re.match(SITE_ID_PATTERN, i)]
-        if bad:
+    command = args.hub_command
+    if command is None:
+        return _serve(data, args.listen, args.stale_min, args.master_key)
+    prog = f"nsp-edge hub {command}"
+    ids = args.ids if command == "add-site" else [getattr(args, "site_id", "")]
+    bad = [i for i in ids if command != "add-user" and not re.match(SITE_ID_PATTERN, i)]
+    if bad:
+        print(
+            f"{prog}: invalid site id(s) {', '.join(bad)}: use lower-case "
+            "letters, digits and '-' (2-63 characters)",
+            file=sys.stderr,
+        )
+        return 2
+    if command == "rotate-key" and not 0 < args.grace_hours <= _MAX_GRACE_H:
+        print(
+            f"{prog}: --grace-hours {args.grace_hours:g}: use more than 0 and at most "
+            f"{_MAX_GRACE_H:g} (for no grace at all: revoke-key)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        store = HubStore(data, args.master_key)
+    except MasterKeyError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    now = SystemClock().now()
+    by = _who()
+    try:
+        if command == "add-site":
+            known = [i for i in ids if store.has_site(i)]
+            if known:
+                print(
+                    f"{prog}: already registered: {', '.join(known)}; nothing was added. To give "
+                    "a site a new key: `nsp-edge hub rotate-key ID` (the old key keeps working "
+                    "for a grace period) or `revoke-key ID` (a leaked key: refused at once)",
+                    file=sys.stderr,
+                )
+                return 1
+            for site_id in ids:
+                print(f"{site_id} {store.add_site(site_id, now)}")
+        elif command == "rotate-key":
+            grace = timedelta(hours=args.grace_hours)
+            key = store.rotate_key(args.site_id, now, grace, by)
+            print(f"{args.site_id} {key}")
             print(
-                f"nsp-edge hub add-site: invalid site id(s) {', '.join(bad)}: use lower-case "
-                "letters, digits and '-' (2-63 characters)",
+                f"{prog}: install the new key at site {args.site_id} and restart its edge "
+                f"service; the old key stays valid until {(now + grace):%Y-%m-%d %H:%M} UTC or "
+                "the first message signed with the new key",
                 file=sys.stderr,
             )
-            return 2
-        store = HubStore(data)
-        try:
-            for site_id in args.ids:
-                print(f"{site_id} {store.add_site(site_id, SystemClock().now())}")
-        finally:
-            store.close()
-        return 0
-    if args.hub_command == "add-user":
-        store = HubStore(data)
-        try:
+        elif command == "revoke-key":
+            key = store.revoke_key(args.site_id, now, by)
+            print(f"{args.site_id} {key}")
+            print(
+                f"{prog}: the old key of {args.site_id} is refused from now on: the C-NSP sees "
+                "nothing from this site (401) until the new key is installed there and its edge "
+                "service restarted; the site keeps its messages and delivers them then",
+                file=sys.stderr,
+            )
+        else:
             token = store.add_user(args.name, args.role)
-        finally:
-            store.close()
-        print(f"user {args.name} ({args.role}) added; token (shown once): {token}")
-        return 0
-    return _serve(data, args.listen, args.stale_min)
+            print(f"user {args.name} ({args.role}) added; token (shown once): {token}")
+    except UnknownSite:
+        print(
+            f"{prog}: site {args.site_id!r} is not registered (register it with "
+            "`nsp-edge hub add-site`)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        store.close()
+    return 0
 
 
-def _serve(data: Path, listen: str, stale_min: float) -> int:
+def _who() -> str:
+    """The person running the command, for the rotation/revocation log line."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown user"
+
+
+def _serve(data: Path, listen: str, stale_min: float, master_key: Path | None) -> int:
     import uvicorn
 
     from edge_server.hub.app import HubSettings, create_app
+    from edge_server.hub.keys import MasterKeyError
     from edge_server.hub.store import HubStore
 
     host, _, port_text = listen.rpartition(":")
     if not host or not port_text.isdigit():
         print(f"nsp-edge hub: --listen {listen!r}: use HOST:PORT", file=sys.stderr)
         return 2
-    store = HubStore(data)
+    try:
+        store = HubStore(data, master_key)
+    except MasterKeyError as exc:
+        print(f"nsp-edge hub: not started: {exc}", file=sys.stderr)
+        return 1
     app = create_app(store, SystemClock(), HubSettings(stale_after_min=stale_min))
     try:
         uvicorn.run(app, host=host, port=int(port_text), log_level="warning", access_log=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_server.clock import Clock
-from edge_server.hub.store import HubStore
+from edge_server.hub.store import HubStore, SiteKeys
 from edge_server.uplink.compact import FRAME_BYTES, CompactError, decode_status
 from edge_server.uplink.protocol import (
     HEADER_SIGNATURE,
@@ -112,13 +113,35 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def authenticate_site(request: Request, body: bytes) -> tuple[str, bytes]:
+    def site_keys(request: Request) -> tuple[str, SiteKeys]:
         site_id = request.headers.get(HEADER_SITE, "")
-        key = store.site_key(site_id) if site_id else None
-        if key is None:
+        keys = store.site_keys(site_id, clock.now()) if site_id else None
+        if keys is None:
             raise HubError(
                 401, "unknown_site", f"{HEADER_SITE}: site {site_id!r} is not registered"
             )
+        return site_id, keys
+
+    def signed_with(site_id: str, keys: SiteKeys, check: Callable[[bytes], bool]) -> bytes:
+        """The key that `check` accepts: the current one, or during a rotation's grace period
+        the old one. The first success with the new key retires the old key at once."""
+        if keys.current is not None and check(keys.current):
+            if keys.previous is not None:
+                store.retire_old_key(site_id, "the site signed with its new key")
+            return keys.current
+        if keys.previous is not None and check(keys.previous):
+            return keys.previous
+        if keys.current is None:
+            raise HubError(
+                401,
+                "bad_signature",
+                "the hub cannot use its stored key for this site: the C-NSP operator must "
+                "re-key it (the hub's log says why)",
+            )
+        raise HubError(401, "bad_signature", f"{HEADER_SIGNATURE} does not match the body")
+
+    def authenticate_site(request: Request, body: bytes) -> tuple[str, bytes]:
+        site_id, keys = site_keys(request)
         ts_text = request.headers.get(HEADER_TIMESTAMP, "")
         if not ts_text.isdigit():
             raise HubError(401, "bad_timestamp", f"{HEADER_TIMESTAMP}: unix seconds required")
@@ -130,8 +153,8 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
                 f"{HEADER_TIMESTAMP} is {skew:+.0f} s from the hub's clock "
                 f"(window ±{cfg.timestamp_window_s} s): check the site's clock",
             )
-        if not verify_signature(key, ts_text, body, request.headers.get(HEADER_SIGNATURE, "")):
-            raise HubError(401, "bad_signature", f"{HEADER_SIGNATURE} does not match the body")
+        header = request.headers.get(HEADER_SIGNATURE, "")
+        key = signed_with(site_id, keys, lambda k: verify_signature(k, ts_text, body, header))
         return site_id, key
 
     @app.post(INGEST_PATH)
@@ -167,19 +190,26 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
     @app.post(INGEST_COMPACT_PATH)
     async def ingest_compact(request: Request) -> JSONResponse:
         frame = await read_limited(request)
-        site_id = request.headers.get(HEADER_SITE, "")
-        key = store.site_key(site_id) if site_id else None
-        if key is None:
-            raise HubError(
-                401, "unknown_site", f"{HEADER_SITE}: site {site_id!r} is not registered"
-            )
+        site_id, keys = site_keys(request)
         if len(frame) != FRAME_BYTES:
             raise HubError(400, "bad_frame", f"compact frame must be {FRAME_BYTES} bytes")
+
+        def tag_matches(key: bytes) -> bool:
+            try:
+                decode_status(site_id, key, frame)
+            except CompactError as exc:
+                if "tag" in str(exc):
+                    return False
+                raise HubError(400, "bad_frame", str(exc)) from exc
+            return True
+
         try:
-            status = decode_status(site_id, key, frame)
-        except CompactError as exc:
-            code = "bad_signature" if "tag" in str(exc) else "bad_frame"
-            raise HubError(401 if code == "bad_signature" else 400, code, str(exc)) from exc
+            key = signed_with(site_id, keys, tag_matches)
+        except HubError as exc:
+            if exc.code == "bad_signature" and keys.current is not None:
+                exc.message = "compact frame tag does not match (wrong key, site or tampered)"
+            raise
+        status = decode_status(site_id, key, frame)
         skew = status.at.timestamp() - clock.now().timestamp()
         if abs(skew) > cfg.timestamp_window_s:
             raise HubError(401, "stale_timestamp", f"frame time is {skew:+.0f} s from the hub")

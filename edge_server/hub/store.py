@@ -5,26 +5,42 @@
 - `site_status` keeps the newest status per site (by the message's own `at`), `alerts` the newest
   state of each alert, `hub_acks` the acknowledgements operators made here; they are returned to
   the site in each ingest reply until the site reports the alert acknowledged or cleared.
-Site keys must be stored as themselves (the hub recomputes each HMAC), so the database file is
-created with mode 0600 and keys are never logged.
+- `sites.key` holds the site key encrypted with the hub's master key (keys.py; the master key is
+  a file outside the database), `sites.old_key` the key before a rotation while its grace
+  period runs (`old_key_until`). A database of an older hub (plain-text keys) is encrypted at the
+  first start, in one transaction. The file is still created 0600 and keys are never logged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import sqlite3
 import threading
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from edge_server.auth import hash_token, new_token, verify_token
+from edge_server.hub.keys import (
+    MASTER_KEY_ENV,
+    KeyUnusable,
+    MasterKeyError,
+    SiteKeyBox,
+    create_master_key,
+    is_sealed,
+    master_key_path,
+    read_master_key,
+)
 from edge_server.uplink.protocol import iso, parse_iso
 
+log = logging.getLogger(__name__)
 DB_NAME = "hub.sqlite"
 ROLES = ("operator", "admin")
+_MASTER_CHECK = "master_key_check"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
@@ -52,11 +68,33 @@ CREATE TABLE IF NOT EXISTS hub_acks (
     site_id TEXT NOT NULL, alert_id TEXT NOT NULL, by TEXT NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY (site_id, alert_id)
 );
+CREATE TABLE IF NOT EXISTS hub_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Added by key rotation; ALTER TABLE brings an older database up to date at start.
+_SITE_COLUMNS = {"old_key": "TEXT", "old_key_until": "TEXT"}
+
+
+class UnknownSite(LookupError):
+    pass
+
+
+class SiteExists(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SiteKeys:
+    """The keys a site's request may be signed with right now."""
+
+    current: bytes | None  # None: the stored key does not decrypt (logged at ERROR)
+    previous: bytes | None  # the key before a rotation, only during its grace period
 
 
 class HubStore:
-    def __init__(self, data_dir: Path) -> None:
+    """Raises MasterKeyError (the message names the file and the fix) when the master key is
+    missing or wrong for a database whose keys are encrypted: never start and 401 everyone."""
+
+    def __init__(self, data_dir: Path, master_key_file: Path | None = None) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         # The directory too: SQLite's -wal/-shm side files hold the same secrets.
         os.chmod(data_dir, 0o700)
@@ -72,11 +110,110 @@ class HubStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        # Freed space is zeroed: a replaced key (plain text before the migration) leaves no copy.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
+        have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(sites)")}
+        for name, kind in _SITE_COLUMNS.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE sites ADD COLUMN {name} {kind}")
+        self._unusable_logged: set[str] = set()
+        self.master_key_file = master_key_path(data_dir, master_key_file)
+        try:
+            self._box = self._open_master_key(self.master_key_file)
+        except BaseException:
+            self._db.close()
+            raise
         for suffix in ("-wal", "-shm"):
             side = Path(str(path) + suffix)
             if side.exists():
                 os.chmod(side, 0o600)
+
+    # -- keys at rest -------------------------------------------------------------------------
+    def _open_master_key(self, key_path: Path) -> SiteKeyBox:
+        """Load (or on a hub without encrypted keys, create) the master key, check it against
+        the database, and encrypt any plain-text key, all in one write transaction."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # one process at a time: the hub and a CLI may start together
+        try:
+            row = db.execute("SELECT value FROM hub_meta WHERE name = ?", (_MASTER_CHECK,))
+            check = row.fetchone()
+            sealed = [
+                (str(r[0]), str(r[1]))
+                for r in db.execute("SELECT id, key FROM sites WHERE key LIKE 'enc1:%'")
+            ]
+            fix = (
+                f"restore it from the master key backup (or point --master-key / "
+                f"{MASTER_KEY_ENV} at it); without it every site must be re-keyed"
+            )
+            if not key_path.exists():
+                if check is not None or sealed:
+                    raise MasterKeyError(
+                        f"the hub master key file {key_path} is missing, and the site keys in "
+                        f"{self.path} are encrypted with it: {fix}"
+                    )
+                try:
+                    create_master_key(key_path)
+                    log.info("hub: created a new master key in %s (mode 0600)", key_path)
+                except FileExistsError:
+                    pass
+            box = SiteKeyBox(read_master_key(key_path), key_path)
+            wrong = MasterKeyError(
+                f"the hub master key in {key_path} is not the one the site keys in {self.path} "
+                f"were encrypted with: {fix}"
+            )
+            if check is not None and not box.matches(str(check[0])):
+                raise wrong
+            if check is None and sealed and not any(_opens(box, s, k) for s, k in sealed):
+                raise wrong
+            plain = db.execute("SELECT id, key FROM sites WHERE key NOT LIKE 'enc1:%'").fetchall()
+            for site_id, key in plain:
+                db.execute(
+                    "UPDATE sites SET key = ? WHERE id = ?", (box.seal(site_id, key), site_id)
+                )
+            if check is None:
+                db.execute(
+                    "INSERT INTO hub_meta(name, value) VALUES (?, ?)",
+                    (_MASTER_CHECK, box.check_value()),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if plain:
+            # The plain-text pages now live on only in the WAL: copy back and empty it.
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            log.info(
+                "hub: encrypted %d plain-text site key(s) with the master key in %s",
+                len(plain),
+                key_path,
+            )
+        mode = key_path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning(
+                "hub: the master key file %s has mode %o: others may read it (chmod 600 %s)",
+                key_path,
+                mode,
+                key_path,
+            )
+        for site_id, key in db.execute("SELECT id, key FROM sites").fetchall():
+            if not _opens(box, site_id, key):
+                self._unusable(site_id)
+        return box
+
+    def _unusable(self, site_id: str) -> None:
+        # First time at ERROR, repeats (every request of that site) at DEBUG.
+        level = logging.DEBUG if site_id in self._unusable_logged else logging.ERROR
+        self._unusable_logged.add(site_id)
+        log.log(
+            level,
+            "hub: the stored key of site %s does not decrypt with the master key %s for this "
+            "site (a row copied from another site, or altered): its messages are refused (401) "
+            "until it is re-keyed with `nsp-edge hub revoke-key %s`",
+            site_id,
+            self.master_key_file,
+            site_id,
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -84,22 +221,119 @@ class HubStore:
 
     # -- sites and users ----------------------------------------------------------------------
     def add_site(self, site_id: str, now: datetime) -> str:
-        """Register a site (or rotate its key); returns the new key."""
+        """Register a new site; returns its key. SiteExists for a registered id (re-keying is
+        rotate_key or revoke_key: never a silent cut-over)."""
         key = secrets.token_urlsafe(32)
         with self._lock:
-            self._db.execute(
-                "INSERT INTO sites(id, key, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET key = excluded.key",
-                (site_id, key, iso(now)),
-            )
+            try:
+                self._db.execute(
+                    "INSERT INTO sites(id, key, created_at) VALUES (?, ?, ?)",
+                    (site_id, self._box.seal(site_id, key), iso(now)),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise SiteExists(f"site {site_id!r} is already registered") from exc
         return key
 
-    def site_key(self, site_id: str) -> bytes | None:
-        # Read each time (a primary-key lookup, microseconds): a key rotated by `add-site` in
-        # another process takes effect at once, and the old key stops working at once.
+    def has_site(self, site_id: str) -> bool:
         with self._lock:
-            row = self._db.execute("SELECT key FROM sites WHERE id = ?", (site_id,)).fetchone()
-        return None if row is None else str(row[0]).encode("utf-8")
+            row = self._db.execute("SELECT 1 FROM sites WHERE id = ?", (site_id,)).fetchone()
+        return row is not None
+
+    def rotate_key(self, site_id: str, now: datetime, grace: timedelta, by: str) -> str:
+        """A new key for the site; the key it uses now stays valid for `grace` or until the
+        first request signed with the new key, whichever comes first. Rotating again while a
+        rotation is pending replaces the unused new key and keeps the old one (the site's)."""
+        if grace <= timedelta(0):
+            raise ValueError("the grace period must be positive (revoke_key has none)")
+        key = secrets.token_urlsafe(32)
+        until = now + grace
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT key, old_key, old_key_until FROM sites WHERE id = ?", (site_id,)
+                ).fetchone()
+                if row is None:
+                    raise UnknownSite(f"site {site_id!r} is not registered")
+                pending = row[1] is not None and now < parse_iso(str(row[2]))
+                old = row[1] if pending else row[0]
+                db.execute(
+                    "UPDATE sites SET key = ?, old_key = ?, old_key_until = ? WHERE id = ?",
+                    (self._box.seal(site_id, key), old, iso(until), site_id),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        log.info(
+            "hub: key of site %s rotated by %s at %s; the old key is accepted until %s or the "
+            "first message signed with the new key",
+            site_id,
+            by,
+            iso(now),
+            iso(until),
+        )
+        return key
+
+    def revoke_key(self, site_id: str, now: datetime, by: str) -> str:
+        """A new key for the site; every earlier key is refused from now on."""
+        key = secrets.token_urlsafe(32)
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE sites SET key = ?, old_key = NULL, old_key_until = NULL WHERE id = ?",
+                (self._box.seal(site_id, key), site_id),
+            )
+        if cur.rowcount == 0:
+            raise UnknownSite(f"site {site_id!r} is not registered")
+        self._unusable_logged.discard(site_id)
+        log.info(
+            "hub: key of site %s revoked by %s at %s; the old key is refused from now on",
+            site_id,
+            by,
+            iso(now),
+        )
+        return key
+
+    def site_keys(self, site_id: str, now: datetime) -> SiteKeys | None:
+        """The site's usable keys, None for an unknown site. Read and decrypted per request
+        (a primary-key lookup and one AES-GCM decryption, microseconds): a rotation or
+        revocation made by the CLI in another process takes effect at once."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key, old_key, old_key_until FROM sites WHERE id = ?", (site_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        current = self._decrypt(site_id, str(row[0]))
+        if current is not None:
+            self._unusable_logged.discard(site_id)
+        previous = None
+        if row[1] is not None:
+            until = parse_iso(str(row[2]))
+            if now < until:
+                previous = self._decrypt(site_id, str(row[1]))
+            else:
+                self.retire_old_key(site_id, f"its grace period ended at {iso(until)}")
+        return SiteKeys(current, previous)
+
+    def retire_old_key(self, site_id: str, reason: str) -> None:
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE sites SET old_key = NULL, old_key_until = NULL "
+                "WHERE id = ? AND old_key IS NOT NULL",
+                (site_id,),
+            )
+        if cur.rowcount:
+            log.info("hub: the old key of site %s is retired: %s", site_id, reason)
+
+    def _decrypt(self, site_id: str, stored: str) -> bytes | None:
+        try:
+            key = self._box.open(site_id, stored).encode("utf-8")
+        except KeyUnusable:
+            self._unusable(site_id)
+            return None
+        return key
 
     def add_user(self, name: str, role: str) -> str:
         if role not in ROLES:
@@ -275,3 +509,13 @@ class HubStore:
         with self._lock:
             n: int = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
         return n
+
+
+def _opens(box: SiteKeyBox, site_id: str, stored: str) -> bool:
+    if not is_sealed(stored):
+        return True  # plain text (about to be encrypted): usable
+    try:
+        box.open(site_id, stored)
+    except KeyUnusable:
+        return False
+    return True

@@ -41,13 +41,20 @@ class RunningHub:
     other processes) and sets port and url from it; a restart listens on that same port again.
     """
 
-    def __init__(self, data_dir: Path, clock: Clock, settings: HubSettings, port: int) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        clock: Clock,
+        settings: HubSettings,
+        port: int,
+        master_key_file: Path | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.clock = clock
         self.settings = settings
         self.port = port
         self.url = f"http://127.0.0.1:{port}"  # set again by start() when port is 0
-        self.store = HubStore(data_dir)
+        self.store = HubStore(data_dir, master_key_file)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -93,9 +100,10 @@ def running_hub(
     clock: Clock | None = None,
     settings: HubSettings | None = None,
     port: int | None = None,
+    master_key_file: Path | None = None,
 ) -> Iterator[RunningHub]:
     hub = RunningHub(
-        data_dir, clock or SystemClock(), settings or HubSettings(), port or 0
+        data_dir, clock or SystemClock(), settings or HubSettings(), port or 0, master_key_file
     )
     try:
         hub.start()
