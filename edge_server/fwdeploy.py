@@ -15,7 +15,9 @@ verifies every file by its sha256 computed on the board, and writes main.py last
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -318,7 +320,9 @@ class Board:
                     "mpremote, `nsp-edge run` on this port?) or no permission (add yourself to "
                     "the dialout group)") from None
             try:
-                self.transport.enter_raw_repl(soft_reset=False, timeout_overall=BOARD_TIMEOUT_S)
+                with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints raw bytes
+                    self.transport.enter_raw_repl(soft_reset=False,
+                                                  timeout_overall=BOARD_TIMEOUT_S)
                 return
             except (TransportError, OSError) as exc:
                 self.close()
