@@ -318,6 +318,19 @@ def test_rotating_again_while_pending_keeps_the_sites_key(hub, clock) -> None:
     assert post(hub, "nsp-a", new, clock).status_code == 200
 
 
+def test_a_rotation_racing_the_first_new_key_request_keeps_the_old_key(tmp_path, clock) -> None:
+    store = HubStore(tmp_path / "hub")
+    old = store.add_site("nsp-a", clock.now())
+    store.rotate_key("nsp-a", clock.now(), GRACE, "olga")
+    seen = store.site_keys("nsp-a", clock.now())  # a request verified with the first new key
+    assert seen is not None
+    store.rotate_key("nsp-a", clock.now(), GRACE, "olga")  # meanwhile: rotated again (CLI)
+    store.retire_old_key("nsp-a", "the site signed with its new key", seen.sealed)
+    now = store.site_keys("nsp-a", clock.now())
+    assert now is not None and now.previous == old.encode()  # not retired by a stale decision
+    store.close()
+
+
 def test_revoke_refuses_the_old_key_at_once(hub, clock) -> None:
     old = hub.store.add_site("nsp-a", clock.now())
     assert post(hub, "nsp-a", old, clock).status_code == 200

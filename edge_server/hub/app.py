@@ -127,7 +127,7 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
         the old one. The first success with the new key retires the old key at once."""
         if keys.current is not None and check(keys.current):
             if keys.previous is not None:
-                store.retire_old_key(site_id, "the site signed with its new key")
+                store.retire_old_key(site_id, "the site signed with its new key", keys.sealed)
             return keys.current
         if keys.previous is not None and check(keys.previous):
             return keys.previous

@@ -88,6 +88,7 @@ class SiteKeys:
 
     current: bytes | None  # None: the stored key does not decrypt (logged at ERROR)
     previous: bytes | None  # the key before a rotation, only during its grace period
+    sealed: str = ""  # the stored form of `current`: retiring checks it is still current
 
 
 class HubStore:
@@ -314,15 +315,18 @@ class HubStore:
             if now < until:
                 previous = self._decrypt(site_id, str(row[1]))
             else:
-                self.retire_old_key(site_id, f"its grace period ended at {iso(until)}")
-        return SiteKeys(current, previous)
+                reason = f"its grace period ended at {iso(until)}"
+                self.retire_old_key(site_id, reason, str(row[0]))
+        return SiteKeys(current, previous, str(row[0]))
 
-    def retire_old_key(self, site_id: str, reason: str) -> None:
+    def retire_old_key(self, site_id: str, reason: str, sealed_current: str) -> None:
+        """Forget the old key, unless the key was rotated again since it was read (then the
+        pending rotation's old key, which the site may still need, is not this decision's)."""
         with self._lock:
             cur = self._db.execute(
                 "UPDATE sites SET old_key = NULL, old_key_until = NULL "
-                "WHERE id = ? AND old_key IS NOT NULL",
-                (site_id,),
+                "WHERE id = ? AND key = ? AND old_key IS NOT NULL",
+                (site_id, sealed_current),
             )
         if cur.rowcount:
             log.info("hub: the old key of site %s is retired: %s", site_id, reason)
