@@ -324,6 +324,47 @@ async def test_requeued_message_goes_last_and_is_delivered_once_the_hub_accepts_
         await close(u)
 
 
+async def test_dead_letters_are_retried_by_themselves_after_dead_letter_retry_h(
+    tmp_path, clock
+) -> None:
+    """No technician needed once the hub is fixed: every 6 h (default) the dead letters go back
+    to the outbox; before that, and with dead_letter_retry_h = 0, they stay put."""
+    with running_hub(tmp_path / "hub", clock=clock, settings=HubSettings(max_body_bytes=2048)) as h:
+        u = make_uplink(h, "nsp-t", tmp_path, clock)
+        assert u.settings.dead_letter_retry_h == 6.0
+        first = u.enqueue("alert", sample_alert("first", clock.now()))
+        big = u.enqueue("event", {"code": "log", "blob": "x" * 4000})
+        assert await u.tick() is True
+        assert [d.id for d in u.outbox.dead_letters()] == [big]
+        clock.advance(6 * 3600 - 120)  # not yet: the refusal stands, one round trip per retry
+        await u.tick()
+        assert u.outbox.dead_letter_count() == 1 and hub_ids(h, "nsp-t") == [first]
+        clock.advance(120)  # 6 h: retried, refused again by the same hub, attempts counted on
+        assert await u.tick() is True
+        [dead] = u.outbox.dead_letters()
+        assert dead.id == big and dead.attempts == 2 and hub_ids(h, "nsp-t") == [first]
+
+        h.stop()  # the hub is upgraded: it takes bigger requests now
+        h.settings = HubSettings()
+        h.start()
+        clock.advance(6 * 3600)
+        assert await u.tick() is True
+        assert hub_ids(h, "nsp-t") == [first, big]
+        assert u.outbox.pending() == 0 and u.outbox.dead_letter_count() == 0
+        await close(u)
+
+        off = make_uplink(h, "nsp-u", tmp_path, clock)
+        off.settings = off.settings.model_copy(update={"dead_letter_retry_h": 0.0})
+        off.next_dead_retry_mono = clock.monotonic()
+        [bad] = enqueue_alerts(off, 1)
+        poison(tmp_path / "nsp-u-outbox.sqlite", bad)
+        assert await off.tick() is True
+        clock.advance(30 * 24 * 3600)
+        await off.tick()
+        assert off.outbox.dead_letter_count() == 1 and off.outbox.pending() == 0
+        await close(off)
+
+
 async def test_requeued_message_refused_again_is_back_in_the_dead_letters(
     hub, tmp_path, clock, capsys
 ) -> None:

@@ -119,6 +119,7 @@ class Uplink:
         # While a refused batch is split: the most messages the next batch may carry.
         self.isolate_limit: int | None = None
         self.dead_lettered = 0  # messages moved to the dead letters by this process
+        self.next_dead_retry_mono = clock.monotonic() + settings.dead_letter_retry_h * 3600
         self._wake = asyncio.Event()
         self.batches_sent = 0
 
@@ -307,9 +308,26 @@ class Uplink:
 
     async def tick(self) -> bool | None:
         """One attempt if due (None when not due)."""
+        self._retry_dead_letters()
         if not self.due():
             return None
         return await self.attempt()
+
+    def _retry_dead_letters(self) -> None:
+        """Every dead_letter_retry_h, the dead letters go back to the end of the outbox: a hub
+        that refused them may have been fixed since (a schema or size limit raised). One still
+        refused is back in the dead letters after one round trip, its attempts counted on."""
+        every_s = self.settings.dead_letter_retry_h * 3600
+        now = self.clock.monotonic()
+        if every_s <= 0 or now < self.next_dead_retry_mono:
+            return
+        self.next_dead_retry_mono = now + every_s
+        ids = self.outbox.requeue()
+        if ids:
+            log.info(
+                "uplink: %d dead letter(s) back in the outbox for another try (every %g h)",
+                len(ids), self.settings.dead_letter_retry_h,
+            )
 
     async def run(self, stop: asyncio.Event) -> None:
         """The service task: attempt when due or woken by a new message (not while backing off)."""

@@ -27,6 +27,9 @@ class UplinkSettings(BaseModel):
     link_up_within_s: Annotated[float, Field(gt=0, le=86400)] = 120.0
     # How often a status is sent while nothing changes (the hub marks a silent site UNKNOWN).
     status_interval_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # Dead letters (messages the hub refused for good) go back to the outbox this often, in case
+    # the hub was fixed meanwhile (it deduplicates by id); 0 = only by hand (`uplink requeue`).
+    dead_letter_retry_h: Annotated[float, Field(ge=0, le=720)] = 6.0
 
     @model_validator(mode="after")
     def _checks(self) -> UplinkSettings:
