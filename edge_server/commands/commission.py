@@ -1,10 +1,13 @@
 """`nsp-edge commission`: the site technician's check of every node, read-only.
 
     nsp-edge commission --config site.toml [--unit N] [--lang nl|en] [--json] [--watch SECONDS]
+    nsp-edge commission --config site.toml --record [--by NAME]      # + a record for the C-NSP
     nsp-edge commission --tcp HOST:PORT [--units 1-10]               # bench, no site config
     nsp-edge commission --rtu /dev/ttyUSB0 [--baud 19200] [--parity E] [--units 1-247]
 
 Exit status: 0 all PASS, 1 warnings, 2 failures (or a bad config / port / argument).
+Without --record nothing is sent anywhere; with it the result goes into the site's uplink outbox
+(kind "commissioning", docs/schemas/commissioning-body.json) and the edge service delivers it.
 docs/commissioning.md explains the checklist.
 """
 
@@ -105,6 +108,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "and confirm what each node saw")
     p.add_argument("--io-timeout", type=_positive, default=60.0, metavar="SECONDS",
                    help="seconds to wait for each --test-io action (default 60)")
+    p.add_argument("--record", action="store_true",
+                   help="with --config: queue the result for the C-NSP hub (the site's uplink "
+                   "outbox; the running edge service sends it). Without it nothing is sent")
+    p.add_argument("--by", metavar="NAME",
+                   help="who commissioned, for --record (default: the operating-system user)")
     p.add_argument("--timeout", type=_positive,
                    help=f"seconds per request (default poll.timeout_s, else {DEFAULT_TIMEOUT_S})")
     p.add_argument("--scan-timeout", type=_positive, default=DEFAULT_SCAN_TIMEOUT_S,
@@ -195,6 +203,12 @@ async def commission_main(
 
     if args.test_io and args.watch:
         raise UsageError("--test-io and --watch: choose one (--test-io waits for each action)")
+    record = getattr(args, "record", False)
+    if record and (args.config is None or args.watch):
+        raise UsageError("--record needs --config (the site and its outbox) and no --watch "
+                         "(one result to record)")
+    if getattr(args, "by", None) and not record:
+        raise UsageError("--by names who commissioned for --record: add --record")
     try:
         try:
             targets, scan_checks = await _plan(args, lang, clients)
@@ -221,14 +235,33 @@ async def commission_main(
                         clients[node.target.bus], node, lang, say, sleep, args.io_timeout,
                         IO_POLL_S)
             emit(report, None)
-            return report.exit_code
-        interval = args.watch
-        report = await watch(targets, clients, interval or 0.0, emit,
-                             iterations=0 if interval is None else iterations, sleep=sleep)
+        else:
+            interval = args.watch
+            report = await watch(targets, clients, interval or 0.0, emit,
+                                 iterations=0 if interval is None else iterations, sleep=sleep)
+        if record:
+            _record(args, report, sys.stderr if args.json else stream)
         return report.exit_code
     finally:
         for client in clients.values():
             client.close()
+
+
+def _record(args: argparse.Namespace, report: SiteReport, stream: TextIO) -> None:
+    """Queue the commissioning record in the site's outbox and say where it went."""
+    from edge_server.clock import SystemClock
+    from edge_server.commission.record import queue_record, record_body, who_ran_it
+
+    cfg = load_config(args.config)  # read by _plan already: valid
+    now = SystemClock().now()
+    body = record_body(report, cfg.site.id, who_ran_it(args.by), now)
+    msg_id, path = queue_record(cfg, body, now)
+    lang: Lang = args.lang
+    stream.write(message("record_queued", lang, result=body["result"], by=body["by"],
+                         path=path.resolve(), id=msg_id) + "\n")
+    if not cfg.uplink.enabled:
+        stream.write(message("record_no_uplink", lang) + "\n")
+    stream.flush()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -352,6 +352,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "watch_changed": ("{node}: {what}: {old} → {new}", "{node}: {what}: {old} → {new}"),
     "watch_same": ("(geen wijzigingen)", "(no changes)"),
+    "record_queued": (
+        "Vastgelegd: inbedrijfstelling {result} door {by} staat klaar voor de C-NSP-hub in "
+        "{path} (bericht {id}); de edge-service verstuurt het.",
+        "Recorded: commissioning {result} by {by} is queued for the C-NSP hub in {path} "
+        "(message {id}); the edge service sends it.",
+    ),
+    "record_no_uplink": (
+        "Let op: [uplink] enabled = false in site.toml: het bericht blijft in de outbox tot de "
+        "uplink aanstaat.",
+        "Note: [uplink] enabled = false in site.toml: the message stays in the outbox until the "
+        "uplink is enabled.",
+    ),
 }
 
 LABELS: dict[str, tuple[str, str]] = {

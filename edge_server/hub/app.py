@@ -4,7 +4,9 @@
 
 Ingest (sites, HMAC-signed): POST /api/v1/ingest, POST /api/v1/ingest-compact.
 Read (operators, `Authorization: Bearer TOKEN`): GET /api/v1/sites, /api/v1/sites/{id},
-/api/v1/alerts?open=1&limit=N; POST /api/v1/alerts/{site}/{alert_id}/ack (operator or admin).
+/api/v1/alerts?open=1&limit=N, /api/v1/gentests?from=DAY&to=DAY[&site=ID][&format=csv] (the
+generator-test register); POST /api/v1/alerts/{site}/{alert_id}/ack (operator or admin).
+Bodies of kind "commissioning" are checked against docs/schemas/commissioning-body.json (422).
 GET / serves the board (static HTML+JS from edge_server/hub/static; no CDN).
 Every refusal is JSON `{"error": "...", "code": "..."}` and stores nothing.
 """
@@ -15,7 +17,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from importlib import resources
 from typing import Annotated, Any
 
@@ -24,7 +26,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_server.clock import Clock
-from edge_server.hub.store import HubStore, SiteKeys
+from edge_server.commission.record import CommissioningBody
+from edge_server.hub.gentests import day_range, register_row, site_gentest, to_csv
+from edge_server.hub.store import HubStore, SiteKeys, sortable
 from edge_server.uplink.compact import FRAME_BYTES, CompactError, decode_status
 from edge_server.uplink.protocol import (
     HEADER_SIGNATURE,
@@ -53,6 +57,12 @@ class HubSettings(BaseModel):
     timestamp_window_s: Annotated[int, Field(ge=1, le=3600)] = TIMESTAMP_WINDOW_S
     default_page: Annotated[int, Field(ge=1)] = 500
     max_page: Annotated[int, Field(ge=1)] = 10_000
+    # The monthly generator-test window, as [rules] at the sites (NFPA 110: 20-40 days apart):
+    # the board judges "overdue" with the edge's own schedule function and these numbers.
+    gentest_min_days: Annotated[float, Field(ge=0)] = 20.0
+    gentest_max_days: Annotated[float, Field(gt=0)] = 40.0
+    # The register without `from`: this many days back from `to`.
+    register_default_days: Annotated[int, Field(ge=1, le=3660)] = 365
 
 
 class HubError(Exception):
@@ -178,6 +188,13 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             raise HubError(422, "invalid", error_text(exc)) from exc
         if batch.site_id != site_id:
             raise HubError(422, "site_mismatch", f"site_id {batch.site_id!r} != {HEADER_SITE}")
+        for i, m in enumerate(batch.messages):
+            if m.kind == "commissioning":
+                try:
+                    CommissioningBody.model_validate(m.body)
+                except ValidationError as exc:
+                    # `messages.N.` first: the sender isolates the culprit from it.
+                    raise HubError(422, "invalid", _prefixed(f"messages.{i}.body", exc)) from exc
         ids = {m.id for m in batch.messages}
         if len(ids) != len(batch.messages):
             raise HubError(422, "duplicate_id", "a message id occurs twice in one batch")
@@ -247,6 +264,10 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             "mains_present": status.get("mains_present"),
             "gen_running": status.get("gen_running"),
             "open_alerts": site["open_alerts_hub"],
+            "gentest": site_gentest(
+                now, cfg, site["last_gentest"], site["last_passed_gentest_at"], site["site_id"]
+            ),
+            "commissioning": site["commissioning"],
         }
 
     @app.get("/api/v1/sites")
@@ -267,6 +288,38 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
     async def list_alerts(_user: User, open: int = 0, limit: int | None = None) -> dict[str, Any]:
         page = min(cfg.max_page, max(1, limit or cfg.default_page))
         return {"alerts": store.alerts(bool(open), page)}
+
+    @app.get("/api/v1/gentests")
+    async def gentest_register(
+        _user: User,
+        request: Request,
+        site: str | None = None,
+        format: str = "json",
+    ) -> Response:
+        """One row per generator test that ended in [from, to] (whole days, Europe/Amsterdam)."""
+        to_day = _day(request.query_params.get("to"), "to") or clock.now().date()
+        from_day = _day(request.query_params.get("from"), "from") or (
+            to_day - timedelta(days=cfg.register_default_days)
+        )
+        if from_day > to_day:
+            raise HubError(422, "invalid", f"from {from_day} is after to {to_day}")
+        if format not in ("json", "csv"):
+            raise HubError(422, "invalid", f"format {format!r}: use json or csv")
+        start, end = day_range(from_day, to_day)
+        rows = [
+            register_row(r["site_id"], r["body"])
+            for r in store.gentests(sortable(start), sortable(end), site)
+        ]
+        if format == "csv":
+            name = f"generatortests_{from_day}_{to_day}" + (f"_{site}" if site else "") + ".csv"
+            return Response(
+                to_csv(rows),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+        return JSONResponse(
+            {"from": str(from_day), "to": str(to_day), "site": site, "tests": rows}
+        )
 
     @app.post("/api/v1/alerts/{site_id}/{alert_id}/ack")
     async def ack_alert(site_id: str, alert_id: str, who: User) -> dict[str, Any]:
@@ -294,3 +347,21 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
         return Response(data, media_type=_CONTENT_TYPES[suffix])
 
     return app
+
+
+def _day(text: str | None, name: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise HubError(422, "invalid", f"{name}: {text!r} is not a date YYYY-MM-DD") from exc
+
+
+def _prefixed(where: str, exc: ValidationError) -> str:
+    """A body's validation error with the message's place in front of each field."""
+    parts = []
+    for e in exc.errors():
+        loc = ".".join([where, *(str(p) for p in e.get("loc", ()))])
+        parts.append(f"{loc}: {e.get('msg', '')}")
+    return "; ".join(parts)

@@ -20,7 +20,7 @@ import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,22 @@ CREATE TABLE IF NOT EXISTS hub_acks (
     PRIMARY KEY (site_id, alert_id)
 );
 CREATE TABLE IF NOT EXISTS hub_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS gentests (
+    site_id TEXT NOT NULL, test_id TEXT NOT NULL, started_at TEXT, ended_at TEXT NOT NULL,
+    outcome TEXT, passed INTEGER, started_by TEXT, body TEXT NOT NULL,
+    PRIMARY KEY (site_id, test_id)
+);
+CREATE INDEX IF NOT EXISTS gentests_ended ON gentests(ended_at);
+CREATE INDEX IF NOT EXISTS gentests_site_ended ON gentests(site_id, ended_at);
+CREATE INDEX IF NOT EXISTS gentests_site_passed ON gentests(site_id, passed, ended_at);
+CREATE TABLE IF NOT EXISTS site_commissioning (
+    site_id TEXT PRIMARY KEY, at TEXT NOT NULL, result TEXT NOT NULL, by TEXT NOT NULL,
+    body TEXT NOT NULL
+);
 """
+# gentests / site_commissioning are derived from `messages`: a hub database made before they
+# existed fills them from its stored messages once (marked in hub_meta).
+_DERIVED_MARK = "derived_gentest_commissioning_v1"
 # Added by key rotation; ALTER TABLE brings an older database up to date at start.
 _SITE_COLUMNS = {"old_key": "TEXT", "old_key_until": "TEXT"}
 
@@ -118,6 +133,7 @@ class HubStore:
         for name, kind in _SITE_COLUMNS.items():
             if name not in have:
                 self._db.execute(f"ALTER TABLE sites ADD COLUMN {name} {kind}")
+        self._derive_once()
         self._unusable_logged: set[str] = set()
         self.master_key_file = master_key_path(data_dir, master_key_file)
         try:
@@ -129,6 +145,28 @@ class HubStore:
             side = Path(str(path) + suffix)
             if side.exists():
                 os.chmod(side, 0o600)
+
+    def _derive_once(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("SELECT 1 FROM hub_meta WHERE name = ?", (_DERIVED_MARK,)).fetchone():
+                db.execute("COMMIT")
+                return
+            rows = db.execute(
+                "SELECT site_id, id, kind, at, body FROM messages "
+                "WHERE kind IN ('gentest', 'commissioning') ORDER BY seq"
+            ).fetchall()
+            for site_id, msg_id, kind, at, body in rows:
+                m = {"id": msg_id, "kind": kind, "at": at, "body": json.loads(body)}
+                self._apply(str(site_id), m, str(body))
+            db.execute("INSERT INTO hub_meta(name, value) VALUES (?, '1')", (_DERIVED_MARK,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if rows:
+            log.info("hub: indexed %d stored gentest/commissioning messages", len(rows))
 
     # -- keys at rest -------------------------------------------------------------------------
     def _open_master_key(self, key_path: Path) -> SiteKeyBox:
@@ -415,6 +453,43 @@ class HubStore:
                 ),
             )
 
+        elif m["kind"] == "gentest":
+            self._apply_gentest(site_id, m, at, body_text)
+        elif m["kind"] == "commissioning":
+            body = m["body"]
+            self._db.execute(
+                "INSERT INTO site_commissioning(site_id, at, result, by, body) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(site_id) DO UPDATE SET at = excluded.at, "
+                "result = excluded.result, by = excluded.by, body = excluded.body "
+                "WHERE excluded.at >= site_commissioning.at",
+                (
+                    site_id,
+                    _iso_or(body.get("commissioned_at"), at),
+                    str(body.get("result", "")),
+                    str(body.get("by", "")),
+                    body_text,
+                ),
+            )
+
+    def _apply_gentest(self, site_id: str, m: dict[str, Any], at: str, body_text: str) -> None:
+        """One row per test (the edge's record id; a re-sent test replaces its row)."""
+        body = m["body"]
+        passed = body.get("passed")
+        self._db.execute(
+            "INSERT OR REPLACE INTO gentests(site_id, test_id, started_at, ended_at, outcome, "
+            "passed, started_by, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                site_id,
+                str(body.get("id") or m["id"]),
+                _iso_or(body.get("started_at"), None),
+                _iso_or(body.get("ended_at"), at),
+                body.get("outcome"),
+                None if passed is None else int(bool(passed)),
+                body.get("started_by"),
+                body_text,
+            ),
+        )
+
     def pending_acks(self, site_id: str) -> list[dict[str, str]]:
         """Hub acknowledgements the site has not confirmed yet (its alert is still 'raised')."""
         with self._lock:
@@ -429,12 +504,22 @@ class HubStore:
         return [{"alert_id": r[0], "by": r[1], "at": r[2]} for r in rows]
 
     # -- reads --------------------------------------------------------------------------------
-    def sites(self) -> list[dict[str, Any]]:
+    def sites(self, site_id: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT s.id, s.last_contact, st.at, st.body, "
-                "(SELECT COUNT(*) FROM alerts a WHERE a.site_id = s.id AND a.state != 'cleared') "
-                "FROM sites s LEFT JOIN site_status st ON st.site_id = s.id ORDER BY s.id"
+                "(SELECT COUNT(*) FROM alerts a WHERE a.site_id = s.id AND a.state != 'cleared'), "
+                # The newest test (any outcome) and the end of the newest PASSED one (what the
+                # monthly schedule counts from, as at the edge).
+                "(SELECT g.body FROM gentests g WHERE g.site_id = s.id "
+                " ORDER BY g.ended_at DESC LIMIT 1), "
+                "(SELECT MAX(g.ended_at) FROM gentests g WHERE g.site_id = s.id AND g.passed = 1), "
+                "c.body "
+                "FROM sites s LEFT JOIN site_status st ON st.site_id = s.id "
+                "LEFT JOIN site_commissioning c ON c.site_id = s.id "
+                + ("WHERE s.id = ? " if site_id is not None else "")
+                + "ORDER BY s.id",
+                () if site_id is None else (site_id,),
             ).fetchall()
         return [
             {
@@ -443,12 +528,30 @@ class HubStore:
                 "status_at": r[2],
                 "status": json.loads(r[3]) if r[3] else None,
                 "open_alerts_hub": int(r[4]),
+                "last_gentest": json.loads(r[5]) if r[5] else None,
+                "last_passed_gentest_at": r[6],
+                "commissioning": json.loads(r[7]) if r[7] else None,
             }
             for r in rows
         ]
 
     def site(self, site_id: str) -> dict[str, Any] | None:
-        return next((s for s in self.sites() if s["site_id"] == site_id), None)
+        found = self.sites(site_id)
+        return found[0] if found else None
+
+    def gentests(
+        self, ended_from: str, ended_before: str, site_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The generator-test register: tests that ended in [ended_from, ended_before) (ISO UTC),
+        oldest first, each {"site_id", "body"}."""
+        sql = "SELECT site_id, body FROM gentests WHERE ended_at >= ? AND ended_at < ?"
+        params: list[Any] = [ended_from, ended_before]
+        if site_id is not None:
+            sql += " AND site_id = ?"
+            params.append(site_id)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY ended_at, site_id", params).fetchall()
+        return [{"site_id": r[0], "body": json.loads(r[1])} for r in rows]
 
     def alerts(
         self, open_only: bool, limit: int, site_id: str | None = None
@@ -513,6 +616,21 @@ class HubStore:
         with self._lock:
             n: int = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
         return n
+
+
+def sortable(dt: datetime) -> str:
+    """UTC with a fixed 6-digit fraction: compares as text in time order (date-range queries)."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _iso_or(text: Any, default: str | None) -> str | None:
+    """A body's timestamp in the sortable form, else `default` (sortable too)."""
+    if isinstance(text, str):
+        try:
+            return sortable(parse_iso(text))
+        except ValueError:
+            pass
+    return None if default is None else sortable(parse_iso(default))
 
 
 def _opens(box: SiteKeyBox, site_id: str, stored: str) -> bool:
