@@ -206,3 +206,55 @@ def sample_alert(
         "channel": "fridge.temp_c",
         "value": 9.1,
     }
+
+
+def sample_gentest(
+    test_id: int,
+    ended_at: datetime,
+    outcome: str = "PASSED",
+    started_by: str = "jan (technician)",
+    ran_s: float | None = 1800.0,
+    site_id: str = "nsp-a",
+) -> dict[str, Any]:
+    """A finished generator test as the edge sends it (docs/schemas/gentest-body.json)."""
+    from edge_server.gentest.record import OUTCOME_TEXTS, Outcome
+    from edge_server.uplink.protocol import iso
+
+    result = Outcome(outcome)
+    started = ended_at - timedelta(seconds=(ran_s or 0) + 120)
+    en, nl = OUTCOME_TEXTS[result]
+    return {
+        "id": test_id,
+        "site_id": site_id,
+        "node": "power",
+        "started_by": started_by,
+        "started_at": iso(started),
+        "ended_at": iso(ended_at),
+        "ended_by": None,
+        "outcome": result.value,
+        "passed": result.passed,
+        "outcome_en": en,
+        "outcome_nl": nl,
+        "planned_s": 1800.0,
+        "start_time_s": 6.5,
+        "ran_s": ran_s,
+        "crank_min_v": 10.4,
+        "starter_v_before": 12.6,
+        "fuel_start_l": 410.0,
+        "fuel_end_l": 408.3,
+        "fuel_used_l": 1.7,
+        "run_hours_start_h": 120.0,
+        "run_hours_end_h": 120.5,
+        "criteria": [
+            {
+                "code": "LOAD",
+                "ok": None,
+                "value": None,
+                "limit": ">= 30 % nameplate kW",
+                "text_en": "Load: not measured by the system; record it on the report",
+                "text_nl": "Belasting: niet gemeten door het systeem; noteer op het rapport",
+            }
+        ],
+        "reasons": [] if result.passed else ["START_TIME"],
+        "notes": "monthly test",
+    }

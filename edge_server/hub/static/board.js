@@ -16,6 +16,17 @@ const T = {
     bad_token: "Onbekende toegangscode", updated: "Bijgewerkt", lang_button: "English",
     load_error: "Bijwerken mislukt", no_alerts: "Geen open meldingen", hours: "u",
     info: "info", warning: "waarschuwing", critical: "kritiek",
+    col_gentest: "Aggregaattest", col_commission: "Inbedrijfstelling",
+    gt_ok: "OK", gt_due: "Binnenkort nodig", gt_overdue: "Te laat", gt_never: "Nooit getest",
+    gt_due_before: "uiterlijk", gt_overdue_since: "sinds", gt_last: "laatste",
+    gt_by: "door", gt_min: "min", gt_load: "last", gt_load_na: "last niet gemeten",
+    PASSED: "geslaagd", FAILED: "afgekeurd", FAILED_TO_START: "startte niet",
+    ABORTED_MAINS_LOST: "afgebroken (netuitval)", ABORTED_BY_OPERATOR: "afgebroken",
+    ABORTED_NODE_OFFLINE: "afgebroken (knooppunt stil)",
+    gt_filter: "Alleen aggregaattests te laat of nooit getest",
+    gt_count: "Aggregaattest te laat of nooit", commissioned_on: "in bedrijf gesteld op",
+    not_commissioned: "niet vastgelegd", register_link: "Register generatortests (CSV)",
+    register_from: "van", register_to: "t/m",
   },
   en: {
     title: "C-NSP readiness board", logout: "Log out", token_label: "Access token",
@@ -30,8 +41,23 @@ const T = {
     bad_token: "Unknown access token", updated: "Updated", lang_button: "Nederlands",
     load_error: "Update failed", no_alerts: "No open alerts", hours: "h",
     info: "info", warning: "warning", critical: "critical",
+    col_gentest: "Generator test", col_commission: "Commissioning",
+    gt_ok: "OK", gt_due: "Due soon", gt_overdue: "Overdue", gt_never: "Never tested",
+    gt_due_before: "by", gt_overdue_since: "since", gt_last: "last",
+    gt_by: "by", gt_min: "min", gt_load: "load", gt_load_na: "load not measured",
+    PASSED: "passed", FAILED: "failed", FAILED_TO_START: "failed to start",
+    ABORTED_MAINS_LOST: "aborted (mains lost)", ABORTED_BY_OPERATOR: "aborted",
+    ABORTED_NODE_OFFLINE: "aborted (node silent)",
+    gt_filter: "Only generator tests overdue or never done",
+    gt_count: "Generator test overdue or never", commissioned_on: "commissioned on",
+    not_commissioned: "not recorded", register_link: "Generator test register (CSV)",
+    register_from: "from", register_to: "to",
   },
 };
+// Generator-test states from the hub (the edge's NFPA 110 schedule): an icon and a word, so the
+// state never rests on colour alone. Overdue first in the "overdue" view, then never tested.
+const GT_ICON = { ok: "✔", due: "◔", overdue: "⚠", never: "✖" };
+const GT_RANK = { overdue: 0, never: 1, due: 2, ok: 3 };
 
 let lang = localStorage.getItem("nsp-hub-lang") || "nl";
 let last = null;
@@ -69,14 +95,66 @@ function refuelKey(site) {
   return site.refuel_before ? Date.parse(site.refuel_before) : Number.POSITIVE_INFINITY;
 }
 
+function fmtDay(iso) {
+  if (!iso) return "–";
+  return new Date(iso).toLocaleDateString(lang === "nl" ? "nl-NL" : "en-GB",
+    { dateStyle: "short", timeZone: "Europe/Amsterdam" });
+}
+
+function gentestLate(s) {
+  return s.gentest && (s.gentest.state === "overdue" || s.gentest.state === "never");
+}
+
+function gentestCell(tr, g) {
+  const td = cell(tr, "", "gentest gt-" + g.state);
+  td.dataset.state = g.state;
+  const head = document.createElement("span");
+  head.className = "gt-state";
+  let text = GT_ICON[g.state] + " " + t("gt_" + g.state);
+  if (g.state === "due") text += " (" + t("gt_due_before") + " " + fmtDay(g.due.latest) + ")";
+  if (g.state === "overdue") text += " (" + t("gt_overdue_since") + " " + fmtDay(g.due.latest) + ")";
+  head.textContent = text;
+  td.appendChild(head);
+  if (g.last) {
+    const l = g.last;
+    const parts = [t("gt_last") + " " + fmtDay(l.ended_at) + ": " + t(l.outcome)];
+    if (l.started_by) parts.push(t("gt_by") + " " + l.started_by);
+    if (l.ran_min != null) parts.push(num(l.ran_min, 0) + " " + t("gt_min"));
+    parts.push(l.load == null ? t("gt_load_na") : t("gt_load") + " " + l.load);
+    const small = document.createElement("small");
+    small.className = "gt-last";
+    small.textContent = parts.join(", ");
+    td.appendChild(document.createElement("br"));
+    td.appendChild(small);
+  }
+}
+
+function commissionCell(tr, c) {
+  if (!c) return cell(tr, t("not_commissioned"), "commission none");
+  const icon = { PASS: "✔", WARN: "⚠", FAIL: "✖" }[c.result] || "";
+  const td = cell(tr, icon + " " + t("commissioned_on") + " " + fmtDay(c.commissioned_at) + ": "
+    + c.result, "commission c-" + c.result);
+  td.title = c.by + ", " + c.tool_version;
+  return td;
+}
+
 function render(sites, alerts, now) {
   const counts = { READY: 0, DEGRADED: 0, NOT_READY: 0, UNKNOWN: 0 };
   const body = $("#sites tbody");
   body.textContent = "";
-  const sorted = sites.slice().sort((a, b) => refuelKey(a) - refuelKey(b)
+  const onlyLate = $("#gt-filter").checked;
+  let sorted = sites.slice().sort((a, b) => refuelKey(a) - refuelKey(b)
     || a.site_id.localeCompare(b.site_id));
+  if (onlyLate) {
+    // The morning question "who is overdue": most overdue first, then never tested.
+    sorted = sorted.filter(gentestLate).sort((a, b) =>
+      GT_RANK[a.gentest.state] - GT_RANK[b.gentest.state]
+      || Date.parse(a.gentest.due.latest) - Date.parse(b.gentest.due.latest)
+      || a.site_id.localeCompare(b.site_id));
+  }
+  const late = sites.filter(gentestLate).length;
+  for (const s of sites) counts[s.readiness] = (counts[s.readiness] || 0) + 1;
   for (const s of sorted) {
-    counts[s.readiness] = (counts[s.readiness] || 0) + 1;
     const tr = document.createElement("tr");
     tr.dataset.site = s.site_id;
     cell(tr, s.site_id);
@@ -101,6 +179,8 @@ function render(sites, alerts, now) {
     } else {
       cell(tr, fmtTime(s.last_contact), "contact");
     }
+    if (s.gentest) gentestCell(tr, s.gentest); else cell(tr, "–", "gentest");
+    commissionCell(tr, s.commissioning);
     body.appendChild(tr);
   }
   $("#summary").textContent = "";
@@ -110,6 +190,10 @@ function render(sites, alerts, now) {
     span.textContent = t(k) + ": " + counts[k];
     $("#summary").appendChild(span);
   }
+  const lateSpan = document.createElement("span");
+  lateSpan.className = "count-gentest-late";
+  lateSpan.textContent = "⚠ " + t("gt_count") + ": " + late;
+  $("#summary").appendChild(lateSpan);
   const ab = $("#alerts tbody");
   ab.textContent = "";
   if (!alerts.length) {
@@ -162,6 +246,12 @@ async function refresh() {
     last = { sites: s.sites, alerts: a.alerts, now: s.now };
     $("#error").textContent = "";
     render(last.sites, last.alerts, last.now);
+    if (!$("#reg-to").value) {
+      // The register's default: the last 12 months by the hub's clock.
+      const now = new Date(s.now);
+      $("#reg-to").value = isoDay(now);
+      $("#reg-from").value = isoDay(new Date(now.getTime() - 365 * 86400000));
+    }
     document.body.dataset.loaded = "1";
   } catch (e) {
     if (String(e.message) !== "401") $("#error").textContent = t("load_error") + ": " + e.message;
@@ -176,6 +266,35 @@ async function ack(site, alertId) {
     if (String(e.message) !== "401") $("#error").textContent = String(e.message);
   }
   await refresh();
+}
+
+function isoDay(d) {
+  return d.toISOString().slice(0, 10);
+}
+
+async function downloadRegister(ev) {
+  // A plain link cannot carry the Bearer token: fetch the CSV, then save it from a blob.
+  ev.preventDefault();
+  const from = $("#reg-from").value;
+  const to = $("#reg-to").value;
+  const path = "/api/v1/gentests?format=csv&from=" + encodeURIComponent(from)
+    + "&to=" + encodeURIComponent(to);
+  try {
+    const r = await fetch(path,
+      { headers: { Authorization: "Bearer " + localStorage.getItem("nsp-hub-token") } });
+    if (r.status === 401) { showLogin(t("bad_token")); return; }
+    if (!r.ok) throw new Error((await r.json()).error || r.status);
+    const url = URL.createObjectURL(await r.blob());
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = "generatortests_" + from + "_" + to + ".csv";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  } catch (e) {
+    $("#error").textContent = t("load_error") + ": " + e.message;
+  }
 }
 
 function showLogin(message) {
@@ -207,6 +326,13 @@ $("#lang").addEventListener("click", () => {
   localStorage.setItem("nsp-hub-lang", lang);
   applyLang();
 });
+
+$("#gt-filter").checked = localStorage.getItem("nsp-hub-gt-filter") === "1";
+$("#gt-filter").addEventListener("change", () => {
+  localStorage.setItem("nsp-hub-gt-filter", $("#gt-filter").checked ? "1" : "0");
+  if (last) render(last.sites, last.alerts, last.now);
+});
+$("#register").addEventListener("click", downloadRegister);
 
 applyLang();
 if (localStorage.getItem("nsp-hub-token")) showBoard(); else showLogin("");
