@@ -8,6 +8,8 @@ import csv
 import io
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from edge_server.clock import ManualClock
 from edge_server.hub.store import HubStore, sortable
 from edge_server.hub.testing import RunningHub, running_hub, sample_gentest, sample_status
 from edge_server.uplink.protocol import encode_batch, iso, sign_headers
-from tests.conftest import need_tool
+from tests.conftest import ROOT, need_tool
 from tests.test_hub_api import schema_validator
 from tests.test_hub_board import CHROMIUM_ARGS
 
@@ -166,6 +168,28 @@ def test_register_filters_by_day_and_site_json_and_csv_and_needs_a_token(
         bad = httpx.get(url, params=params, headers=auth(token))
         assert bad.status_code == 422 and bad.json()["code"] == "invalid", params
         schema_validator("error.json").validate(bad.json())
+
+
+def test_cli_prints_the_register(hub: RunningHub, region: dict[str, bytes],
+                                 tmp_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "edge_server.cli", "hub", "gentests", "--data",
+             str(tmp_path / "hub"), *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    out = cli("--from", "2026-01-10", "--to", "2026-02-20", "--csv")  # while the hub runs (WAL)
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [(r["site_id"], r["test_id"]) for r in rows] == [
+        ("nsp-late", "7"), ("nsp-fresh", "1"), ("nsp-due", "4"), ("nsp-fresh", "2")]
+    out = cli("--from", "2026-01-01", "--to", "2026-03-01", "--site", "nsp-fresh", "--json")
+    assert [t["outcome"] for t in json.loads(out.stdout)["tests"]] == [
+        "PASSED", "PASSED", "FAILED_TO_START"]
+    out = cli("--from", "2026-01-01", "--to", "2026-03-01")
+    assert "nsp-late" in out.stdout and "5 test(s) ended 2026-01-01 .. 2026-03-01" in out.stdout
+    bad = cli("--from", "2026-03-02", "--to", "2026-03-01")
+    assert bad.returncode == 2 and "is after" in bad.stderr
+    assert cli("--from", "gisteren").returncode == 2
 
 
 # ---------------------------------------------------------------- commissioning at the hub

@@ -5,6 +5,8 @@ nsp-edge hub add-site ID [ID ...] --data DIR     # prints "ID KEY" per site (giv
 nsp-edge hub rotate-key ID --data DIR [--grace-hours 72]   # "ID KEY"; the old key works meanwhile
 nsp-edge hub revoke-key ID --data DIR            # "ID KEY"; the old key is refused at once
 nsp-edge hub add-user NAME --role operator|admin --data DIR   # last word printed: the token
+nsp-edge hub gentests --data DIR [--from DAY] [--to DAY] [--site ID] [--csv | --json]
+                                 # the generator-test register (docs/generator-tests.md)
 
 Every command takes --master-key FILE (or $NSP_HUB_MASTER_KEY_FILE; default DIR/master.key): the
 key the site keys are encrypted with (docs/security.md). Exit 1 when the hub cannot do it (unknown
@@ -17,7 +19,7 @@ import argparse
 import getpass
 import re
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from edge_server.clock import SystemClock
@@ -72,6 +74,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     u.add_argument("name")
     u.add_argument("--role", choices=("operator", "admin"), required=True)
     common(u)
+    g = hs.add_parser(
+        "gentests",
+        help="the generator-test register: one row per test that ended in --from..--to",
+    )
+    g.add_argument("--from", dest="from_day", type=_day, metavar="YYYY-MM-DD",
+                   help="first day (default: 365 days before --to)")
+    g.add_argument("--to", dest="to_day", type=_day, metavar="YYYY-MM-DD",
+                   help="last day, inclusive (default: today; days are Europe/Amsterdam)")
+    g.add_argument("--site", metavar="ID", help="only this site")
+    fmt = g.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="CSV (as GET /api/v1/gentests)")
+    fmt.add_argument("--json", action="store_true", help="JSON (as GET /api/v1/gentests)")
+    common(g)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if command is None:
         return _serve(data, args.listen, args.stale_min, args.master_key)
     prog = f"nsp-edge hub {command}"
+    if command == "gentests":
+        return _gentests(args, prog)
     ids = args.ids if command == "add-site" else [getattr(args, "site_id", "")]
     bad = [i for i in ids if command != "add-user" and not re.match(SITE_ID_PATTERN, i)]
     if bad:
@@ -153,6 +177,42 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         store.close()
+    return 0
+
+
+def _gentests(args: argparse.Namespace, prog: str) -> int:
+    import json
+
+    from edge_server.hub.gentests import REGISTER_TZ, register, to_csv
+    from edge_server.hub.keys import MasterKeyError
+    from edge_server.hub.store import HubStore
+
+    to_day = args.to_day or SystemClock().now().astimezone(REGISTER_TZ).date()
+    from_day = args.from_day or to_day - timedelta(days=365)
+    if from_day > to_day:
+        print(f"{prog}: --from {from_day} is after --to {to_day}", file=sys.stderr)
+        return 2
+    try:
+        store = HubStore(args.data, args.master_key)
+    except MasterKeyError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        rows = register(store, from_day, to_day, args.site)
+    finally:
+        store.close()
+    if args.csv:
+        sys.stdout.write(to_csv(rows))
+    elif args.json:
+        doc = {"from": str(from_day), "to": str(to_day), "site": args.site, "tests": rows}
+        print(json.dumps(doc, ensure_ascii=False, indent=1))
+    else:
+        for r in rows:
+            ran = "-" if r["ran_min"] is None else f"{r['ran_min']:g} min"
+            print(f"{r['ended_at']}  {r['site_id']:<20} {r['outcome'] or '?':<20} {ran:>9}  "
+                  f"{r['started_by'] or ''}")
+        print(f"{len(rows)} test(s) ended {from_day} .. {to_day}"
+              + (f" at {args.site}" if args.site else ""))
     return 0
 
 

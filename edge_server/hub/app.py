@@ -27,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_server.clock import Clock
 from edge_server.commission.record import CommissioningBody
-from edge_server.hub.gentests import day_range, register_row, site_gentest, to_csv
-from edge_server.hub.store import HubStore, SiteKeys, sortable
+from edge_server.hub.gentests import register, site_gentest, to_csv
+from edge_server.hub.store import HubStore, SiteKeys
 from edge_server.uplink.compact import FRAME_BYTES, CompactError, decode_status
 from edge_server.uplink.protocol import (
     HEADER_SIGNATURE,
@@ -305,11 +305,7 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             raise HubError(422, "invalid", f"from {from_day} is after to {to_day}")
         if format not in ("json", "csv"):
             raise HubError(422, "invalid", f"format {format!r}: use json or csv")
-        start, end = day_range(from_day, to_day)
-        rows = [
-            register_row(r["site_id"], r["body"])
-            for r in store.gentests(sortable(start), sortable(end), site)
-        ]
+        rows = register(store, from_day, to_day, site)
         if format == "csv":
             name = f"generatortests_{from_day}_{to_day}" + (f"_{site}" if site else "") + ".csv"
             return Response(

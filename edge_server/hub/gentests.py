@@ -14,11 +14,14 @@ import csv
 import io
 import logging
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edge_server.gentest.schedule import DueStatus, WindowSettings, next_due
 from edge_server.uplink.protocol import parse_iso
+
+if TYPE_CHECKING:
+    from edge_server.hub.store import HubStore
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +124,14 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
             cells.append("" if value is None else value)
         writer.writerow(cells)
     return out.getvalue()
+
+
+def register(
+    store: HubStore, from_day: date, to_day: date, site_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The register rows of tests that ended on from_day..to_day (inclusive), oldest first."""
+    from edge_server.hub.store import sortable
+
+    start, end = day_range(from_day, to_day)
+    found = store.gentests(sortable(start), sortable(end), site_id)
+    return [register_row(r["site_id"], r["body"]) for r in found]
