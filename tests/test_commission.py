@@ -5,6 +5,7 @@ rule. No sleeps: the nodes run on a virtual clock moved with the control op `adv
 from __future__ import annotations
 
 import asyncio
+import getpass
 import io
 import json
 import time
@@ -12,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from edge_server import cli, regmap
+from edge_server.clock import SystemClock
 from edge_server.commands.commission import commission_main
 from edge_server.commission.assess import (
     REPORT_SCHEMA,
@@ -27,10 +30,15 @@ from edge_server.commission.assess import (
 )
 from edge_server.commission.texts import BIT_TEXTS, FAULTS_OF, IO_MESSAGES, MESSAGES, Level
 from edge_server.commission.walkaround import STEPS
+from edge_server.config import load_config
+from edge_server.hub.testing import running_hub
 from edge_server.modbus_client import BusClient
+from edge_server.uplink.client import Uplink
+from edge_server.uplink.outbox import Outbox
 from edge_server.vnode import VirtualNode
 from tests.conftest import refused_port
 from tests.test_fw_modbus_rtu import pty_pair  # noqa: F401  (fixture: socat pty pair)
+from tests.test_hub_api import schema_validator
 from tests.vnode_fixtures import vnode_factory  # noqa: F401  (fixture)
 
 Factory = Callable[..., VirtualNode]
@@ -409,3 +417,70 @@ def test_test_io_fails_when_nothing_happens(vnode_factory: Factory,  # noqa: F81
     jsonschema.validate(report, REPORT_SCHEMA)
     check = next(c for c in report["nodes"][0]["checks"] if c["code"] == "io_door_open")
     assert check["level"] == "FAIL" and "No open door seen within 2 s" in check["text"]
+
+
+# ---------------------------------------------------------------- --record: to the C-NSP hub
+def test_record_travels_through_the_outbox_to_the_hub(
+        vnode_factory: Factory, tmp_path: Path,  # noqa: F811
+        capsys: pytest.CaptureFixture[str]) -> None:
+
+    nodes = [start(vnode_factory, 1, ("power",)), start(vnode_factory, 2, ("fridge",))]
+    with running_hub(tmp_path / "hub", clock=SystemClock()) as hub:
+        key_file = tmp_path / "site.key"
+        key_file.write_text(hub.store.add_site("nsp-test-01", SystemClock().now()))
+        key_file.chmod(0o600)
+        cfg_path = site_toml(tmp_path, [("power", nodes[0], 1, ["power"]),
+                                        ("fridge", nodes[1], 2, ["fridge"])])
+        data_dir = tmp_path / "data"
+        cfg_path.write_text(cfg_path.read_text() + f'[storage]\ndata_dir = "{data_dir}"\n'
+                            f'[uplink]\nenabled = true\nhub_url = "{hub.url}"\n'
+                            f'key_file = "{key_file}"\n')
+        outbox_file = data_dir / "outbox.sqlite"  # where the edge service's uplink sends from
+
+        rc, out, _ = run_cli(capsys, "--config", str(cfg_path))
+        assert rc == 0 and not outbox_file.exists()  # the default is read-only: nothing queued
+        assert run_cli(capsys, "--config", str(cfg_path), "--by", "x")[0] == 2  # needs --record
+        rc, _, err = run_cli(capsys, "--tcp", f"127.0.0.1:{nodes[0].tcp_port}", "--unit", "1",
+                             "--record")
+        assert rc == 2 and "--record needs --config" in err
+
+        service_outbox = Outbox(outbox_file)  # the running service holds it open (WAL)
+        rc, out, _ = run_cli(capsys, "--config", str(cfg_path), "--record", "--by",
+                             "Piet Technicus")
+        assert rc == 0, out
+        assert "Vastgelegd: inbedrijfstelling PASS door Piet Technicus staat klaar voor de " \
+            f"C-NSP-hub in {outbox_file}" in out
+        queued = service_outbox.next_batch(10)
+        assert [m.kind for m in queued] == ["commissioning"]
+        body = queued[0].body
+        schema_validator("commissioning-body.json").validate(body)
+        assert body["site_id"] == "nsp-test-01" and body["by"] == "Piet Technicus"
+        assert [(n["name"], n["unit"], n["map_version"], n["result"]) for n in body["nodes"]] \
+            == [("power", 1, 1, "PASS"), ("fridge", 2, 1, "PASS")]
+        assert all(n["firmware"] and n["problems"] == [] for n in body["nodes"])
+        # --json keeps stdout the report; the receipt goes to stderr. By default: the OS user.
+        rc, out, err = run_cli(capsys, "--config", str(cfg_path), "--record", "--json",
+                               "--lang", "en")
+        assert rc == 0 and json.loads(out)["result"] == "PASS"
+        assert f"Recorded: commissioning PASS by {getpass.getuser()}" in err
+        assert service_outbox.pending_by_kind() == {"commissioning": 2}
+
+        cfg = load_config(cfg_path)
+        uplink = Uplink(cfg.site.id, cfg.uplink.load_key(), cfg.uplink, service_outbox,
+                        SystemClock())
+
+        async def deliver() -> bool | None:
+            try:
+                return await uplink.tick()
+            finally:
+                await uplink.aclose()
+
+        assert asyncio.run(deliver()) is True
+        assert service_outbox.pending() == 0
+        service_outbox.close()
+        token = hub.store.add_user("olga", "operator")
+        site = httpx.get(hub.url + "/api/v1/sites/nsp-test-01",
+                         headers={"Authorization": f"Bearer {token}"}).json()
+        assert site["commissioning"]["result"] == "PASS"
+        assert site["commissioning"]["by"] == getpass.getuser()  # the newest record
+        assert len(hub.store.messages("nsp-test-01", "commissioning")) == 2
