@@ -5,6 +5,9 @@
 - `site_status` keeps the newest status per site (by the message's own `at`), `alerts` the newest
   state of each alert, `hub_acks` the acknowledgements operators made here; they are returned to
   the site in each ingest reply until the site reports the alert acknowledged or cleared.
+- `gentests` holds one row per generator test (site + the edge's test id) for the board's due
+  state and the municipality's register; `site_commissioning` the newest commissioning record per
+  site. Both are derived from `messages` (an older database fills them at the first start).
 - `sites.key` holds the site key encrypted with the hub's master key (keys.py; the master key is
   a file outside the database), `sites.old_key` the key before a rotation while its grace
   period runs (`old_key_until`). A database of an older hub (plain-text keys) is encrypted at the
