@@ -97,10 +97,11 @@ def test_due_state_per_site_uses_the_edge_schedule(hub: RunningHub, region: dict
     sites = httpx.get(hub.url + "/api/v1/sites", headers=auth(token)).json()["sites"]
     by_id = {s["site_id"]: s["gentest"] for s in sites}
     assert {k: v["state"] for k, v in by_id.items()} == {
-        "nsp-fresh": "ok", "nsp-late": "overdue", "nsp-due": "due", "nsp-none": "never"}
+        "nsp-fresh": "failed", "nsp-late": "overdue", "nsp-due": "due", "nsp-none": "never"}
     fresh = by_id["nsp-fresh"]
     assert fresh["last"]["outcome"] == "FAILED_TO_START"  # the newest test, shown as it is
     assert fresh["due"]["last_test"] == iso(NOW - timedelta(days=10)).replace("Z", "+00:00")
+    assert fresh["due"]["status"] != "overdue"  # failed although the window is still fine
     late = by_id["nsp-late"]
     assert late["last"]["started_by"] == "kees" and late["last"]["ran_min"] == 30.0
     assert late["due"]["latest"].startswith("2026-02-24")  # 45 - 40 days: 5 days overdue
@@ -109,7 +110,9 @@ def test_due_state_per_site_uses_the_edge_schedule(hub: RunningHub, region: dict
     assert isinstance(hub.clock, ManualClock)
     hub.clock.advance(31 * 86400)
     one = httpx.get(hub.url + "/api/v1/sites/nsp-fresh", headers=auth(token)).json()
-    assert one["gentest"]["state"] == "overdue"
+    assert one["gentest"]["state"] == "failed" and one["gentest"]["due"]["overdue"]
+    due = httpx.get(hub.url + "/api/v1/sites/nsp-due", headers=auth(token)).json()
+    assert due["gentest"]["state"] == "overdue"  # 25 + 31 days after its passed test
 
 
 def test_index_is_rebuilt_from_stored_messages_of_an_older_hub(
@@ -248,7 +251,7 @@ def test_board_shows_gentest_column_nl_en_and_the_overdue_filter(
             expect(page.locator("tr[data-site='nsp-due'] .gentest")).to_contain_text(
                 "◔ Binnenkort nodig (uiterlijk")
             expect(page.locator("tr[data-site='nsp-fresh'] .gentest")).to_contain_text(
-                "✔ OK")
+                "✖ Laatste test mislukt")
             expect(page.locator("tr[data-site='nsp-fresh'] .gentest")).to_contain_text(
                 "startte niet")
             expect(page.locator("tr[data-site='nsp-late'] .commission")).to_have_text(
@@ -256,13 +259,13 @@ def test_board_shows_gentest_column_nl_en_and_the_overdue_filter(
             expect(page.locator("tr[data-site='nsp-none'] .commission")).to_have_text(
                 "niet vastgelegd")
             expect(page.locator(".count-gentest-late")).to_have_text(
-                "⚠ Aggregaattest te laat of nooit: 2")
+                "⚠ Aggregaattest mislukt, te laat of nooit: 3")
             expect(page.locator("#register")).to_have_text("Register generatortests (CSV)")
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             page.check("#gt-filter")  # "who is overdue" this morning
-            expect(rows).to_have_count(2)
-            assert [rows.nth(i).get_attribute("data-site") for i in range(2)] == [
-                "nsp-late", "nsp-none"]
+            expect(rows).to_have_count(3)
+            assert [rows.nth(i).get_attribute("data-site") for i in range(3)] == [
+                "nsp-fresh", "nsp-late", "nsp-none"]
             page.click("#lang")
             expect(late).to_contain_text("⚠ Overdue (since 24/02/2026)")
             expect(late).to_contain_text("last 15/01/2026: passed, by kees, 30 min")
@@ -272,7 +275,7 @@ def test_board_shows_gentest_column_nl_en_and_the_overdue_filter(
             expect(page.locator("th[data-t='col_gentest']")).to_have_text("Generator test")
             page.reload()  # the filter is remembered
             expect(page.locator("body[data-loaded='1']")).to_have_count(1)
-            expect(rows).to_have_count(2)
+            expect(rows).to_have_count(3)
             page.uncheck("#gt-filter")
             expect(rows).to_have_count(4)
             expect(page.locator("#reg-to")).to_have_value("2026-03-01")  # the hub's clock

@@ -3,7 +3,9 @@
 The due state comes from the edge's own schedule (edge_server.gentest.schedule.next_due, NFPA 110
 monthly window, counted from the end of the newest PASSED test), so the board and the site can
 never disagree about "overdue". Board states: ok (before the window), due (inside the window),
-overdue (past its end), never (no passed test on record: due now).
+overdue (past its end), never (no passed test on record: due now), and failed (the newest test
+did not pass, whatever the window says: the edge's readiness calls that GENTEST_FAILED, NOT
+READY, and so does the board).
 
 The register is one row per finished test (docs/schemas/gentest-body.json), as JSON or CSV.
 """
@@ -95,8 +97,11 @@ def site_gentest(
 ) -> dict[str, Any]:
     """The board's generator-test cell for one site: state, the schedule window, the last test."""
     due = next_due(now, window, None if last_passed_at is None else parse_iso(last_passed_at))
+    state = BOARD_STATE[due.status]
+    if last_body is not None and last_body.get("passed") is False:
+        state = "failed"  # as edge_server/rules/readiness.py: the newest test decides
     return {
-        "state": BOARD_STATE[due.status],
+        "state": state,
         "due": due.to_json(),
         "last": None if last_body is None else register_row(site_id, last_body),
     }

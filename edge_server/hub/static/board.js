@@ -18,13 +18,14 @@ const T = {
     info: "info", warning: "waarschuwing", critical: "kritiek",
     col_gentest: "Aggregaattest", col_commission: "Inbedrijfstelling",
     gt_ok: "OK", gt_due: "Binnenkort nodig", gt_overdue: "Te laat", gt_never: "Nooit getest",
+    gt_failed: "Laatste test mislukt",
     gt_due_before: "uiterlijk", gt_overdue_since: "sinds", gt_last: "laatste",
     gt_by: "door", gt_min: "min", gt_load: "last", gt_load_na: "last niet gemeten",
     PASSED: "geslaagd", FAILED: "afgekeurd", FAILED_TO_START: "startte niet",
     ABORTED_MAINS_LOST: "afgebroken (netuitval)", ABORTED_BY_OPERATOR: "afgebroken",
     ABORTED_NODE_OFFLINE: "afgebroken (knooppunt stil)",
-    gt_filter: "Alleen aggregaattests te laat of nooit getest",
-    gt_count: "Aggregaattest te laat of nooit", commissioned_on: "in bedrijf gesteld op",
+    gt_filter: "Alleen aggregaattests mislukt, te laat of nooit getest",
+    gt_count: "Aggregaattest mislukt, te laat of nooit", commissioned_on: "in bedrijf gesteld op",
     not_commissioned: "niet vastgelegd", register_link: "Register generatortests (CSV)",
     register_from: "van", register_to: "t/m",
   },
@@ -43,21 +44,22 @@ const T = {
     info: "info", warning: "warning", critical: "critical",
     col_gentest: "Generator test", col_commission: "Commissioning",
     gt_ok: "OK", gt_due: "Due soon", gt_overdue: "Overdue", gt_never: "Never tested",
+    gt_failed: "Last test failed",
     gt_due_before: "by", gt_overdue_since: "since", gt_last: "last",
     gt_by: "by", gt_min: "min", gt_load: "load", gt_load_na: "load not measured",
     PASSED: "passed", FAILED: "failed", FAILED_TO_START: "failed to start",
     ABORTED_MAINS_LOST: "aborted (mains lost)", ABORTED_BY_OPERATOR: "aborted",
     ABORTED_NODE_OFFLINE: "aborted (node silent)",
-    gt_filter: "Only generator tests overdue or never done",
-    gt_count: "Generator test overdue or never", commissioned_on: "commissioned on",
+    gt_filter: "Only generator tests failed, overdue or never done",
+    gt_count: "Generator test failed, overdue or never", commissioned_on: "commissioned on",
     not_commissioned: "not recorded", register_link: "Generator test register (CSV)",
     register_from: "from", register_to: "to",
   },
 };
 // Generator-test states from the hub (the edge's NFPA 110 schedule): an icon and a word, so the
-// state never rests on colour alone. Overdue first in the "overdue" view, then never tested.
-const GT_ICON = { ok: "✔", due: "◔", overdue: "⚠", never: "✖" };
-const GT_RANK = { overdue: 0, never: 1, due: 2, ok: 3 };
+// state never rests on colour alone. In the "overdue" view: failed first, then overdue, never.
+const GT_ICON = { ok: "✔", due: "◔", overdue: "⚠", never: "✖", failed: "✖" };
+const GT_RANK = { failed: 0, overdue: 1, never: 2, due: 3, ok: 4 };
 
 let lang = localStorage.getItem("nsp-hub-lang") || "nl";
 let last = null;
@@ -102,7 +104,8 @@ function fmtDay(iso) {
 }
 
 function gentestLate(s) {
-  return s.gentest && (s.gentest.state === "overdue" || s.gentest.state === "never");
+  const st = s.gentest && s.gentest.state;
+  return st === "failed" || st === "overdue" || st === "never";
 }
 
 function gentestCell(tr, g) {
