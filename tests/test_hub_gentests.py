@@ -165,9 +165,14 @@ def test_register_filters_by_day_and_site_json_and_csv_and_needs_a_token(
     assert rows[0]["outcome"] == "PASSED" and rows[0]["passed"] == "yes"
     assert rows[0]["started_by"] == "kees" and rows[0]["ran_min"] == "30.0"
     assert rows[0]["notes"] == "monthly test" and rows[0]["load"] == ""
+    nl = httpx.get(url, params={**window, "format": "csv", "sep": "semicolon"},
+                   headers=auth(token))
+    assert nl.content.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads UTF-8
+    assert list(csv.DictReader(io.StringIO(nl.content.decode("utf-8-sig")), delimiter=";")) \
+        == rows
     assert httpx.get(url, params={**window, "format": "csv"}).status_code == 401
     for params in ({"from": "1 jan"}, {"from": "2026-03-01", "to": "2026-02-01"},
-                   {"format": "xlsx"}):
+                   {"format": "xlsx"}, {"format": "csv", "sep": "tab"}):
         bad = httpx.get(url, params=params, headers=auth(token))
         assert bad.status_code == 422 and bad.json()["code"] == "invalid", params
         schema_validator("error.json").validate(bad.json())
@@ -286,6 +291,13 @@ def test_board_shows_gentest_column_nl_en_and_the_overdue_filter(
             text = Path(download.value.path()).read_text()
             assert download.value.suggested_filename == "generatortests_2026-01-01_2026-03-01.csv"
             assert len(list(csv.DictReader(io.StringIO(text)))) == 5
+            page.click("#lang")  # back to Dutch: the file is for Excel with Dutch settings
+            with page.expect_download() as download:
+                page.click("#register")
+            raw = Path(download.value.path()).read_bytes()
+            assert raw.startswith(b"\xef\xbb\xbf") and b"site_id;test_id;" in raw
+            assert len(list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig")),
+                                           delimiter=";"))) == 5
         finally:
             browser.close()
 

@@ -4,7 +4,7 @@
 
 Ingest (sites, HMAC-signed): POST /api/v1/ingest, POST /api/v1/ingest-compact.
 Read (operators, `Authorization: Bearer TOKEN`): GET /api/v1/sites, /api/v1/sites/{id},
-/api/v1/alerts?open=1&limit=N, /api/v1/gentests?from=DAY&to=DAY[&site=ID][&format=csv] (the
+/api/v1/alerts?open=1&limit=N, /api/v1/gentests?from=DAY&to=DAY[&site=ID][&format=csv[&sep=semicolon]] (the
 generator-test register); POST /api/v1/alerts/{site}/{alert_id}/ack (operator or admin).
 Bodies of kind "commissioning" are checked against docs/schemas/commissioning-body.json (422).
 GET / serves the board (static HTML+JS from edge_server/hub/static; no CDN).
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_server.clock import Clock
 from edge_server.commission.record import CommissioningBody
-from edge_server.hub.gentests import register, site_gentest, to_csv
+from edge_server.hub.gentests import SEPARATORS, register, site_gentest, to_csv
 from edge_server.hub.store import HubStore, SiteKeys
 from edge_server.uplink.compact import FRAME_BYTES, CompactError, decode_status
 from edge_server.uplink.protocol import (
@@ -295,6 +295,7 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
         request: Request,
         site: str | None = None,
         format: str = "json",
+        sep: str = "comma",
     ) -> Response:
         """One row per generator test that ended in [from, to] (whole days, Europe/Amsterdam)."""
         to_day = _day(request.query_params.get("to"), "to") or clock.now().date()
@@ -305,11 +306,13 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             raise HubError(422, "invalid", f"from {from_day} is after to {to_day}")
         if format not in ("json", "csv"):
             raise HubError(422, "invalid", f"format {format!r}: use json or csv")
+        if sep not in SEPARATORS:
+            raise HubError(422, "invalid", f"sep {sep!r}: use comma or semicolon")
         rows = register(store, from_day, to_day, site)
         if format == "csv":
             name = f"generatortests_{from_day}_{to_day}" + (f"_{site}" if site else "") + ".csv"
             return Response(
-                to_csv(rows),
+                to_csv(rows, sep),
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="{name}"'},
             )

@@ -114,9 +114,16 @@ def day_range(from_day: date, to_day: date) -> tuple[datetime, datetime]:
     return start, end
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+# `sep=semicolon`: for Excel with Dutch regional settings, whose list separator is ";" and which
+# reads a CSV as ANSI unless it starts with a UTF-8 byte order mark ("vóór" would be garbled).
+SEPARATORS = {"comma": ",", "semicolon": ";"}
+
+
+def to_csv(rows: list[dict[str, Any]], sep: str = "comma") -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
+    if sep == "semicolon":
+        out.write("\ufeff")
+    writer = csv.writer(out, delimiter=SEPARATORS[sep], lineterminator="\r\n")  # RFC 4180
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         cells = []

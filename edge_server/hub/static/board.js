@@ -280,8 +280,9 @@ async function downloadRegister(ev) {
   ev.preventDefault();
   const from = $("#reg-from").value;
   const to = $("#reg-to").value;
+  // In Dutch: semicolons and a byte order mark, as Excel with Dutch settings expects.
   const path = "/api/v1/gentests?format=csv&from=" + encodeURIComponent(from)
-    + "&to=" + encodeURIComponent(to);
+    + "&to=" + encodeURIComponent(to) + (lang === "nl" ? "&sep=semicolon" : "");
   try {
     const r = await fetch(path,
       { headers: { Authorization: "Bearer " + localStorage.getItem("nsp-hub-token") } });
