@@ -4,8 +4,9 @@
 
 Ingest (sites, HMAC-signed): POST /api/v1/ingest, POST /api/v1/ingest-compact.
 Read (operators, `Authorization: Bearer TOKEN`): GET /api/v1/sites, /api/v1/sites/{id},
-/api/v1/alerts?open=1&limit=N, /api/v1/gentests?from=DAY&to=DAY[&site=ID][&format=csv[&sep=semicolon]] (the
-generator-test register); POST /api/v1/alerts/{site}/{alert_id}/ack (operator or admin).
+/api/v1/alerts?open=1&limit=N,
+/api/v1/gentests?from=DAY&to=DAY[&site=ID][&format=csv[&sep=semicolon]] (the generator-test
+register); POST /api/v1/alerts/{site}/{alert_id}/ack (operator or admin).
 Bodies of kind "commissioning" are checked against docs/schemas/commissioning-body.json (422).
 GET / serves the board (static HTML+JS from edge_server/hub/static; no CDN).
 Every refusal is JSON `{"error": "...", "code": "..."}` and stores nothing.
