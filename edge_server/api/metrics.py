@@ -13,7 +13,7 @@ between test apps and no extra dependency on the edge box.
     nsp_storage_rows_pending, nsp_storage_db_bytes
     nsp_influx_{up,buffered_points,sent_total,dropped_total,failures_total}   (when configured)
     nsp_uplink_up, nsp_uplink_pending_messages{message_kind}, nsp_uplink_dead_letters,
-    nsp_uplink_dead_lettered_total          (when [uplink] is enabled)
+    nsp_uplink_dead_lettered_total, nsp_uplink_clock_offset_seconds  (when [uplink] is enabled)
 Every series carries site="<site id>". Reading needs a token only with api.require_auth_for_read.
 """
 
@@ -143,3 +143,6 @@ def _uplink(service: Service, out: _Text) -> None:
             "the dead letters (nsp-edge uplink dead-letters).", float(status["dead_letters"]))
     out.add("nsp_uplink_dead_lettered_total", "counter", "Messages moved to the dead letters "
             "since the service started.", float(status["dead_lettered_since_start"]))
+    out.add("nsp_uplink_clock_offset_seconds", "gauge", "The C-NSP hub's clock minus this "
+            "site's, as learned when the hub refused a timestamp (0 while they agree).",
+            float(status["clock_offset_s"]))

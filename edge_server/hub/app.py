@@ -32,6 +32,7 @@ from edge_server.hub.gentests import SEPARATORS, register, site_gentest, to_csv
 from edge_server.hub.store import HubStore, SiteKeys
 from edge_server.uplink.compact import FRAME_BYTES, CompactError, decode_status
 from edge_server.uplink.protocol import (
+    HEADER_HUB_TIME,
     HEADER_SIGNATURE,
     HEADER_SITE,
     HEADER_TIMESTAMP,
@@ -67,11 +68,14 @@ class HubSettings(BaseModel):
 
 
 class HubError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 def _static(name: str) -> bytes:
@@ -109,7 +113,9 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
-        return JSONResponse({"error": exc.message, "code": exc.code}, status_code=exc.status)
+        return JSONResponse(
+            {"error": exc.message, "code": exc.code}, status_code=exc.status, headers=exc.headers
+        )
 
     async def read_limited(request: Request) -> bytes:
         length = request.headers.get("content-length")
@@ -163,6 +169,7 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
                 "stale_timestamp",
                 f"{HEADER_TIMESTAMP} is {skew:+.0f} s from the hub's clock "
                 f"(window ±{cfg.timestamp_window_s} s): check the site's clock",
+                {HEADER_HUB_TIME: str(int(clock.now().timestamp()))},
             )
         header = request.headers.get(HEADER_SIGNATURE, "")
         key = signed_with(site_id, keys, lambda k: verify_signature(k, ts_text, body, header))

@@ -39,7 +39,8 @@ const TEXT = {
     tech: "Technische details", counters: "Tellers",
     up_title: "Verbinding met het C-NSP", up_off: "niet ingesteld", up_up: "verbonden",
     up_down: "geen verbinding (berichten wachten hier en gaan niet verloren)",
-    up_pending: "wachtend", up_dead: "geweigerd door het C-NSP (zie technicus: nsp-edge uplink dead-letters)",
+    up_pending: "wachtend", up_clock: "klok van deze site wijkt af van die van het C-NSP:",
+    up_dead: "geweigerd door het C-NSP (zie technicus: nsp-edge uplink dead-letters)",
     gt_title: "Generatortest", gt_last: "Laatste test", gt_next: "Volgende test",
     gt_never: "Nog geen test geregistreerd", gt_report: "Rapport (PDF)",
     gt_between: "tussen", gt_and: "en",
@@ -95,7 +96,8 @@ const TEXT = {
     tech: "Technical details", counters: "Counters",
     up_title: "Link to the C-NSP", up_off: "not configured", up_up: "connected",
     up_down: "no connection (messages wait here and are not lost)",
-    up_pending: "waiting", up_dead: "refused by the C-NSP (technician: nsp-edge uplink dead-letters)",
+    up_pending: "waiting", up_clock: "this site's clock differs from the C-NSP's by",
+    up_dead: "refused by the C-NSP (technician: nsp-edge uplink dead-letters)",
     gt_title: "Generator test", gt_last: "Last test", gt_next: "Next test",
     gt_never: "No test on record yet", gt_report: "Report (PDF)",
     gt_between: "between", gt_and: "and",
@@ -832,6 +834,8 @@ function renderUplink() {
   const parts = [`${t("up_title")}: ${up.link_up ? t("up_up") : t("up_down")}`,
     `${t("up_pending")}: ${pending}`];
   if (up.dead_letters) parts.push(`${up.dead_letters} ${t("up_dead")}`);
+  const off = up.clock_offset_s || 0;
+  if (Math.abs(off) >= 60) parts.push(`${t("up_clock")} ${fmtDuration(Math.abs(off))}`);
   p.textContent = parts.join(" · ");
   p.dataset.state = up.dead_letters ? "refused" : (up.link_up ? "up" : "down");
 }

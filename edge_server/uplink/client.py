@@ -32,14 +32,19 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from edge_server.clock import Clock
 from edge_server.uplink.outbox import DeadLetter, Outbox, OutMessage
-from edge_server.uplink.protocol import INGEST_PATH, encode_batch, sign_headers
+from edge_server.uplink.protocol import (
+    HEADER_HUB_TIME,
+    INGEST_PATH,
+    encode_batch,
+    sign_headers,
+)
 from edge_server.uplink.settings import UplinkSettings
 
 log = logging.getLogger(__name__)
@@ -120,6 +125,9 @@ class Uplink:
         self.isolate_limit: int | None = None
         self.dead_lettered = 0  # messages moved to the dead letters by this process
         self.next_dead_retry_mono = clock.monotonic() + settings.dead_letter_retry_h * 3600
+        # Seconds added to this site's clock when signing: learned from the hub's 401
+        # stale_timestamp (its X-NSP-Hub-Time), 0 while the clocks agree.
+        self.clock_offset_s = 0.0
         self._wake = asyncio.Event()
         self.batches_sent = 0
 
@@ -141,6 +149,7 @@ class Uplink:
             "dead_letters": self.outbox.dead_letter_count(),
             "dead_lettered_since_start": self.dead_lettered,
             "newest_refusal": None if newest is None else newest.summary(),
+            "clock_offset_s": round(self.clock_offset_s),
         }
 
     def notify(self) -> None:
@@ -182,7 +191,7 @@ class Uplink:
         if self.isolate_limit is not None:
             limit = min(limit, self.isolate_limit)
         batch = self.outbox.next_batch(limit)
-        now = self.clock.now()
+        now = self.clock.now() + timedelta(seconds=self.clock_offset_s)
         body = encode_batch(self.site_id, str(uuid.uuid4()), now, [m.wire() for m in batch])
         headers = sign_headers(self.site_id, self._key, body, int(now.timestamp()))
         try:
@@ -196,6 +205,11 @@ class Uplink:
             )
         if resp.status_code != 200:
             code, reason = _refusal(resp)
+            if resp.status_code == 401 and code == "stale_timestamp" and self._learn_offset(resp):
+                return ExchangeResult(
+                    False, 401, len(batch), error=f"HTTP 401 {code}: {reason[:200]}", code=code,
+                    retry_now=True,
+                )
             result = ExchangeResult(
                 False,
                 resp.status_code,
@@ -255,6 +269,24 @@ class Uplink:
                 self.on_dead_letter(dead)
             except Exception:  # recording the event must not stop delivery
                 log.exception("uplink: recording the dead letter %s failed", msg.id)
+
+    def _learn_offset(self, resp: httpx.Response) -> bool:
+        """The hub refused our timestamp and said what its clock reads: sign with the hub's time
+        from now on. True when the offset moved (retry at once), False when there is nothing to
+        learn (an old hub without the header, or the same offset again: a real refusal)."""
+        text = resp.headers.get(HEADER_HUB_TIME, "")
+        if not text.isdigit():
+            return False
+        offset = int(text) - self.clock.now().timestamp()
+        if abs(offset - self.clock_offset_s) < 2.0:
+            return False
+        self.clock_offset_s = offset
+        log.warning(
+            "uplink: this site's clock is %+.0f s off the C-NSP hub's; requests are signed with "
+            "the hub's time from now on. Set the clock (NTP, or by hand): alert and status "
+            "times are still this site's clock", -offset,
+        )
+        return True
 
     def _contact_ok(self) -> None:
         if self.failures > 0:

@@ -25,6 +25,10 @@ INGEST_COMPACT_PATH = "/api/v1/ingest-compact"
 HEADER_SITE = "X-NSP-Site"
 HEADER_TIMESTAMP = "X-NSP-Timestamp"
 HEADER_SIGNATURE = "X-NSP-Signature"
+# On a 401 stale_timestamp the hub says what its clock reads (unix seconds), so a site whose clock
+# is off (no NTP in an outage, a board without a battery-backed clock) can sign with the hub's
+# time instead of being refused for ever (edge_server/uplink/client.py, clock_offset_s).
+HEADER_HUB_TIME = "X-NSP-Hub-Time"
 # A request whose timestamp is further than this from the hub's clock is refused (replay window).
 TIMESTAMP_WINDOW_S = 300
 
