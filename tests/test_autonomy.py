@@ -134,3 +134,19 @@ def test_chart_interpolates_and_settings_refuse_nonsense() -> None:
         FuelSettings(consumption_chart_lph={50: -1.0})
     with pytest.raises(ValueError, match="unusable_l"):
         FuelSettings(tank_capacity_l=100, unusable_l=200)
+
+
+def test_unknown_time_while_running_counts_for_nothing() -> None:
+    """3 h without samples (edge down, poller stalled) while 3.4 l/h burns: the 10.2 l lost
+    then is neither a drop in no running time (the fit across the gap read 5.4 l/h) nor 3 h
+    of a flat level: the fit compares samples within the stretches on either side only."""
+    rng = random.Random(11)
+    clock = ManualClock()
+    tracker = FuelTracker(SETTINGS)
+    level = feed(tracker, clock, 400, 3.0, running=True, rate_lph=3.4, slosh_l=1.0, rng=rng)
+    clock.advance(3 * 3600)
+    level -= 3 * 3.4
+    feed(tracker, clock, level, 3.0, running=True, rate_lph=3.4, slosh_l=1.0, rng=rng)
+    est = tracker.estimate(clock.now())
+    assert est.learned_lph == pytest.approx(3.4, rel=0.05)
+    assert tracker.learned_lph()[1] == pytest.approx(6.0, abs=0.05)  # the gap is not hours

@@ -5,6 +5,10 @@
 The rate is learned from the level trend while the generator runs, with the configured
 consumption chart (l/h at the expected load, DOMAIN.md) as the prior:
 - x axis = generator *running* time, so stops in between do not dilute the slope;
+- unknown time (more than max_gap_s between two samples: the edge was down or the poller
+  stalled; or the running state unknown) counts for nothing, neither hours nor litres: the
+  level history is split there into segments and only pairs within one segment are compared
+  (a 3 h outage of the edge while the generator burns 10 l is not a 10 l drop in no time);
 - robust to sloshing: a Theil-Sen slope (median of pairwise slopes) over the last
   learn_window_h of running time, on at most 40 evenly spread samples;
 - robust to refuelling: 3 samples in a row above the recent median by refuel_jump_l are a
@@ -52,14 +56,37 @@ class AutonomyEstimate:
         }
 
 
-def theil_sen_slope(points: list[tuple[float, float]]) -> float | None:
-    """Median of the pairwise slopes dy/dx; None with fewer than 2 distinct x."""
-    slopes = [
+def _pair_slopes(points: list[tuple[float, float]]) -> list[float]:
+    return [
         (y1 - y0) / (x1 - x0)
         for i, (x0, y0) in enumerate(points)
         for x1, y1 in points[i + 1:]
         if x1 != x0
     ]
+
+
+def theil_sen_slope(points: list[tuple[float, float]]) -> float | None:
+    """Median of the pairwise slopes dy/dx; None with fewer than 2 distinct x."""
+    slopes = _pair_slopes(points)
+    return statistics.median(slopes) if slopes else None
+
+
+def segments(points: list[tuple[float, float, int]]) -> list[list[tuple[float, float]]]:
+    """Split (x, y, segment) points, in x order, into runs of one segment each."""
+    out: list[list[tuple[float, float]]] = []
+    last: int | None = None
+    for x, y, seg in points:
+        if seg != last:
+            out.append([])
+            last = seg
+        out[-1].append((x, y))
+    return out
+
+
+def segmented_theil_sen(points: list[tuple[float, float, int]]) -> float | None:
+    """Median of the pairwise slopes within each segment (never across one); None without
+    a pair of distinct x in one segment."""
+    slopes = [s for seg in segments(points) for s in _pair_slopes(seg)]
     return statistics.median(slopes) if slopes else None
 
 
@@ -70,7 +97,8 @@ class FuelTracker:
         self.settings = settings
         self.max_gap_s = max_gap_s
         self._run_s = 0.0  # cumulative generator running time (the fit's x axis)
-        self._run_pts: deque[tuple[float, float]] = deque()  # (run_s, fuel_l)
+        self._run_pts: deque[tuple[float, float, int]] = deque()  # (run_s, fuel_l, segment)
+        self._segment = 0  # +1 at every stretch of unknown time
         self._stop_pts: deque[tuple[float, float]] = deque()  # (epoch s, fuel_l) while stopped
         self._last_t: float | None = None
         self._last_running: bool | None = None
@@ -86,9 +114,11 @@ class FuelTracker:
 
     def update(self, now: datetime, fuel_l: float | None, running: bool | None) -> None:
         t = now.timestamp()
-        if self._last_t is not None and self._last_running:
+        if self._last_t is not None:
             dt = t - self._last_t
-            if 0 < dt <= self.max_gap_s:
+            if self._last_running is None or dt > self.max_gap_s:
+                self._segment += 1  # unknown time: neither running hours nor litres
+            elif self._last_running and dt > 0:
                 self._run_s += dt
         self._last_t = t
         self._last_running = running
@@ -109,7 +139,7 @@ class FuelTracker:
         self._recent.append(fuel_l)
         if running:
             self._stop_pts.clear()
-            self._run_pts.append((self._run_s, fuel_l))
+            self._run_pts.append((self._run_s, fuel_l, self._segment))
             horizon = self._run_s - self.settings.learn_window_h * 3600
             while self._run_pts and self._run_pts[0][0] < horizon:
                 self._run_pts.popleft()
@@ -132,13 +162,13 @@ class FuelTracker:
         if self._dirty:
             self._dirty = False
             pts = list(self._run_pts)
-            span_h = (pts[-1][0] - pts[0][0]) / 3600 if len(pts) >= 2 else 0.0
+            span_h = sum(seg[-1][0] - seg[0][0] for seg in segments(pts)) / 3600
             if span_h >= self.settings.learn_min_span_h:
                 step = max(1, len(pts) // MAX_FIT_POINTS)
                 fit = pts[::step]
                 if fit[-1] != pts[-1]:
                     fit.append(pts[-1])
-                slope = theil_sen_slope(fit)  # litres per running second
+                slope = segmented_theil_sen(fit)  # litres per running second
                 self._learned = None if slope is None else -slope * 3600
                 self._learned_span_h = span_h
         return self._learned, self._learned_span_h

@@ -6,8 +6,9 @@
     engine.uplink_up = lambda: uplink.link_up   # None/unset: readiness says "link unknown"
 
 After a restart, `engine.restore(nodes, now)` rebuilds the cumulative windows, consecutive
-runs and MKT from the stored readings (edge_server/rules/restore.py) before the first poll cycle;
-the open alerts stay the same records (the store says which are open).
+runs, MKT and the fuel trackers (learned rate, leak watch) from the stored readings
+(edge_server/rules/restore.py) before the first poll cycle; the open alerts stay the same
+records (the store says which are open).
 
 `RulesComponent` wraps it for edge_server.service (started in the FastAPI lifespan); it also
 re-evaluates when no poll cycle came for data_stale_s, so DATA_STALE is raised even when the
@@ -107,11 +108,13 @@ class RulesEngine:
         except Exception as exc:  # a damaged history must not keep the rules from running
             self.ruleset.evaluator.tracks.clear()
             self.ruleset.obs.mkt.clear()
-            log.error("rules: could not rebuild the alert windows and MKT from the stored "
-                      "readings (%s: %s): starting with empty windows", type(exc).__name__, exc)
+            self.ruleset.obs.trackers.clear()
+            log.error("rules: could not rebuild the alert windows, MKT and fuel rate from the "
+                      "stored readings (%s: %s): starting with empty windows",
+                      type(exc).__name__, exc)
             report = None
         else:
-            log.info("rules: windows and MKT rebuilt from %s", report.describe())
+            log.info("rules: windows, MKT and fuel trackers rebuilt from %s", report.describe())
         return report
 
     def add_sink(self, sink: Sink) -> None:

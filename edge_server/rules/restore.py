@@ -12,9 +12,14 @@ poller stalled) counts for nothing -- neither in range nor beyond -- the same as
 
 What is replayed: every condition that declares `history_channels()` (its value is a function of
 stored readings alone) and whose limit needs memory (`Limit.history_s` > 0), over that history;
-and the MKT window (fridge_mkt_window_h) of every fridge. Not replayed, starting empty as before:
-conditions that need the node's online status or a derived tracker (NODE_OFFLINE, DATA_STALE,
-*_SENSOR_FAULT, FRIDGE_PROBE_FAULT, FUEL_AUTONOMY_LOW, FUEL_LEAK), and the fuel rate learning.
+the MKT window (fridge_mkt_window_h) of every fridge; and the fuel tracker of every power node
+(`Observations.update_fuel` = `FuelTracker.update`, the live code: the learned rate, refuels,
+the leak watch), from far enough back to hold learn_window_h of generator *running* time, found
+by walking the stored gen_running readings backwards (running time is not wall time), capped at
+FUEL_HISTORY_CAP_S, and at least the leak window. FUEL_AUTONOMY_LOW and FUEL_LEAK are then
+judged from the rebuilt tracker at the first live cycle (FUEL_LEAK is instant: no track).
+Not replayed, starting empty as before: conditions that need the node's online status
+(NODE_OFFLINE, DATA_STALE, *_SENSOR_FAULT, FRIDGE_PROBE_FAULT).
 Whether an alert is open is the alert store's to say, not the replay's (RulesEngine.restore).
 """
 
@@ -29,7 +34,15 @@ from datetime import datetime
 from edge_server.rules.engine import Condition
 from edge_server.rules.ruleset import Observations, RuleSet
 from edge_server.state import NodeStatus, Quality, Reading, SiteState
-from edge_server.storage.sqlite import from_ms, stored_readings, to_ms
+from edge_server.storage.sqlite import from_ms, readings_newest_first, stored_readings, to_ms
+
+# How far back (wall time) the fuel tracker's history is read at most. learn_window_h (<= 72 h)
+# of running time is usually found much sooner (a 72 h outage with the generator on: 6 h back
+# with the default 6 h window); without it, 7 days still holds the last weekly/monthly exercise
+# run most of the time, and bounds the replay (3 channels every 2 s for 7 days: 0.9 M rows, the
+# worst case; benchmarks/bench_rules_restore.py). A rate learned longer ago is forgotten at a
+# restart (the live tracker would keep it): the load a week ago says little about today's.
+FUEL_HISTORY_CAP_S = 7 * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +52,12 @@ class RestoreReport:
     instants: int  # distinct stored times (replay steps)
     oldest: datetime | None  # the oldest replayed reading
     seconds: float  # wall time of the rebuild
+    fuel_from: datetime | None = None  # the fuel trackers' history starts here (no power node)
 
     def describe(self) -> str:
         since = "nothing stored" if self.oldest is None else f"since {self.oldest.isoformat()}"
-        return (f"{self.rows} stored readings of {self.channels} channels ({since}), "
+        fuel = "" if self.fuel_from is None else f", fuel from {self.fuel_from.isoformat()}"
+        return (f"{self.rows} stored readings of {self.channels} channels ({since}{fuel}), "
                 f"{self.instants} instants, in {self.seconds * 1000:.0f} ms")
 
 
@@ -68,6 +83,38 @@ def history_plan(ruleset: RuleSet, state: SiteState) -> tuple[
     return horizon, users, mkt_channels
 
 
+def fuel_history_since_ms(
+    conn: sqlite3.Connection, ruleset: RuleSet, state: SiteState, now_ms: int
+) -> int | None:
+    """Where the replay of the fuel trackers starts (None: no power node): back far enough
+    that the stored gen_running readings hold learn_window_h of running time -- counted as
+    FuelTracker.update counts it: the time after a running sample, up to max_sample_gap_s --
+    plus one max gap before the oldest running sample needed (the refuel check's recent
+    median); at least the leak window plus one max gap; at most FUEL_HISTORY_CAP_S."""
+    power = [node.name for node in state.nodes_with_role("power")]
+    if not power:
+        return None
+    fuel, gap_ms = ruleset.fuel, int(ruleset.evaluator.max_gap_s * 1000)
+    cap_ms = now_ms - FUEL_HISTORY_CAP_S * 1000
+    need_ms = fuel.learn_window_h * 3_600_000
+    since = now_ms - int(fuel.leak_window_min * 60_000) - gap_ms
+    for node in power:
+        run_ms = 0
+        newer: int | None = None
+        oldest_running: int | None = None
+        for t_ms, value in readings_newest_first(conn, f"{node}.gen_running", now_ms, cap_ms):
+            if value:  # running from t_ms until the newer sample
+                oldest_running = t_ms
+                if newer is not None and newer - t_ms <= gap_ms:
+                    run_ms += newer - t_ms
+                    if run_ms >= need_ms:
+                        break
+            newer = t_ms
+        if oldest_running is not None:
+            since = min(since, oldest_running - gap_ms)
+    return max(cap_ms, since)
+
+
 def rebuild(
     ruleset: RuleSet, conn: sqlite3.Connection, nodes: Iterable[NodeStatus], now: datetime
 ) -> RestoreReport:
@@ -78,20 +125,28 @@ def rebuild(
     ev, obs = ruleset.evaluator, ruleset.obs
     ev.tracks.clear()
     obs.mkt.clear()
+    obs.trackers.clear()
     state = SiteState("restore")  # private: the live state is the poller's
     for node in nodes:  # online: replayed conditions read stored values only
         state.add_node(NodeStatus(node.name, node.unit_id, node.bus, node.roles, online=True))
     horizon, users, mkt_channels = history_plan(ruleset, state)
     now_ms = to_ms(now)
-    rows = stored_readings(conn, {ch: now_ms - int(s * 1000) for ch, s in horizon.items()},
-                           now_ms)
+    since_ms = {ch: now_ms - int(s * 1000) for ch, s in horizon.items()}
+    fuel_since = fuel_history_since_ms(conn, ruleset, state, now_ms)
+    fuel_channels: set[str] = set()
+    if fuel_since is not None:
+        fuel_channels = {f"{node.name}.{reg}" for node in state.nodes_with_role("power")
+                         for reg in Observations.FUEL_INPUTS}
+        for channel in fuel_channels:
+            since_ms[channel] = min(since_ms.get(channel, fuel_since), fuel_since)
+    rows = stored_readings(conn, since_ms, now_ms)
     instants = 0
     i, n = 0, len(rows)
     while i < n:
         t_ms = rows[i][0]
         at = from_ms(t_ms)
         touched: dict[int, Condition] = {}
-        mkt = False
+        mkt = fuel = False
         while i < n and rows[i][0] == t_ms:  # all rows of one instant, then one step
             _, channel, value = rows[i]
             node_name, name = channel.split(".", 1)
@@ -105,11 +160,15 @@ def rebuild(
                 if now_ms - t_ms <= need_s * 1000:
                     touched[order] = cond
             mkt = mkt or channel in mkt_channels
+            fuel = fuel or (channel in fuel_channels and t_ms >= (fuel_since or 0))
             i += 1
         instants += 1
+        if fuel:  # the live order: fuel, MKT, then the conditions (RuleSet.evaluate)
+            obs.update_fuel(state, at)
         if mkt:
             obs.update_mkt(state, at)
         for k in sorted(touched):  # the evaluator's order, as live
             ev.replay(touched[k], state, at)
-    return RestoreReport(len(horizon), n, instants, from_ms(rows[0][0]) if rows else None,
-                         time.perf_counter() - started)
+    return RestoreReport(len(since_ms), n, instants, from_ms(rows[0][0]) if rows else None,
+                         time.perf_counter() - started,
+                         None if fuel_since is None else from_ms(fuel_since))

@@ -115,6 +115,9 @@ class Observations:
         self.update_fuel(state, now)
         self.update_mkt(state, now)
 
+    # The stored channels the fuel trackers read (rebuilt after a restart: restore.py).
+    FUEL_INPUTS: ClassVar[tuple[str, ...]] = ("fuel_l", "power_faults", "gen_running")
+
     def update_fuel(self, state: SiteState, now: datetime) -> None:
         for node in state.nodes_with_role("power"):
             tracker = self.trackers.get(node.name)

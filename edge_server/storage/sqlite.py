@@ -27,7 +27,7 @@ import logging
 import math
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -586,6 +586,25 @@ def stored_readings(
             "ORDER BY t", (int(row[0]), start, until_ms))]
     out.sort(key=_first)  # stable: rows of one instant keep the channel order
     return out
+
+
+def readings_newest_first(
+    conn: sqlite3.Connection, channel: str, until_ms: int, since_ms: int
+) -> Iterator[tuple[int, float | None]]:
+    """(t_ms, value) of one channel's raw readings in [since_ms, until_ms], newest first, read
+    lazily (stop iterating and the rest is never read); nothing for an unknown channel or a
+    database without the storage tables. Used to find how far back the fuel rate's history of
+    running time reaches (edge_server/rules/restore.py)."""
+    if conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'readings'"
+    ).fetchone() is None:
+        return
+    row = conn.execute("SELECT id FROM channels WHERE name = ?", (channel,)).fetchone()
+    if row is None:
+        return
+    yield from conn.execute(
+        "SELECT t, value FROM readings WHERE channel_id = ? AND t >= ? AND t <= ? "
+        "ORDER BY t DESC", (int(row[0]), since_ms, until_ms))
 
 
 def _first(row: tuple[int, str, float | None]) -> int:
