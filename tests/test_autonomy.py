@@ -53,7 +53,7 @@ def test_learns_the_rate_through_slosh_and_a_refuel() -> None:
     assert est.rate_lph == pytest.approx(9.0, rel=0.08)
     assert tracker.last_refuel_at is not None
     assert est.hours == pytest.approx((level - 10) / 9.0, rel=0.1)
-    assert est.refuel_before is not None
+    assert est.refuel_before is not None and est.hours is not None
     expected = clock.now() + timedelta(hours=est.hours - SETTINGS.refuel_lead_time_h)
     assert abs((est.refuel_before - expected).total_seconds()) < 1
 
