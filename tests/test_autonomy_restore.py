@@ -254,3 +254,25 @@ def test_fuel_history_reaches_back_to_learn_window_h_of_running_time(tmp_path: P
     expected = t0 + timedelta(seconds=2 * H - STEP_S - RulesSettings().max_sample_gap_s)
     assert edge.report.fuel_from == expected
     edge.close()
+
+
+@pytest.mark.parametrize("stopped_h", [20, 30], ids=["run-within-24h", "run-before-24h"])
+def test_fuel_history_is_capped_at_24_hours_of_wall_time(tmp_path: Path, stopped_h: int) -> None:
+    """A 2 h run, then the generator stopped: within the 24 h cap the learned rate comes back;
+    beyond it only the leak window is replayed and the prior is back (docs/rules.md)."""
+    clock = ManualClock()
+    t0 = clock.now()
+    edge = Edge(tmp_path / "site.db", clock, 800.0, random.Random(9))
+    edge.run(2 * H, running=True)
+    edge.run(stopped_h * H, running=False)
+    edge = restart(edge, tmp_path / "site.db", running=False)
+    assert edge.report is not None and edge.report.fuel_from is not None
+    est = edge.estimate()
+    if stopped_h < 24:
+        assert edge.report.fuel_from == t0 - timedelta(seconds=RulesSettings().max_sample_gap_s)
+        assert est.learned_lph == pytest.approx(TRUE_LPH, rel=0.05)
+    else:
+        leak_s = FUEL.leak_window_min * 60 + RulesSettings().max_sample_gap_s
+        assert edge.report.fuel_from == clock.now() - timedelta(seconds=leak_s)
+        assert est.learned_lph is None and est.rate_lph == PRIOR_LPH
+    edge.close()

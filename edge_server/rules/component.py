@@ -248,7 +248,8 @@ class RulesComponent:
         conn = open_db(cfg.storage.data_dir / "site.db")
         self.engine = RulesEngine(cfg.rules, cfg.fuel, conn=conn, capacity=cfg.site.capacity)
         # The replay of the stored readings (0.61 s for a 3-node site with 24 h windows, 12 s
-        # with a 30-day MKT window: benchmarks/bench_rules_restore.py; longer on a slow edge
+        # with a 30-day MKT window; the fuel tracker adds 0.2 s on a 72 h outage, up to 0.5 s
+        # with the default 24 h cap: benchmarks/bench_rules_restore.py; longer on a slow edge
         # computer) runs in a worker thread. start() waits for it at most RESTORE_WAIT_S, so
         # the poller (started after the components) is never held up longer; a longer replay
         # finishes in the background and the rules join the poll cycles when it is done.

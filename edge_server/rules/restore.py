@@ -16,8 +16,9 @@ the MKT window (fridge_mkt_window_h) of every fridge; and the fuel tracker of ev
 (`Observations.update_fuel` = `FuelTracker.update`, the live code: the learned rate, refuels,
 the leak watch), from far enough back to hold learn_window_h of generator *running* time, found
 by walking the stored gen_running readings backwards (running time is not wall time), capped at
-FUEL_HISTORY_CAP_S, and at least the leak window. FUEL_AUTONOMY_LOW and FUEL_LEAK are then
-judged from the rebuilt tracker at the first live cycle (FUEL_LEAK is instant: no track).
+fuel_history_cap_s() (24 h, or 2 x learn_window_h), and at least the leak window.
+FUEL_AUTONOMY_LOW and FUEL_LEAK are then judged from the rebuilt tracker at the first live
+cycle (FUEL_LEAK is instant: no track).
 Not replayed, starting empty as before: conditions that need the node's online status
 (NODE_OFFLINE, DATA_STALE, *_SENSOR_FAULT, FRIDGE_PROBE_FAULT).
 Whether an alert is open is the alert store's to say, not the replay's (RulesEngine.restore).
@@ -36,13 +37,20 @@ from edge_server.rules.ruleset import Observations, RuleSet
 from edge_server.state import NodeStatus, Quality, Reading, SiteState
 from edge_server.storage.sqlite import from_ms, readings_newest_first, stored_readings, to_ms
 
-# How far back (wall time) the fuel tracker's history is read at most. learn_window_h (<= 72 h)
-# of running time is usually found much sooner (a 72 h outage with the generator on: 6 h back
-# with the default 6 h window); without it, 7 days still holds the last weekly/monthly exercise
-# run most of the time, and bounds the replay (3 channels every 2 s for 7 days: 0.9 M rows, the
-# worst case; benchmarks/bench_rules_restore.py). A rate learned longer ago is forgotten at a
-# restart (the live tracker would keep it): the load a week ago says little about today's.
-FUEL_HISTORY_CAP_S = 7 * 86400
+# How far back (wall time) the fuel tracker's history is read at most: 24 h, or twice
+# learn_window_h when that is longer (learn_window_h may be set up to 72 h). In an outage the
+# generator carries the site most of the time (mains-outage-72h: 60 of 72 h), so learn_window_h
+# of running lies well inside twice that of wall time (a 72 h outage with the default 6 h: 6 h
+# back). The cap bounds a restart *outside* an outage, when only short exercise runs are stored
+# and the walk back never collects learn_window_h: each wall hour replayed costs ~27 ms (3
+# channels every 2 s; benchmarks/bench_rules_restore.py), so 24 h adds ~0.6 s, 7 days ~4.8 s. A
+# rate learned from an exercise run longer ago is forgotten at a restart (the live tracker would
+# keep it): the chart prior takes over, as it did before there was a fuel restore.
+MIN_FUEL_HISTORY_S = 24 * 3600.0
+
+
+def fuel_history_cap_s(learn_window_h: float) -> float:
+    return max(MIN_FUEL_HISTORY_S, 2 * learn_window_h * 3600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +98,12 @@ def fuel_history_since_ms(
     that the stored gen_running readings hold learn_window_h of running time -- counted as
     FuelTracker.update counts it: the time after a running sample, up to max_sample_gap_s --
     plus one max gap before the oldest running sample needed (the refuel check's recent
-    median); at least the leak window plus one max gap; at most FUEL_HISTORY_CAP_S."""
+    median); at least the leak window plus one max gap; at most fuel_history_cap_s()."""
     power = [node.name for node in state.nodes_with_role("power")]
     if not power:
         return None
     fuel, gap_ms = ruleset.fuel, int(ruleset.evaluator.max_gap_s * 1000)
-    cap_ms = now_ms - FUEL_HISTORY_CAP_S * 1000
+    cap_ms = now_ms - int(fuel_history_cap_s(fuel.learn_window_h) * 1000)
     need_ms = fuel.learn_window_h * 3_600_000
     since = now_ms - int(fuel.leak_window_min * 60_000) - gap_ms
     for node in power:
