@@ -16,9 +16,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from edge_server.uplink.protocol import SITE_ID_PATTERN, iso, parse_iso
+from edge_server.uplink.protocol import SITE_ID_PATTERN, IsoTime, iso
 
 if TYPE_CHECKING:
     from edge_server.commission.assess import Check, SiteReport
@@ -51,18 +51,12 @@ class CommissioningBody(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     site_id: Annotated[str, Field(pattern=SITE_ID_PATTERN)]
-    commissioned_at: str
+    commissioned_at: IsoTime
     by: Annotated[str, Field(min_length=1, max_length=200)]
     result: Result
     tool_version: Annotated[str, Field(min_length=1)]
     site_problems: list[Problem]
     nodes: list[NodeRecord]
-
-    @field_validator("commissioned_at")
-    @classmethod
-    def _commissioned_at_is_iso(cls, v: str) -> str:
-        parse_iso(v)
-        return v
 
 
 def tool_version() -> str:

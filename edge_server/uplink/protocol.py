@@ -17,7 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 PROTOCOL_VERSION = 1
 INGEST_PATH = "/api/v1/ingest"
@@ -71,6 +71,15 @@ def parse_iso(text: str) -> datetime:
     return dt.astimezone(UTC)
 
 
+def _iso_checked(text: str) -> str:
+    parse_iso(text)
+    return text
+
+
+# A timestamp field kept as the sender wrote it, checked to be ISO 8601 with a time zone.
+IsoTime = Annotated[str, AfterValidator(_iso_checked)]
+
+
 class Message(BaseModel):
     """One message in a batch; `id` is the idempotency key (a retry carries the same id)."""
 
@@ -79,7 +88,7 @@ class Message(BaseModel):
     # spelling, or a sender writing upper-case hex would never see its messages acknowledged.
     id: str
     kind: Kind
-    at: str
+    at: IsoTime
     body: dict[str, Any]
 
     @field_validator("id")
@@ -88,25 +97,13 @@ class Message(BaseModel):
         uuid.UUID(v)
         return v
 
-    @field_validator("at")
-    @classmethod
-    def _at_is_iso(cls, v: str) -> str:
-        parse_iso(v)
-        return v
-
 
 class Batch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     site_id: Annotated[str, Field(pattern=SITE_ID_PATTERN)]
     batch_id: uuid.UUID
-    sent_at: str
+    sent_at: IsoTime
     messages: list[Message]
-
-    @field_validator("sent_at")
-    @classmethod
-    def _sent_at_is_iso(cls, v: str) -> str:
-        parse_iso(v)
-        return v
 
 
 def encode_batch(
