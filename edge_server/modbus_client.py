@@ -39,6 +39,10 @@ class NoAnswer(ModbusError):
     """No (valid) reply: timeout, connection refused/lost, or a frame dropped for a bad CRC."""
 
 
+class PortUnavailable(NoAnswer):
+    """The serial port could not be opened or the TCP connection made: no unit was asked."""
+
+
 class ExceptionReply(ModbusError):
     """The node answered with a Modbus exception code."""
 
@@ -106,9 +110,9 @@ class BusClient:
         try:
             ok = await client.connect()
         except Exception as exc:  # noqa: BLE001  (pyserial raises termios.error, not OSError)
-            raise NoAnswer(f"cannot open {self.describe}: {exc}") from None
+            raise PortUnavailable(f"cannot open {self.describe}: {exc}") from None
         if not ok:
-            raise NoAnswer(f"cannot connect to {self.describe}")
+            raise PortUnavailable(f"cannot connect to {self.describe}")
         return client
 
     async def _request(self, what: str, call: Callable[[Any], Awaitable[Any]]) -> Any:

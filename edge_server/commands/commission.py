@@ -43,7 +43,7 @@ from edge_server.config import (
     load_config,
     parse_listen,
 )
-from edge_server.modbus_client import NoAnswer
+from edge_server.modbus_client import PortUnavailable
 
 DEFAULT_TIMEOUT_S = 1.0
 # A scan asks each unit for 3 registers: at 19200 baud request + reply take ~10 ms on the wire,
@@ -212,7 +212,7 @@ async def commission_main(
     try:
         try:
             targets, scan_checks = await _plan(args, lang, clients)
-        except NoAnswer as exc:  # the port itself: missing, busy, refused
+        except PortUnavailable as exc:  # the port itself: missing, busy, refused
             where = next(iter(clients.values())).describe if clients else "?"
             out_check = Check.msg(Level.FAIL, "port_error", "port_error", bus=where,
                                   detail=str(exc))

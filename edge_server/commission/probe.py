@@ -24,7 +24,7 @@ from edge_server.commission.assess import (
 )
 from edge_server.commission.texts import Level
 from edge_server.config import RtuBus, TcpBus
-from edge_server.modbus_client import BusClient, ExceptionReply, NoAnswer
+from edge_server.modbus_client import BusClient, ExceptionReply, NoAnswer, PortUnavailable
 
 TCP_ANY_UNIT = 255
 SCAN_REGISTERS = 3  # map_version, node_id, roles: an 11-byte RTU reply (5.7 ms at 19200 baud)
@@ -44,11 +44,6 @@ def make_client(bus: RtuBus | TcpBus, timeout_s: float, retries: int) -> ReadBus
     return BusClient(bus, timeout_s=timeout_s, retries=retries)
 
 
-def _is_port_error(exc: NoAnswer) -> bool:
-    # BusClient words a failed open/connect as "cannot open ..." / "cannot connect to ...".
-    return str(exc).startswith("cannot ")
-
-
 async def read_node(client: ReadBus, target: Target) -> NodeReport:
     """The whole register image in one request (it fits one FC03 read by the map's own check);
     on an exception reply, the map version alone, to tell an unknown map from a wrong device."""
@@ -56,10 +51,11 @@ async def read_node(client: ReadBus, target: Target) -> NodeReport:
     try:
         words = await client.read_registers(target.unit, 0, size)
     except NoAnswer as exc:
-        other = await _whoever_answers(client, size) if not _is_port_error(exc) else None
+        port_error = isinstance(exc, PortUnavailable)
+        other = None if port_error else await _whoever_answers(client, size)
         if other is None:
             return no_answer(target, client.describe, str(exc),
-                             client.timeout_s * (client.retries + 1), _is_port_error(exc))
+                             client.timeout_s * (client.retries + 1), port_error)
         words = other
     except ExceptionReply as exc:
         try:
@@ -108,16 +104,16 @@ async def commission(targets: list[Target], clients: dict[str, ReadBus]) -> Site
 async def scan(client: ReadBus, units: Iterable[int]) -> list[int]:
     """Units that answer (with data or a Modbus exception) a read of the first registers.
 
-    Raises NoAnswer when the port itself cannot be opened (no point asking 247 units)."""
+    Raises PortUnavailable when the port itself cannot be opened (no point asking 247 units)."""
     found = []
     for unit in units:
         try:
             await client.read_registers(unit, 0, SCAN_REGISTERS)
         except ExceptionReply:
             pass  # it answered: a device is there, read_node will say what is wrong
-        except NoAnswer as exc:
-            if _is_port_error(exc):
-                raise
+        except PortUnavailable:
+            raise
+        except NoAnswer:
             continue
         found.append(unit)
     return found
