@@ -1,23 +1,29 @@
-"""The edge service: one asyncio process built from a SiteConfig and a Clock.
+"""The edge service: one asyncio process, composed here and nowhere else.
 
-    service = Service(config, SystemClock())
-    app = create_app(service)          # edge_server.api.app: the lifespan calls start()/stop()
+    service = Service(config, SystemClock())          # builds the parts: no I/O, no tasks
+    app = create_app(service)                          # edge_server.api.app; its lifespan
+                                                       # calls service.start() / stop()
 
-Order of the parts: state -> poller -> components (storage, rules/alerts/readiness, uplink outbox).
-The poller and state are made in __init__ (cheap, no I/O); everything that opens a file, a
-socket or a task is made in start(), i.e. inside the FastAPI lifespan, never at import time.
+The parts and what each is given (an arrow: "is handed to"):
 
-How another part plugs in (see COMPONENT_FACTORIES below):
+    SiteState ─▶ Poller                     (the poller writes every cycle into the state)
+    SiteState, Clock ─▶ StorageComponent     site.db: readings, aggregates, events; InfluxDB sink
+    SiteState, Clock ─▶ RulesComponent       alerts, readiness, fuel autonomy (its own site.db
+                                             connection)
+    RulesComponent, StorageComponent (event log), Clock ─▶ UplinkComponent
+                                             outbox + sender to the C-NSP hub; puts itself in
+                                             as the rules' sink and link check, hands the hub's
+                                             acknowledgements back to the rules
+    Poller, SiteState, Clock, StorageComponent (event log), UplinkComponent ─▶ GenTestComponent
+                                             generator tests; finished records to the uplink
 
-    class Storage:                       # any object with async start()/stop()
-        def __init__(self, service: Service) -> None: ...
-        async def start(self) -> None:   # open the database, then
-            self.service.state.subscribe(self.on_cycle)   # called after every poll cycle
-        async def stop(self) -> None: ...
+They start in that order (storage, rules, uplink, generator tests, then the poller's task) and
+stop in the reverse order. No part imports this module: each gets what it uses in its
+constructor, so a test builds just the parts it needs with `parts=Part.STORAGE | Part.RULES`
+and the same wiring. The API reaches the parts through the typed dependencies in
+edge_server.api.deps. Everything that opens a file, a socket or a task happens in start(),
+inside the FastAPI lifespan, never at import time or in a constructor.
 
-    COMPONENT_FACTORIES.append(Storage)  # or add it to the list below, in start order
-
-A router reaches a component with `service.component(Storage)`.
 Scenario runners with a ManualClock call `await service.start(run_poller=False)` and then
 `await service.poller.poll_once()` after every `clock.advance(...)`.
 """
@@ -25,105 +31,89 @@ Scenario runners with a ManualClock call `await service.start(run_poller=False)`
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-from collections.abc import Callable
-from typing import Protocol, TypeVar
+from pathlib import Path
+from typing import Protocol
 
 from edge_server.clock import Clock, SystemClock
 from edge_server.config import SiteConfig
+from edge_server.gentest.component import GenTestComponent
 from edge_server.poller import Poller
+from edge_server.rules.component import RulesComponent
 from edge_server.state import SiteState
+from edge_server.storage.component import StorageComponent, site_db_path
+from edge_server.uplink.component import UplinkComponent
 
 log = logging.getLogger(__name__)
 
 
-class Component(Protocol):
-    """A part of the service with a life: started after the poller exists, stopped in reverse."""
+class Part(enum.Flag):
+    """The parts of the service besides the poller and the site state (always there)."""
 
+    STORAGE = enum.auto()
+    RULES = enum.auto()
+    UPLINK = enum.auto()
+    GENTEST = enum.auto()
+    NONE = 0
+    ALL = STORAGE | RULES | UPLINK | GENTEST
+
+
+class Lifecycle(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
 
-ComponentFactory = Callable[["Service"], Component]
-C = TypeVar("C")
-
-# ---------------------------------------------------------------------------------------------
-# PLUG-IN POINTS, in start order. Each engineer adds ONE line for their part (a class taking the
-# Service, or a function returning a Component; return objects, do no I/O in the constructor).
-#   H4a storage (SQLite, InfluxDB sink):            e.g. storage.StorageComponent
-#   H4b rules / alerts / readiness:                 e.g. rules.RulesComponent
-#   H5  uplink outbox (delivery to the C-NSP hub):  e.g. uplink.UplinkComponent
-def _storage_component(service: Service) -> Component:
-    """H4a: site.db (readings, aggregates, events, users) + optional InfluxDB sink; first."""
-    from edge_server.storage.component import StorageComponent
-
-    return StorageComponent(service)
-
-
-COMPONENT_FACTORIES: list[ComponentFactory] = [_storage_component]
-
-
-def _rules_component(service: Service) -> Component:
-    """H4b: rules, alerts (site.db), readiness; after storage, before the uplink (its sink)."""
-    from edge_server.rules.component import RulesComponent
-
-    return RulesComponent(service)
-
-
-COMPONENT_FACTORIES.append(_rules_component)
-
-
-def _uplink_component(service: Service) -> Component:
-    """H5: outbox + sender to the C-NSP hub; appended so it starts after storage and rules."""
-    from edge_server.uplink.component import UplinkComponent
-
-    return UplinkComponent(service)
-
-
-COMPONENT_FACTORIES.append(_uplink_component)
-
-
-def _gentest_component(service: Service) -> Component:
-    """R2-B: generator tests (runner, gentests table, schedule); after storage and the uplink."""
-    from edge_server.gentest.component import GenTestComponent
-
-    return GenTestComponent(service)
-
-
-COMPONENT_FACTORIES.append(_gentest_component)
-# ---------------------------------------------------------------------------------------------
-
-
 class Service:
     def __init__(
-        self,
-        config: SiteConfig,
-        clock: Clock | None = None,
-        *,
-        factories: list[ComponentFactory] | None = None,
+        self, config: SiteConfig, clock: Clock | None = None, *, parts: Part = Part.ALL
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.state = SiteState(config.site.id)
         self.poller = Poller(config, self.state, self.clock)
-        self._factories = list(COMPONENT_FACTORIES if factories is None else factories)
-        self.components: list[Component] = []
+        site_db = site_db_path(Path(config.storage.data_dir))
+
+        self.storage = (
+            StorageComponent(config.storage, self.state, self.clock)
+            if Part.STORAGE in parts else None
+        )
+        self.rules = (
+            RulesComponent(config.rules, config.fuel, site_db, self.state, self.clock,
+                           capacity=config.site.capacity)
+            if Part.RULES in parts else None
+        )
+        self.uplink = (
+            UplinkComponent(config.site.id, config.uplink, Path(config.storage.data_dir),
+                            self.clock, rules=self.rules, events=self.storage)
+            if Part.UPLINK in parts else None
+        )
+        self.gentest = (
+            GenTestComponent(config.site.id, config.gentest, config.rules, site_db,
+                             self.poller, self.state, self.clock,
+                             events=self.storage, uplink=self.uplink)
+            if Part.GENTEST in parts else None
+        )
+        # The start order; stop() walks it backwards.
+        self._parts: tuple[Lifecycle, ...] = tuple(
+            p for p in (self.storage, self.rules, self.uplink, self.gentest) if p is not None
+        )
+        self._started: list[Lifecycle] = []
         self._poll_task: asyncio.Task[None] | None = None
         self.started = False
 
     async def start(self, *, run_poller: bool = True) -> None:
-        """Build and start the components, then start polling (unless run_poller=False)."""
-        for factory in self._factories:
-            component = factory(self)
-            await component.start()
-            self.components.append(component)
+        """Start the parts in order, then start polling (unless run_poller=False)."""
+        for part in self._parts:
+            await part.start()
+            self._started.append(part)
         if run_poller:
             self._poll_task = asyncio.create_task(self.poller.run(), name="poller")
         self.started = True
-        log.info("edge service for site %s started: %d nodes on %d buses, %d components",
+        log.info("edge service for site %s started: %d nodes on %d buses, parts: %s",
                  self.config.site.id, len(self.config.nodes), len(self.config.buses),
-                 len(self.components))
+                 ", ".join(type(p).__name__ for p in self._started) or "none")
 
     async def stop(self) -> None:
         if self._poll_task is not None:
@@ -133,22 +123,11 @@ class Service:
             except TimeoutError:
                 self._poll_task.cancel()
             self._poll_task = None
-        for component in reversed(self.components):
+        for part in reversed(self._started):
             try:
-                await component.stop()
+                await part.stop()
             except Exception:  # stop the others anyway
-                log.exception("stopping %s failed", type(component).__name__)
-        self.components.clear()
+                log.exception("stopping %s failed", type(part).__name__)
+        self._started.clear()
         self.poller.close()
         self.started = False
-
-    def add_component(self, component: Component) -> None:
-        """Add an already built component (tests); start() does not start it, you do."""
-        self.components.append(component)
-
-    def component(self, kind: type[C]) -> C:
-        """The running component of this type; LookupError when that part is not running."""
-        for c in self.components:
-            if isinstance(c, kind):
-                return c
-        raise LookupError(f"{kind.__name__} is not running in this service")

@@ -15,10 +15,9 @@ from edge_server.api.app import create_app
 from edge_server.auth import Role, UserStore
 from edge_server.clock import ManualClock
 from edge_server.config import parse_config
-from edge_server.rules.component import RulesComponent, RulesEngine
-from edge_server.service import Service
+from edge_server.rules.component import RulesEngine
+from edge_server.service import Part, Service
 from edge_server.state import Quality, Reading
-from edge_server.storage.component import StorageComponent
 
 TOML = """
 [site]
@@ -58,7 +57,7 @@ class Site:
 
     @property
     def engine(self) -> RulesEngine:
-        engine = self.service.component(RulesComponent).engine
+        engine = self.service.rules.engine
         assert engine is not None
         return engine
 
@@ -83,7 +82,7 @@ class Site:
 
 async def start_site(data: Path, clock: ManualClock) -> AsyncIterator[Site]:
     config = parse_config(TOML.format(data=data))
-    service = Service(config, clock, factories=[StorageComponent, RulesComponent])
+    service = Service(config, clock, parts=Part.STORAGE | Part.RULES)
     await service.start(run_poller=False)
     try:
         yield Site(service, clock)
@@ -97,7 +96,7 @@ def clock() -> ManualClock:
 
 
 def tokens(site: Site) -> dict[str, str]:
-    users = UserStore(site.service.component(StorageComponent).require().connection)
+    users = UserStore(site.service.storage.require().connection)
     return {role.label: users.add(role.label, role, site.clock.now()) for role in Role}
 
 
@@ -276,7 +275,7 @@ async def test_stalled_poller_raises_data_stale(tmp_path: Path, clock: ManualClo
     on its own and DATA_STALE comes up for the nodes that still claim to be online."""
     async for site in start_site(tmp_path / "data", clock):
         site.cycle(5.0)
-        component = site.service.component(RulesComponent)
+        component = site.service.rules
         assert component.check_stale(clock.now()) is False  # a cycle just came
         clock.advance(200)
         assert component.check_stale(clock.now()) is True

@@ -26,8 +26,7 @@ from edge_server.auth import (
 )
 from edge_server.clock import ManualClock
 from edge_server.config import parse_config
-from edge_server.service import Service
-from edge_server.storage.component import StorageComponent
+from edge_server.service import Part, Service
 from edge_server.storage.db import open_db
 from tests.conftest import ROOT
 
@@ -126,10 +125,10 @@ class Site:
 async def make_site(tmp_path: Path, require_auth_for_read: bool) -> AsyncIterator[Site]:
     clock = ManualClock()
     config = parse_config(site_toml(tmp_path / "data", require_auth_for_read))
-    service = Service(config, clock, factories=[StorageComponent])
+    service = Service(config, clock, parts=Part.STORAGE)
     await service.start(run_poller=False)
     try:
-        users = UserStore(service.component(StorageComponent).require().connection)
+        users = UserStore(service.storage.require().connection)
         tokens = {role.label: users.add(role.label, role, clock.now()) for role in Role}
         yield Site(service, clock, tokens)
     finally:

@@ -21,7 +21,7 @@ from edge_server.clock import ManualClock
 from edge_server.commands.demo import DemoNode, make_nodes, site_toml
 from edge_server.config import parse_config
 from edge_server.poller import Poller
-from edge_server.service import Service
+from edge_server.service import Part, Service
 from edge_server.state import Quality, SiteState
 from edge_server.vnode import VirtualNode
 from tests.conftest import bound_port, need_tool
@@ -46,7 +46,7 @@ async def test_three_virtual_nodes_end_to_end(nodes: list[DemoNode], tmp_path: P
     # (port 0: no free_port() bind-and-release race with other processes).
     config = parse_config(site_toml(nodes, tmp_path, "127.0.0.1:8080"))
     clock = ManualClock()
-    service = Service(config, clock, factories=[])
+    service = Service(config, clock, parts=Part.NONE)
     await service.start(run_poller=False)
     try:
         app = create_app(service, manage_service=False)

@@ -21,7 +21,7 @@ from edge_server.gentest.settings import GenTestSettings
 from edge_server.gentest.store import GenTestStore
 from edge_server.poller import CommandRejected
 from edge_server.rules.readiness import last_gentest
-from edge_server.service import Service
+from edge_server.service import Part, Service
 from edge_server.storage.db import open_db
 from edge_server.vnode import VirtualNode
 from tests.vnode_fixtures import vnode_factory  # noqa: F401  (fixture)
@@ -111,7 +111,7 @@ async def bench(tmp_path: Path,
     assert node.tcp_port is not None
     clock = ManualClock(START)
     config = parse_config(site_toml(node.tcp_port, tmp_path / "data"))
-    service = Service(config, clock, factories=[])
+    service = Service(config, clock, parts=Part.NONE)
     await service.start(run_poller=False)
     conn = open_db(tmp_path / "data" / "site.db")
     holder: list[Bench] = []

@@ -28,7 +28,6 @@ from edge_server.gentest.schedule import DueStatus, next_due
 from edge_server.hub.testing import running_hub
 from edge_server.rules.settings import RulesSettings
 from edge_server.service import Service
-from edge_server.storage.component import StorageComponent
 from tests.conftest import ROOT, need_tool
 from tests.test_hub_api import schema_validator
 from tests.test_poller import RMAP, Peer, image, make_peer, peers  # noqa: F401  (fixture)
@@ -45,12 +44,12 @@ class Site:
     def __init__(self, service: Service, clock: ManualClock, peer: Peer) -> None:
         self.service, self.clock, self.peer = service, clock, peer
         self.app = create_app(service, manage_service=False)
-        users = UserStore(service.component(StorageComponent).require().connection)
+        users = UserStore(service.storage.require().connection)
         self.tokens = {r.label: users.add(r.label, r, clock.now()) for r in Role}
 
     @property
     def gentest(self) -> GenTestComponent:
-        return self.service.component(GenTestComponent)
+        return self.service.gentest
 
     def node(self, **raw: int) -> None:
         self.peer.words = image(("power",), **raw)
@@ -72,7 +71,7 @@ class Site:
         return [bool(v[0]) for fc, addr, v in self.peer.writes if fc == 5 and addr == coil]
 
     def events(self, code: str) -> list[dict[str, Any]]:
-        storage = self.service.component(StorageComponent).require()
+        storage = self.service.storage.require()
         return [e for e in storage.events(START - timedelta(days=1), START + timedelta(days=9))
                 if e["code"] == code]
 
@@ -248,9 +247,8 @@ async def test_a_passed_test_report_pdf_and_readiness(tmp_path: Path,
                                  cwd=ROOT, timeout=60)
         assert missing.returncode == 2 and "999" in missing.stderr
         # readiness reads the pass from the same table
-        from edge_server.rules.component import RulesComponent
 
-        engine = site.service.component(RulesComponent).engine
+        engine = site.service.rules.engine
         assert engine is not None
         codes = {r.code for r in engine.assess(site.clock.now()).reasons}
         assert not codes & {"GENTEST_NONE", "GENTEST_FAILED", "GENTEST_OVERDUE"}, codes

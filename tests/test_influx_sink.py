@@ -208,8 +208,7 @@ def test_full_buffer_drops_the_oldest_points_and_counts_them(tmp_path: Path):
 
 async def test_the_service_feeds_the_sink_when_configured(vm: VictoriaMetrics, tmp_path: Path):
     from edge_server.config import parse_config
-    from edge_server.service import Service
-    from edge_server.storage.component import StorageComponent
+    from edge_server.service import Part, Service
     from tests.test_auth import site_toml
 
     toml = site_toml(tmp_path / "data") + f'''
@@ -219,11 +218,11 @@ token_env = "NSP_TEST_INFLUX_TOKEN_UNSET"
 flush_interval_s = 0.05
 '''
     clock = ManualClock(T0)
-    service = Service(parse_config(toml), clock, factories=[StorageComponent])
+    service = Service(parse_config(toml), clock, parts=Part.STORAGE)
     await service.start(run_poller=False)
     expected: dict[tuple[str, str], list[tuple[int, float]]] = {}
     try:
-        component = service.component(StorageComponent)
+        component = service.storage
         assert component.influx is not None
         for k in range(20):
             at = clock.now()

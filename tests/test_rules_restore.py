@@ -272,9 +272,7 @@ async def test_the_service_component_restores_before_it_joins_the_poll_cycles(
     import tomllib
 
     from edge_server.config import SiteConfig
-    from edge_server.rules.component import RulesComponent
-    from edge_server.service import Service
-    from edge_server.storage.component import StorageComponent
+    from edge_server.service import Part, Service
     from edge_server.storage.sqlite import Row, to_ms
     from tests.conftest import ROOT
 
@@ -288,10 +286,10 @@ async def test_the_service_component_restores_before_it_joins_the_poll_cycles(
     raw = tomllib.loads((ROOT / "examples" / "site.toml").read_text())
     raw["storage"] = {"data_dir": str(tmp_path / "edge")}
     service = Service(SiteConfig.model_validate(raw), clock,
-                      factories=[StorageComponent, RulesComponent])
+                      parts=Part.STORAGE | Part.RULES)
     await service.start(run_poller=False)
     try:
-        engine = service.component(RulesComponent).engine
+        engine = service.rules.engine
         assert engine is not None
         track = engine.ruleset.evaluator.tracks[("FRIDGE_HIGH", "fridge.fridge_temp_c")]
         assert track.cumulative_s(clock.now().timestamp(), 24 * H) == 6 * H - STEP_S

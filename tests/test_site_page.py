@@ -20,7 +20,7 @@ from edge_server.api.app import create_app, serving
 from edge_server.auth import Role, UserStore
 from edge_server.clock import SystemClock
 from edge_server.config import parse_config
-from edge_server.service import Service
+from edge_server.service import Part, Service
 from edge_server.storage.component import site_db_path
 from tests.conftest import free_port, need_tool
 from tests.test_poller import Peer, image, site
@@ -38,7 +38,7 @@ async def edge_url() -> AsyncIterator[str]:
     text = site({"fridge1": peer.port}, {"fridge1": '"fridge"'}).replace(
         "interval_s = 2", "interval_s = 0.3"
     )
-    service = Service(parse_config(text), SystemClock(), factories=[])
+    service = Service(parse_config(text), SystemClock(), parts=Part.NONE)
     port = free_port()
     try:
         async with serving(create_app(service), "127.0.0.1", port):
@@ -138,7 +138,7 @@ async def test_site_needs_a_token_when_the_site_says_so(tmp_path: Path) -> None:
         "[poll]",
         f'[api]\nrequire_auth_for_read = true\n\n[storage]\ndata_dir = "{tmp_path}"\n\n[poll]',
     )
-    service = Service(parse_config(text), SystemClock(), factories=[])
+    service = Service(parse_config(text), SystemClock(), parts=Part.NONE)
     app = create_app(service, manage_service=False)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:

@@ -27,9 +27,8 @@ from edge_server.api.app import create_app, serving
 from edge_server.auth import Role, UserStore
 from edge_server.clock import SystemClock
 from edge_server.config import parse_config
-from edge_server.rules.component import RulesComponent
-from edge_server.service import Service
-from edge_server.storage.component import StorageComponent, site_db_path
+from edge_server.service import Part, Service
+from edge_server.storage.component import site_db_path
 from edge_server.storage.sqlite import Row, to_ms
 from tests.conftest import free_port, need_tool
 from tests.test_poller import Peer, image, site
@@ -88,11 +87,11 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
         "interval_s = 2", "interval_s = 0.3"
     ).replace("[poll]", f'[storage]\ndata_dir = "{data_dir}"\n\n[poll]')
     clock = SystemClock()
-    service = Service(parse_config(text), clock, factories=[StorageComponent, RulesComponent])
+    service = Service(parse_config(text), clock, parts=Part.STORAGE | Part.RULES)
     port = free_port()
     try:
         async with serving(create_app(service), "127.0.0.1", port) as server:
-            storage = service.component(StorageComponent).require()
+            storage = service.storage.require()
             now_ms = to_ms(clock.now())
             assert storage.write_rows(fridge_rows(now_ms) + fuel_rows(now_ms))
             users = UserStore(site_db_path(data_dir))
@@ -330,7 +329,7 @@ async def test_site_that_requires_a_token_to_read_asks_for_one(
         "interval_s = 2", "interval_s = 0.3"
     ).replace("[poll]", f'[api]\nrequire_auth_for_read = true\n\n[storage]\n'
                         f'data_dir = "{data_dir}"\n\n[poll]')
-    service = Service(parse_config(text), SystemClock(), factories=[StorageComponent])
+    service = Service(parse_config(text), SystemClock(), parts=Part.STORAGE)
     port = free_port()
     try:
         async with serving(create_app(service), "127.0.0.1", port):

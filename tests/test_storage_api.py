@@ -12,9 +12,8 @@ import pytest
 from edge_server.api.app import create_app
 from edge_server.clock import ManualClock
 from edge_server.config import parse_config
-from edge_server.service import Service
+from edge_server.service import Part, Service
 from edge_server.state import NodeStatus, Quality, Reading
-from edge_server.storage.component import StorageComponent
 from tests.test_auth import site_toml
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -24,7 +23,7 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
     clock = ManualClock(T0)
     svc = Service(parse_config(site_toml(tmp_path / "data")), clock,
-                  factories=[StorageComponent])
+                  parts=Part.STORAGE)
     await svc.start(run_poller=False)
     try:
         yield svc
@@ -124,7 +123,7 @@ async def test_metrics_show_good_readings_nodes_and_storage_health(service: Serv
 
 
 async def test_full_disk_shows_in_metrics_and_the_service_keeps_going(service: Service):
-    storage = service.component(StorageComponent).require()
+    storage = service.storage.require()
     cycle(service, 5.0, False)
     storage.set_size_limit_pages(storage.connection.execute("PRAGMA page_count").fetchone()[0])
     for k in range(2000):

@@ -1,6 +1,6 @@
 """The uplink inside the edge service: rules engine -> outbox -> hub, and hub acks -> site alerts.
 
-Real parts: the edge Service with H4b's RulesComponent and the UplinkComponent, a real hub on
+Real parts: the edge Service with its rules and uplink parts, a real hub on
 localhost, real SQLite on both ends. The rules raise NODE_OFFLINE alerts because no node answers
 (the poller is not run). The sender runs as the service's own asyncio task; the test waits for
 its effects by polling the hub's database with a short deadline.
@@ -20,9 +20,7 @@ import httpx
 from edge_server.clock import ManualClock
 from edge_server.config import SiteConfig
 from edge_server.hub.testing import running_hub
-from edge_server.rules.component import RulesComponent
-from edge_server.service import Service, _uplink_component
-from edge_server.uplink.component import UplinkComponent
+from edge_server.service import Part, Service
 from tests.conftest import ROOT
 from tests.test_hub_api import schema_validator
 
@@ -44,12 +42,12 @@ async def test_rules_messages_reach_the_hub_and_hub_acks_come_back(tmp_path: Pat
         raw["storage"] = {"data_dir": str(tmp_path / "edge")}
         raw["uplink"] = {"enabled": True, "hub_url": hub.url, "key_file": str(key_file)}
         service = Service(
-            SiteConfig.model_validate(raw), clock, factories=[RulesComponent, _uplink_component]
+            SiteConfig.model_validate(raw), clock, parts=Part.RULES | Part.UPLINK
         )
         await service.start(run_poller=False)
         try:
-            engine = service.component(RulesComponent).engine
-            uplink = service.component(UplinkComponent)
+            engine = service.rules.engine
+            uplink = service.uplink
             assert engine is not None and uplink.uplink is not None
             for _ in range(20):
                 clock.advance(60)
@@ -94,10 +92,10 @@ async def test_disabled_uplink_starts_nothing(tmp_path: Path) -> None:
     raw = tomllib.loads((ROOT / "examples" / "site.toml").read_text())
     raw["storage"] = {"data_dir": str(tmp_path / "edge")}
     raw["uplink"] = {"enabled": False}
-    service = Service(SiteConfig.model_validate(raw), ManualClock(), factories=[_uplink_component])
+    service = Service(SiteConfig.model_validate(raw), ManualClock(), parts=Part.UPLINK)
     await service.start(run_poller=False)
     try:
-        comp = service.component(UplinkComponent)
+        comp = service.uplink
         assert comp.uplink is None and comp.link_up() is None
         assert not (tmp_path / "edge" / "outbox.sqlite").exists()
     finally:

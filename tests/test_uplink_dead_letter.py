@@ -29,11 +29,10 @@ from edge_server.clock import ManualClock
 from edge_server.config import parse_config
 from edge_server.hub.app import HubSettings
 from edge_server.hub.testing import RunningHub, running_hub, sample_alert
-from edge_server.service import Service, _uplink_component
-from edge_server.storage.component import StorageComponent
+from edge_server.service import Part, Service
 from edge_server.uplink import client as client_module
 from edge_server.uplink.client import Uplink, is_message_refusal
-from edge_server.uplink.component import OUTBOX_FILE, UplinkComponent
+from edge_server.uplink.component import OUTBOX_FILE
 from edge_server.uplink.outbox import Outbox
 from tests.conftest import ROOT
 from tests.test_auth import site_toml
@@ -429,16 +428,16 @@ async def test_dead_letter_is_an_event_and_shows_in_status_and_metrics(
     toml = site_toml(tmp_path / "edge") + (
         f'[uplink]\nenabled = true\nhub_url = "{hub.url}"\nkey_file = "{key_file}"\n'
     )
-    service = Service(parse_config(toml), clock, factories=[StorageComponent, _uplink_component])
+    service = Service(parse_config(toml), clock, parts=Part.STORAGE | Part.UPLINK)
     await service.start(run_poller=False)
     try:
-        comp = service.component(UplinkComponent)
+        comp = service.uplink
         assert comp.uplink is not None
         comp.put({"kind": "alert", "at": T0.isoformat(), "body": sample_alert("1", T0)})
         bad = comp.uplink.enqueue("alert", sample_alert("2", T0))
         poison(tmp_path / "edge" / OUTBOX_FILE, bad)
         assert await comp.uplink.attempt() is True
-        events = service.component(StorageComponent).require().events(
+        events = service.storage.require().events(
             T0 - timedelta(days=1), T0 + timedelta(days=1)
         )
         [event] = [e for e in events if e["code"] == "UPLINK_DEAD_LETTER"]

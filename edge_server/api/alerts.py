@@ -10,45 +10,31 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from edge_server.api.deps import ServiceDep, SiteReader
+from edge_server.api.deps import Rules, ServiceDep, SiteReader
 from edge_server.auth import Operator
 from edge_server.rules.alerts import AlertNotFound, AlreadyAcknowledged
-from edge_server.rules.component import RulesComponent, RulesEngine
-from edge_server.service import Service
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
 
-def rules_engine(service: Service) -> RulesEngine:
-    try:
-        engine = service.component(RulesComponent).engine
-    except LookupError:
-        engine = None
-    if engine is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            "the rules component is not running (service starting or stopped)")
-    return engine
-
-
 @router.get("/alerts")
 async def list_alerts(
-    service: ServiceDep,
     _reader: SiteReader,
+    engine: Rules,
     state: Literal["open", "all"] = Query("open", description="open: not cleared; all: history"),
     limit: int = Query(200, ge=1, le=5000),
 ) -> dict[str, Any]:
     """Newest first. Each alert: id, code, severity, state (raised|acknowledged|cleared),
     raised_at, acknowledged_at, acknowledged_by, cleared_at, text_en, text_nl, channel, value.
     Events (kind "event", e.g. MAINS_RESTORED) appear in `state=all` only."""
-    engine = rules_engine(service)
     alerts = engine.store.query(open_only=state == "open", limit=limit)
     return {"state": state, "count": len(alerts), "alerts": [a.to_json() for a in alerts]}
 
 
 @router.post("/alerts/{alert_id}/ack")
-async def acknowledge_alert(alert_id: int, service: ServiceDep, user: Operator) -> dict[str, Any]:
+async def acknowledge_alert(alert_id: int, user: Operator, engine: Rules,
+                            service: ServiceDep) -> dict[str, Any]:
     """Acknowledge an alert as the logged-in operator (or a higher role)."""
-    engine = rules_engine(service)
     try:
         alert = engine.acknowledge(alert_id, user.name, service.clock.now())
     except AlertNotFound:

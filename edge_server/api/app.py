@@ -1,17 +1,19 @@
 """The FastAPI app of the edge service: `create_app(service)`.
 
-To add a resource: write edge_server/api/<resource>.py with `router = APIRouter(...)` and add
-it to ROUTERS below (one line). Routes get the Service with `service: ServiceDep`
-(edge_server.api.deps) and a component with `service.component(TheComponent)`.
-State-changing routes take edge_server.auth's Operator/Technician/Admin dependency.
+One router per resource (edge_server/api/<resource>.py, listed in ROUTERS). Routes get the
+Service with `service: ServiceDep` and its parts through the typed dependencies of
+edge_server.api.deps (`storage: Storage`, `engine: Rules`, `gentests: GenTests`); state-changing
+routes take edge_server.auth's Operator/Technician/Admin dependency. The Authenticator (users in
+site.db, opened on first use) is installed here, in create_app: no I/O happens at import time.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from importlib import resources
+from pathlib import Path
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -19,12 +21,10 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from edge_server.api import alerts, gentest, history, metrics, readiness, site
+from edge_server.auth import Authenticator, UserStore
 from edge_server.service import Service
-from edge_server.storage.component import install_auth
+from edge_server.storage.component import site_db_path
 
-# ---------------------------------------------------------------------------------------------
-# ROUTERS, one per resource. Add yours here (H4a: history/metrics/users; H4b: alerts/readiness;
-# H5: uplink status).
 ROUTERS: list[APIRouter] = [
     site.router,
     history.router,
@@ -33,12 +33,6 @@ ROUTERS: list[APIRouter] = [
     readiness.router,
     gentest.router,
 ]
-
-# App hooks: functions called with (app, service) after the routers are added, e.g. to install
-# app.state.auth (H4a's Authenticator). They run in create_app, so do no I/O in them; open
-# resources in a Service component instead.
-APP_HOOKS: list[Callable[[FastAPI, Service], None]] = [install_auth]
-# ---------------------------------------------------------------------------------------------
 
 STATIC_DIR = resources.files("edge_server").joinpath("static")
 
@@ -65,8 +59,11 @@ def create_app(service: Service, *, manage_service: bool = True) -> FastAPI:
     app.state.service = service
     for router in ROUTERS:
         app.include_router(router)
-    for hook in APP_HOOKS:
-        hook(app, service)
+    app.state.auth = Authenticator(
+        UserStore(site_db_path(Path(service.config.storage.data_dir))),
+        service.clock,
+        require_auth_for_read=service.config.api.require_auth_for_read,
+    )
 
     static_path = str(STATIC_DIR)
     app.mount("/static", StaticFiles(directory=static_path), name="static")

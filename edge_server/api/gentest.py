@@ -22,13 +22,11 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge_server.api.deps import ServiceDep, SiteReader
+from edge_server.api.deps import GenTests, ServiceDep, SiteReader
 from edge_server.auth import Operator, Technician
-from edge_server.gentest.component import GenTestComponent
 from edge_server.gentest.report import render_pdf
-from edge_server.gentest.runner import GenTestRunner, Refused
+from edge_server.gentest.runner import Refused
 from edge_server.gentest.store import GenTestNotFound
-from edge_server.service import Service
 
 router = APIRouter(prefix="/api/v1", tags=["gentests"])
 
@@ -37,20 +35,6 @@ class StartRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     node: str | None = Field(None, description="power node; default from [gentest] node")
     notes: str = Field("", max_length=2000, description="remarks for the report")
-
-
-def _component(service: Service) -> GenTestComponent:
-    try:
-        comp = service.component(GenTestComponent)
-        comp.require()
-    except LookupError:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            "the generator-test component is not running") from None
-    return comp
-
-
-def _runner(service: Service) -> GenTestRunner:
-    return _component(service).require()
 
 
 def _conflict(exc: Refused) -> JSONResponse:
@@ -63,26 +47,26 @@ def _not_found(test_id: int) -> HTTPException:
 
 
 @router.get("/gentests")
-async def list_tests(service: ServiceDep, _reader: SiteReader,
+async def list_tests(_reader: SiteReader, gentests: GenTests,
                      limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
-    runner = _runner(service)
+    runner = gentests.require()
     tests = runner.store.list(limit)
     active = runner.active.record.id if runner.active is not None else None
     return {"count": len(tests), "running": active, "tests": [t.to_json() for t in tests]}
 
 
 @router.get("/gentests/next")
-async def next_test(service: ServiceDep, _reader: SiteReader) -> dict[str, Any]:
-    return _component(service).due().to_json()
+async def next_test(_reader: SiteReader, gentests: GenTests) -> dict[str, Any]:
+    return gentests.due().to_json()
 
 
 @router.get("/gentests/status")
-async def test_status(service: ServiceDep, _reader: SiteReader) -> dict[str, Any]:
+async def test_status(_reader: SiteReader, gentests: GenTests,
+                      service: ServiceDep) -> dict[str, Any]:
     """What the site page's generator-test section shows. `blocked` is the refusal a start
     would get now ({"error", "text_en", "text_nl"}) or null; POST /gentests checks again and
     stays the authority. `active.progress` is 0..1 of the run under load."""
-    comp = _component(service)
-    runner = comp.require()
+    runner = gentests.require()
     last = next((t for t in runner.store.list(2) if t.ended_at is not None), None)
     try:
         runner.check_start()
@@ -94,23 +78,24 @@ async def test_status(service: ServiceDep, _reader: SiteReader) -> dict[str, Any
         "duration_min": service.config.gentest.duration_min,
         "active": runner.progress(),
         "last": None if last is None else last.to_json(),
-        "next": comp.due().to_json(),
+        "next": gentests.due().to_json(),
         "blocked": blocked,
     }
 
 
 @router.get("/gentests/{test_id}")
-async def get_test(test_id: int, service: ServiceDep, _reader: SiteReader) -> dict[str, Any]:
+async def get_test(test_id: int, _reader: SiteReader, gentests: GenTests) -> dict[str, Any]:
     try:
-        return _runner(service).store.get(test_id).to_json(samples=True)
+        return gentests.require().store.get(test_id).to_json(samples=True)
     except GenTestNotFound:
         raise _not_found(test_id) from None
 
 
 @router.get("/gentests/{test_id}/report.pdf")
-async def report(test_id: int, service: ServiceDep, _reader: SiteReader) -> Response:
+async def report(test_id: int, _reader: SiteReader, gentests: GenTests,
+                 service: ServiceDep) -> Response:
     try:
-        rec = _runner(service).store.get(test_id)
+        rec = gentests.require().store.get(test_id)
     except GenTestNotFound:
         raise _not_found(test_id) from None
     pdf = render_pdf(rec, service.config.site.name or service.config.site.id,
@@ -120,22 +105,22 @@ async def report(test_id: int, service: ServiceDep, _reader: SiteReader) -> Resp
 
 
 @router.post("/gentests", status_code=status.HTTP_201_CREATED, response_model=None)
-async def start_test(service: ServiceDep, user: Technician,
+async def start_test(user: Technician, gentests: GenTests,
                      body: StartRequest | None = None) -> dict[str, Any] | JSONResponse:
     """Start a generator test now as the logged-in technician."""
     req = body or StartRequest()
     try:
-        rec = await _runner(service).start(user.name, node=req.node, notes=req.notes)
+        rec = await gentests.require().start(user.name, node=req.node, notes=req.notes)
     except Refused as exc:
         return _conflict(exc)
     return rec.to_json()
 
 
 @router.post("/gentests/{test_id}/abort", response_model=None)
-async def abort_test(test_id: int, service: ServiceDep,
-                     user: Operator) -> dict[str, Any] | JSONResponse:
+async def abort_test(test_id: int, user: Operator,
+                     gentests: GenTests) -> dict[str, Any] | JSONResponse:
     """Abort a running test; the generator is stopped only while mains is known present."""
-    runner = _runner(service)
+    runner = gentests.require()
     try:
         runner.store.get(test_id)
     except GenTestNotFound:

@@ -17,26 +17,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from edge_server.api.deps import ServiceDep
+from edge_server.api.deps import ServiceDep, Storage
 from edge_server.auth import ReadAccess
-from edge_server.storage.component import StorageComponent
-from edge_server.storage.sqlite import SqliteStorage
 
 router = APIRouter(prefix="/api/v1", tags=["history"])
 
 MAX_RAW_SPAN = timedelta(days=2)
-
-
-def storage_of(service: Any) -> SqliteStorage:
-    try:
-        storage: SqliteStorage = service.component(StorageComponent).require()
-        return storage
-    except LookupError:
-        raise HTTPException(status_code=503, detail="storage is not running") from None
 
 
 def _utc(at: datetime) -> datetime:
@@ -45,14 +35,14 @@ def _utc(at: datetime) -> datetime:
 
 @router.get("/history", response_class=Response)
 def get_history(
-    service: ServiceDep,
     _reader: ReadAccess,
+    storage: Storage,
+    service: ServiceDep,
     channel: Annotated[str, Query(description="<node>.<register>, e.g. fridge1.fridge_temp_c")],
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
     step: Literal["raw", "1m", "1h", "auto"] = "auto",
 ) -> Response:
-    storage = storage_of(service)
     end_at = _utc(end) if end is not None else service.clock.now()
     start_at = _utc(start) if start is not None else end_at - timedelta(hours=24)
     if end_at <= start_at:

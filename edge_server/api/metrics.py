@@ -28,8 +28,6 @@ from fastapi.responses import PlainTextResponse
 from edge_server.api.deps import ServiceDep
 from edge_server.auth import ReadAccess
 from edge_server.service import Service
-from edge_server.storage.component import StorageComponent
-from edge_server.uplink.component import UplinkComponent
 
 router = APIRouter(tags=["metrics"])
 
@@ -90,11 +88,8 @@ def get_metrics(service: ServiceDep, _reader: ReadAccess) -> PlainTextResponse:
         for counter, value in vars(node.counters).items():
             out.add(f"nsp_node_{counter}_total", "counter", f"Poll {counter} of the node.",
                     float(value), node=node.name)
-    try:
-        component = service.component(StorageComponent)
-    except LookupError:
-        component = None
-    if component is not None:
+    component = service.storage
+    if component is not None and component.storage is not None:
         out.add("nsp_poll_cycles_total", "counter", "Poll cycles seen by the storage.",
                 float(component.poll_cycles))
         if component.storage is not None:
@@ -128,10 +123,9 @@ def get_metrics(service: ServiceDep, _reader: ReadAccess) -> PlainTextResponse:
 
 
 def _uplink(service: Service, out: _Text) -> None:
-    try:
-        status = service.component(UplinkComponent).status()
-    except LookupError:
+    if service.uplink is None:
         return
+    status = service.uplink.status()
     if not status["enabled"]:
         return
     out.add("nsp_uplink_up", "gauge", "1 while the last exchange with the C-NSP hub is recent.",

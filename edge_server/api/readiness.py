@@ -7,15 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from edge_server.api.alerts import rules_engine
-from edge_server.api.deps import ServiceDep, SiteReader
+from edge_server.api.deps import Rules, ServiceDep, SiteReader
 
 router = APIRouter(prefix="/api/v1", tags=["readiness"])
 
 
 @router.get("/readiness")
-async def get_readiness(service: ServiceDep, _reader: SiteReader) -> dict[str, Any]:
-    engine = rules_engine(service)
+async def get_readiness(_reader: SiteReader, engine: Rules, service: ServiceDep) -> dict[str, Any]:
     now = service.clock.now()
     readiness = engine.assess(now)
     autonomy = engine.autonomy(now)

@@ -9,7 +9,6 @@ from fastapi import APIRouter
 from edge_server import regmap
 from edge_server.api.deps import ServiceDep
 from edge_server.auth import ReadAccess
-from edge_server.service import Service
 
 router = APIRouter(prefix="/api/v1", tags=["site"])
 
@@ -31,17 +30,8 @@ def get_site(service: ServiceDep, _reader: ReadAccess) -> dict[str, Any]:
     body["now"] = service.clock.now().isoformat()
     body["poll_interval_s"] = service.config.poll.interval_s
     body["registers"] = _REGISTER_TEXTS
-    body["uplink"] = _uplink(service)
+    body["uplink"] = {"enabled": False} if service.uplink is None else service.uplink.status()
     return body
-
-
-def _uplink(service: Service) -> dict[str, Any]:
-    from edge_server.uplink.component import UplinkComponent
-
-    try:
-        return service.component(UplinkComponent).status()
-    except LookupError:  # the uplink part is not running in this service
-        return {"enabled": False}
 
 
 # Names of enum values and bits, so a client can show "running" instead of 2.

@@ -124,7 +124,7 @@ def site_toml(nodes: list[DemoNode], workdir: Path, listen: str, extra: str = ""
 
 
 # ------------------------------------------------------------------------------------------
-# The C-NSP hub (H5's `nsp-edge hub`): the demo site is registered, its key handed to the edge's
+# The C-NSP hub (`nsp-edge hub`): the demo site is registered, its key handed to the edge's
 # uplink, and an operator token printed so a person can open the regional board.
 @dataclass
 class HubRun:

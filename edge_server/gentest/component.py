@@ -1,5 +1,6 @@
 """The generator-test part of the edge service: the runner on site.db, ticked after every poll
-cycle; events into storage's event log, each finished test to the uplink (kind "gentest")."""
+cycle; events into storage's event log, each finished test to the uplink (kind "gentest").
+Built by edge_server.service with the poller (its command port), the event log and the uplink."""
 
 from __future__ import annotations
 
@@ -9,17 +10,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_server.clock import Clock
 from edge_server.gentest.record import GenTestRecord
-from edge_server.gentest.runner import GenTestRunner
-from edge_server.gentest.schedule import Due, next_due
+from edge_server.gentest.runner import CommandPort, GenTestRunner
+from edge_server.gentest.schedule import Due, WindowSettings, next_due
+from edge_server.gentest.settings import GenTestSettings
 from edge_server.gentest.store import GenTestStore
 from edge_server.state import SiteState
+from edge_server.storage.component import EventLog
 from edge_server.storage.db import open_db
+from edge_server.uplink.component import UplinkComponent
 
 if TYPE_CHECKING:
     import sqlite3
-
-    from edge_server.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +33,43 @@ def uplink_body(rec: GenTestRecord) -> dict[str, Any]:
 
 
 class GenTestComponent:
-    def __init__(self, service: Service) -> None:
-        self.service = service
+    def __init__(
+        self,
+        site_id: str,
+        settings: GenTestSettings,
+        window: WindowSettings,
+        db_path: Path,
+        commands: CommandPort,
+        state: SiteState,
+        clock: Clock,
+        *,
+        events: EventLog | None = None,
+        uplink: UplinkComponent | None = None,
+    ) -> None:
+        self.site_id = site_id
+        self.settings = settings
+        self.window = window
+        self.db_path = db_path
+        self.commands = commands
+        self.state = state
+        self.clock = clock
+        self.events = events
+        self.uplink = uplink
         self.conn: sqlite3.Connection | None = None
         self.runner: GenTestRunner | None = None
         self._tick: asyncio.Task[Any] | None = None
         self._again = False
 
     async def start(self) -> None:
-        cfg = self.service.config
-        self.conn = open_db(Path(cfg.storage.data_dir) / "site.db")
+        self.conn = open_db(self.db_path)
         store = GenTestStore(self.conn)
-        purged = store.purge(self.service.clock.now())
+        purged = store.purge(self.clock.now())
         if purged:
             log.info("gentest: %d records older than 10 years removed", purged)
         self.runner = GenTestRunner(
-            self.service.poller, self.service.state, self.service.clock, store,
-            cfg.gentest, cfg.site.id,
+            self.commands, self.state, self.clock, store, self.settings, self.site_id,
             on_event=self._event, on_finished=self._finished)
-        self.service.state.subscribe(self.on_cycle)
+        self.state.subscribe(self.on_cycle)
 
     async def stop(self) -> None:
         if self._tick is not None:
@@ -90,26 +111,17 @@ class GenTestComponent:
 
     def due(self) -> Due:
         runner = self.require()
-        return next_due(self.service.clock.now(), self.service.config.rules,
-                        runner.store.last_passed_at())
+        return next_due(self.clock.now(), self.window, runner.store.last_passed_at())
 
     # ------------------------------------------------------------------ sinks
     def _event(self, at: datetime, code: str, severity: str, en: str, nl: str,
                data: dict[str, Any]) -> None:
-        from edge_server.storage.component import StorageComponent
-
-        try:
-            storage = self.service.component(StorageComponent).require()
-        except LookupError:
-            return
-        storage.add_event(at, code, severity=severity, text_en=en, text_nl=nl, data=data)
+        if self.events is not None:
+            self.events.add_event(at, code, severity=severity, text_en=en, text_nl=nl, data=data)
 
     def _finished(self, rec: GenTestRecord) -> None:
-        from edge_server.uplink.component import UplinkComponent
-
-        try:
-            uplink = self.service.component(UplinkComponent)
-        except LookupError:
+        if self.uplink is None:
             return
         assert rec.ended_at is not None
-        uplink.put({"kind": "gentest", "at": rec.ended_at.isoformat(), "body": uplink_body(rec)})
+        self.uplink.put({"kind": "gentest", "at": rec.ended_at.isoformat(),
+                         "body": uplink_body(rec)})

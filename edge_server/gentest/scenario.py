@@ -29,8 +29,7 @@ from edge_server.rules.component import RulesEngine
 from edge_server.scenarios.library import Scenario
 from edge_server.scenarios.runner import START, site_toml
 from edge_server.scenarios.world import VirtualNodeWorld, WorldDriver
-from edge_server.service import Service
-from edge_server.storage.component import StorageComponent
+from edge_server.service import Part, Service
 from edge_server.storage.db import open_db
 
 WHO = "technician"
@@ -62,9 +61,10 @@ async def run_gentest_scenario(
     try:
         clock = ManualClock(START)
         config = parse_config(site_toml(scenario, nodes, workdir / "edge-data"))
-        service = Service(config, clock, factories=[StorageComponent, GenTestComponent])
+        service = Service(config, clock, parts=Part.STORAGE | Part.GENTEST)
         await service.start(run_poller=False)
-        gentest = service.component(GenTestComponent)
+        gentest = service.gentest
+        assert gentest is not None
         _seed_passed_test(gentest, 31)
         conn = open_db(workdir / "edge-data" / "site.db")
         engine = RulesEngine(config.rules, config.fuel, conn=conn,
@@ -109,7 +109,8 @@ async def run_gentest_scenario(
         assert record is not None
         final = gentest.require().store.get(record.id)
         gen = service.state.get("power.gen_running")
-        storage = service.component(StorageComponent).require()
+        assert service.storage is not None
+        storage = service.storage.require()
         events = [{"at": e["at"], "code": e["code"], "who": e["data"].get("who")}
                   for e in storage.events(START, clock.now() + timedelta(seconds=1))
                   if str(e["code"]).startswith("GENTEST")]

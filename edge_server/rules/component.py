@@ -10,8 +10,9 @@ runs, MKT and the fuel trackers (learned rate, leak watch) from the stored readi
 (edge_server/rules/restore.py) before the first poll cycle; the open alerts stay the same
 records (the store says which are open).
 
-`RulesComponent` wraps it for edge_server.service (started in the FastAPI lifespan); it also
-re-evaluates when no poll cycle came for data_stale_s, so DATA_STALE is raised even when the
+`RulesComponent` is the engine's life in the edge service (built by edge_server.service,
+started in the FastAPI lifespan): it opens site.db, replays the history, joins the poll cycles,
+and re-evaluates when no poll cycle came for data_stale_s, so DATA_STALE is raised even when the
 poller itself has stalled.
 """
 
@@ -23,8 +24,10 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
+from edge_server.clock import Clock
 from edge_server.rules.alerts import Alert, AlertStore
 from edge_server.rules.autonomy import AutonomyEstimate
 from edge_server.rules.readiness import (
@@ -37,9 +40,6 @@ from edge_server.rules.restore import RestoreReport, rebuild
 from edge_server.rules.ruleset import RuleSet, _flag, fridge_temp_c, mains_present
 from edge_server.rules.settings import FuelSettings, RulesSettings
 from edge_server.state import NodeStatus, SiteState
-
-if TYPE_CHECKING:
-    from edge_server.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -233,10 +233,24 @@ def _essence(status: Message) -> tuple[Any, ...]:
 
 
 class RulesComponent:
-    """edge_server.service component: owns the RulesEngine and its database connection."""
+    """Owns the RulesEngine and its connection to site.db (`db_path`)."""
 
-    def __init__(self, service: Service) -> None:
-        self.service = service
+    def __init__(
+        self,
+        rules: RulesSettings,
+        fuel: FuelSettings,
+        db_path: Path,
+        state: SiteState,
+        clock: Clock,
+        *,
+        capacity: int = 15,
+    ) -> None:
+        self.rules = rules
+        self.fuel = fuel
+        self.db_path = db_path
+        self.state = state
+        self.clock = clock
+        self.capacity = capacity
         self.engine: RulesEngine | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._restore: asyncio.Task[None] | None = None
@@ -244,9 +258,8 @@ class RulesComponent:
     async def start(self) -> None:
         from edge_server.storage.db import open_db
 
-        cfg = self.service.config
-        conn = open_db(cfg.storage.data_dir / "site.db")
-        self.engine = RulesEngine(cfg.rules, cfg.fuel, conn=conn, capacity=cfg.site.capacity)
+        conn = open_db(self.db_path)
+        self.engine = RulesEngine(self.rules, self.fuel, conn=conn, capacity=self.capacity)
         # The replay of the stored readings (0.61 s for a 3-node site with 24 h windows, 12 s
         # with a 30-day MKT window; the fuel tracker adds 0.2 s on a 72 h outage, up to 0.5 s
         # with the default 24 h cap: benchmarks/bench_rules_restore.py; longer on a slow edge
@@ -265,9 +278,9 @@ class RulesComponent:
 
         engine = self.engine
         assert engine is not None
-        nodes = list(self.service.state.nodes.values())
-        now = self.service.clock.now()
-        path = self.service.config.storage.data_dir / "site.db"
+        nodes = list(self.state.nodes.values())
+        now = self.clock.now()
+        path = self.db_path
 
         def replay() -> None:
             history = open_db(path)  # its own connection: the engine's stays on the loop
@@ -281,12 +294,12 @@ class RulesComponent:
         except Exception:  # opening the file failed: rules run with empty windows
             log.exception("rules: could not open the stored readings")
         engine.resume_open_alerts()
-        self.service.state.subscribe(engine.on_cycle)
+        self.state.subscribe(engine.on_cycle)
         self._watchdog = asyncio.create_task(self._stale_watchdog(), name="rules-stale-watchdog")
 
     async def _stale_watchdog(self) -> None:
-        period = self.service.config.rules.data_stale_s
-        clock = self.service.clock
+        period = self.rules.data_stale_s
+        clock = self.clock
         while True:
             await asyncio.sleep(period / 2)
             self.check_stale(clock.now())
@@ -297,10 +310,10 @@ class RulesComponent:
         if engine is None:
             return False
         last = engine.last_eval_at
-        stale_s = self.service.config.rules.data_stale_s
+        stale_s = self.rules.data_stale_s
         if last is not None and (now - last).total_seconds() < stale_s:
             return False
-        engine.on_cycle(self.service.state, now)
+        engine.on_cycle(self.state, now)
         return True
 
     async def stop(self) -> None:

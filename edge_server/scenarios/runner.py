@@ -25,7 +25,7 @@ from edge_server.config import parse_config
 from edge_server.rules.component import RulesEngine
 from edge_server.scenarios.library import Action, Scenario
 from edge_server.scenarios.world import VirtualNodeWorld, WorldDriver
-from edge_server.service import Service
+from edge_server.service import Part, Service
 from edge_server.storage.db import open_db
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -91,7 +91,7 @@ async def run_scenario(
     try:
         clock = ManualClock(START)
         config = parse_config(site_toml(scenario, world, workdir / "edge-data"))
-        service = Service(config, clock, factories=[])
+        service = Service(config, clock, parts=Part.NONE)
         await service.start(run_poller=False)
         conn = open_db(workdir / "edge-data" / "site.db")
         _seed_gentest(conn, START - timedelta(days=10))

@@ -1,6 +1,7 @@
 """The uplink part of the edge service: outbox + sender, wired to the rules engine.
 
-Started by edge_server.service after the rules component (COMPONENT_FACTORIES order):
+Built by edge_server.service with the rules part and storage's event log, and started after
+the rules:
 - every message the rules engine emits ({"kind", "at", "body"}) goes into the durable outbox;
 - the engine's readiness asks `Uplink.link_up()` (a link down for long makes the site DEGRADED);
 - acknowledgements made at the C-NSP hub come back in ingest replies and are applied to the
@@ -15,22 +16,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
+from edge_server.clock import Clock
+from edge_server.rules.component import RulesComponent, RulesEngine
+from edge_server.storage.component import EventLog
 from edge_server.uplink.client import Uplink
 from edge_server.uplink.outbox import DeadLetter, Outbox
 from edge_server.uplink.protocol import parse_iso
-
-if TYPE_CHECKING:
-    from edge_server.service import Service
+from edge_server.uplink.settings import UplinkSettings
 
 log = logging.getLogger(__name__)
 OUTBOX_FILE = "outbox.sqlite"
 
 
 class UplinkComponent:
-    def __init__(self, service: Service) -> None:
-        self.service = service
+    def __init__(
+        self,
+        site_id: str,
+        settings: UplinkSettings,
+        data_dir: Path,
+        clock: Clock,
+        *,
+        rules: RulesComponent | None = None,
+        events: EventLog | None = None,
+    ) -> None:
+        self.site_id = site_id
+        self.settings = settings
+        self.data_dir = data_dir
+        self.clock = clock
+        self.rules = rules
+        self.events = events
         self.uplink: Uplink | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -54,7 +71,7 @@ class UplinkComponent:
         engine = self._engine()
         if engine is None:
             return
-        now = self.service.clock.now()
+        now = self.clock.now()
         for ack in acks:
             try:
                 engine.acknowledge(int(ack["alert_id"]), f"{ack['by']} (C-NSP)", now)
@@ -64,13 +81,9 @@ class UplinkComponent:
 
     def _dead_letter_event(self, dead: DeadLetter) -> None:
         """An event in storage's log (the rules own alerts; this is the system's own record)."""
-        from edge_server.storage.component import StorageComponent
-
-        try:
-            storage = self.service.component(StorageComponent).require()
-        except LookupError:
+        if self.events is None:
             return
-        storage.add_event(
+        self.events.add_event(
             parse_iso(dead.refused_at),
             "UPLINK_DEAD_LETTER",
             severity="warning",
@@ -79,26 +92,20 @@ class UplinkComponent:
             data=dead.summary(),
         )
 
-    def _engine(self) -> Any:
-        try:
-            from edge_server.rules.component import RulesComponent
-
-            return self.service.component(RulesComponent).engine
-        except (LookupError, ImportError):
-            return None
+    def _engine(self) -> RulesEngine | None:
+        return None if self.rules is None else self.rules.engine
 
     async def start(self) -> None:
-        cfg = self.service.config
-        if not cfg.uplink.enabled:
+        if not self.settings.enabled:
             log.info("uplink disabled ([uplink] enabled = false)")
             return
-        outbox = Outbox(cfg.storage.data_dir / OUTBOX_FILE)
+        outbox = Outbox(self.data_dir / OUTBOX_FILE)
         self.uplink = Uplink(
-            cfg.site.id,
-            cfg.uplink.load_key(),
-            cfg.uplink,
+            self.site_id,
+            self.settings.load_key(),
+            self.settings,
             outbox,
-            self.service.clock,
+            self.clock,
             on_acks=self._apply_acks,
             on_dead_letter=self._dead_letter_event,
         )
