@@ -23,7 +23,13 @@ import pytest
 
 from edge_server.clock import ManualClock
 from edge_server.hub.store import HubStore, sortable
-from edge_server.hub.testing import RunningHub, running_hub, sample_gentest, sample_status
+from edge_server.hub.testing import (
+    RunningHub,
+    running_hub,
+    sample_event,
+    sample_gentest,
+    sample_status,
+)
 from edge_server.uplink.protocol import encode_batch, iso, sign_headers
 from tests.conftest import ROOT, need_tool
 from tests.test_hub_api import schema_validator
@@ -215,7 +221,7 @@ def test_commissioning_is_shown_and_an_invalid_body_is_refused(hub: RunningHub) 
         if body["commissioned_at"] != "yesterday":  # format needs an extra package to check
             with pytest.raises(jsonschema.ValidationError):
                 schema_validator("commissioning-body.json").validate(body)
-        r = post(hub, "nsp-c", key, [("event", {"code": "door"}), ("commissioning", body)])
+        r = post(hub, "nsp-c", key, [("event", sample_event("door")), ("commissioning", body)])
         assert r.status_code == 422, r.text
         assert r.json()["code"] == "invalid"
         assert r.json()["error"].startswith("messages.1.body.")  # the edge isolates by this

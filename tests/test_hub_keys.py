@@ -25,7 +25,13 @@ from edge_server.cli import main as cli_main
 from edge_server.clock import ManualClock
 from edge_server.hub.keys import MASTER_KEY_ENV, MasterKeyError, create_master_key
 from edge_server.hub.store import DB_NAME, HubStore, SiteExists, UnknownSite
-from edge_server.hub.testing import RunningHub, running_hub, sample_alert, sample_status
+from edge_server.hub.testing import (
+    RunningHub,
+    running_hub,
+    sample_alert,
+    sample_event,
+    sample_status,
+)
 from edge_server.uplink.client import Uplink
 from edge_server.uplink.compact import encode_status
 from edge_server.uplink.outbox import Outbox
@@ -69,7 +75,7 @@ def leaked(data_dir: Path, keys: list[str]) -> list[str]:
 
 def post(hub: RunningHub, site_id: str, key: str | bytes, clock: ManualClock) -> httpx.Response:
     key_bytes = key.encode() if isinstance(key, str) else key
-    m = {"id": str(uuid.uuid4()), "kind": "event", "at": iso(clock.now()), "body": {"c": 1}}
+    m = {"id": str(uuid.uuid4()), "kind": "event", "at": iso(clock.now()), "body": sample_event()}
     body = encode_batch(site_id, str(uuid.uuid4()), clock.now(), [m])
     headers = sign_headers(site_id, key_bytes, body, int(clock.now().timestamp()))
     return httpx.post(hub.url + "/api/v1/ingest", content=body, headers=headers, timeout=10)

@@ -7,7 +7,10 @@ Read (operators, `Authorization: Bearer TOKEN`): GET /api/v1/sites, /api/v1/site
 /api/v1/alerts?open=1&limit=N,
 /api/v1/gentests?from=DAY&to=DAY[&site=ID][&format=csv[&sep=semicolon]] (the generator-test
 register); POST /api/v1/alerts/{site}/{alert_id}/ack (operator or admin).
-Bodies of kind "commissioning" are checked against docs/schemas/commissioning-body.json (422).
+Every message body is checked against its kind's model (edge_server/uplink/protocol.py, the
+schemas in docs/schemas/) before anything is stored: 422 naming `messages.N.body.<field>`.
+A stored row that does not pass is shown as "unreadable data" (logged), never a 500 for the region.
+Any unexpected error: a logged 500 with an error id (CatchAll). GET /openapi.json: the API.
 GET / serves the board (static HTML+JS from edge_server/hub/static; no CDN).
 Every refusal is JSON `{"error": "...", "code": "..."}` and stores nothing.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -25,9 +29,9 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_server.clock import Clock
-from edge_server.commission.record import CommissioningBody
 from edge_server.hub.gentests import SEPARATORS, register, site_gentest, to_csv
 from edge_server.hub.store import HubStore, SiteKeys
 from edge_server.uplink.compact import FRAME_BYTES, CompactError, decode_status
@@ -38,16 +42,28 @@ from edge_server.uplink.protocol import (
     HEADER_TIMESTAMP,
     INGEST_COMPACT_PATH,
     INGEST_PATH,
+    MAX_JSON_DEPTH,
+    SITE_ID_PATTERN,
     TIMESTAMP_WINDOW_S,
+    AlertBody,
     Batch,
+    GentestBody,
+    StatusBody,
+    body_errors,
+    body_model,
     error_text,
     iso,
+    json_problem,
     parse_iso,
     verify_signature,
 )
 
 log = logging.getLogger(__name__)
+_SITE_ID = re.compile(SITE_ID_PATTERN.strip("^$"))
+# A unix time in seconds has 10 digits until 2286; 12 bound the int() the skew check makes.
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _COMPACT_NS = uuid.UUID("6f1d8a52-4a0e-4d0c-9a53-0c2b7e0f1e55")
+_STATIC_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
 class HubSettings(BaseModel):
@@ -107,7 +123,15 @@ User = Annotated[tuple[str, str], Depends(_user)]
 
 def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = None) -> FastAPI:
     cfg = settings or HubSettings()
-    app = FastAPI(title="NSP C-NSP hub", docs_url=None, redoc_url=None, openapi_url=None)
+    # The OpenAPI document at the same place as the edge's (/openapi.json); no docs pages (they
+    # would load scripts from a CDN).
+    app = FastAPI(
+        title="NSP C-NSP hub",
+        description="The receiving end of the NSP uplink (docs/uplink-protocol.md).",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(CatchAll)
     app.state.store = store
     app.state.clock = clock
 
@@ -132,7 +156,8 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
 
     def site_keys(request: Request) -> tuple[str, SiteKeys]:
         site_id = request.headers.get(HEADER_SITE, "")
-        keys = store.site_keys(site_id, clock.now()) if site_id else None
+        ok = _SITE_ID.fullmatch(site_id) is not None
+        keys = store.site_keys(site_id, clock.now()) if ok else None
         if keys is None:
             raise HubError(
                 401, "unknown_site", f"{HEADER_SITE}: site {site_id!r} is not registered"
@@ -158,10 +183,16 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
         raise HubError(401, "bad_signature", f"{HEADER_SIGNATURE} does not match the body")
 
     def authenticate_site(request: Request, body: bytes) -> tuple[str, bytes]:
+        """The signature first: until it matches, the timestamp is only checked for its form
+        (ASCII digits), so an unsigned request learns nothing and costs no arithmetic."""
         site_id, keys = site_keys(request)
         ts_text = request.headers.get(HEADER_TIMESTAMP, "")
-        if not ts_text.isdigit():
-            raise HubError(401, "bad_timestamp", f"{HEADER_TIMESTAMP}: unix seconds required")
+        if _UNIX_SECONDS.fullmatch(ts_text) is None:
+            raise HubError(
+                401, "bad_timestamp", f"{HEADER_TIMESTAMP}: unix seconds required (1-12 digits)"
+            )
+        header = request.headers.get(HEADER_SIGNATURE, "")
+        key = signed_with(site_id, keys, lambda k: verify_signature(k, ts_text, body, header))
         skew = int(ts_text) - clock.now().timestamp()
         if abs(skew) > cfg.timestamp_window_s:
             raise HubError(
@@ -171,8 +202,6 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
                 f"(window ±{cfg.timestamp_window_s} s): check the site's clock",
                 {HEADER_HUB_TIME: str(int(clock.now().timestamp()))},
             )
-        header = request.headers.get(HEADER_SIGNATURE, "")
-        key = signed_with(site_id, keys, lambda k: verify_signature(k, ts_text, body, header))
         return site_id, key
 
     @app.post(INGEST_PATH)
@@ -183,6 +212,13 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise HubError(400, "bad_json", f"body is not JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise HubError(400, "bad_json", f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
+        problem = json_problem(doc)
+        if problem is not None:
+            where, what = problem
+            status, code = (400, "bad_json") if "nested" in what else (422, "invalid")
+            raise HubError(status, code, f"{where or 'body'}: {what}")
         if isinstance(doc, dict) and isinstance(doc.get("messages"), list):
             if len(doc["messages"]) > cfg.max_batch_messages:
                 raise HubError(
@@ -196,13 +232,11 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             raise HubError(422, "invalid", error_text(exc)) from exc
         if batch.site_id != site_id:
             raise HubError(422, "site_mismatch", f"site_id {batch.site_id!r} != {HEADER_SITE}")
-        for i, m in enumerate(batch.messages):
-            if m.kind == "commissioning":
-                try:
-                    CommissioningBody.model_validate(m.body)
-                except ValidationError as exc:
-                    # `messages.N.` first: the sender isolates the culprit from it.
-                    raise HubError(422, "invalid", _prefixed(f"messages.{i}.body", exc)) from exc
+        # Every body against its kind's model before anything is stored; each error starts
+        # `messages.N.body.`: the sender isolates the culprit from it and dead-letters it.
+        refused = body_errors(batch)
+        if refused is not None:
+            raise HubError(422, "invalid", refused)
         ids = {m.id for m in batch.messages}
         if len(ids) != len(batch.messages):
             raise HubError(422, "duplicate_id", "a message id occurs twice in one batch")
@@ -251,8 +285,38 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
     # -- operators ------------------------------------------------------------------------------
 
     def present(site: dict[str, Any]) -> dict[str, Any]:
+        """One site for the board; a stored body that is not what its schema says (stored by an
+        older hub, or damaged) is left out and named in `unreadable` (and logged), never a 500
+        for every operator of the region."""
+        try:
+            out = present_checked(site)
+            json.dumps(out, allow_nan=False)  # what the reply will need
+            return out
+        except Exception:
+            log.exception("hub: site %s cannot be shown: unreadable data", site.get("site_id"))
+            return _unreadable_site(str(site.get("site_id")), site.get("last_contact"))
+
+    def readable(site: dict[str, Any], name: str, model: type[BaseModel]) -> Any:
+        value = site[name]
+        if value is None:
+            return None
+        try:
+            model.model_validate(value)
+            if json_problem(value) is not None:
+                raise ValueError(json_problem(value))
+        except (ValidationError, ValueError) as exc:
+            log.error("hub: site %s: the stored %s is unreadable data, not shown: %s",
+                      site["site_id"], name, error_text(exc)[:300])
+            site.setdefault("unreadable", []).append(name)
+            return None
+        return value
+
+    def present_checked(site: dict[str, Any]) -> dict[str, Any]:
         now = clock.now()
-        status = site["status"] or {}
+        site = dict(site)
+        status = readable(site, "status", StatusBody) or {}
+        site["last_gentest"] = readable(site, "last_gentest", GentestBody)
+        site["commissioning"] = readable(site, "commissioning", body_model("commissioning"))
         last = site["last_contact"]
         stale = last is None or now - parse_iso(last) > timedelta(minutes=cfg.stale_after_min)
         readiness = "UNKNOWN" if stale else status.get("readiness", "UNKNOWN")
@@ -276,7 +340,8 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
                 now, cfg, site["last_gentest"], site["last_passed_gentest_at"], site["site_id"]
             ),
             "commissioning": site["commissioning"],
-        }
+            "unreadable": site.get("unreadable", []),
+        } | ({} if not site.get("unreadable") else {"reasons": [_UNREADABLE_REASON]})
 
     @app.get("/api/v1/sites")
     async def list_sites(_user: User) -> dict[str, Any]:
@@ -289,13 +354,13 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
         if site is None:
             raise HubError(404, "unknown_site", f"site {site_id!r} is not registered")
         out = present(site)
-        out["alerts"] = store.alerts(False, cfg.default_page, site_id)
+        out["alerts"] = [_readable_alert(a) for a in store.alerts(False, cfg.default_page, site_id)]
         return out
 
     @app.get("/api/v1/alerts")
     async def list_alerts(_user: User, open: int = 0, limit: int | None = None) -> dict[str, Any]:
         page = min(cfg.max_page, max(1, limit or cfg.default_page))
-        return {"alerts": store.alerts(bool(open), page)}
+        return {"alerts": [_readable_alert(a) for a in store.alerts(bool(open), page)]}
 
     @app.get("/api/v1/gentests")
     async def gentest_register(
@@ -345,7 +410,8 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
     @app.get("/static/{name}")
     async def static(name: str) -> Response:
         suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
-        if "/" in name or suffix not in _CONTENT_TYPES:
+        # Names of shipped files only: no "/", "..", NUL or other bytes a file system refuses.
+        if _STATIC_NAME.fullmatch(name) is None or suffix not in _CONTENT_TYPES:
             raise HubError(404, "not_found", name)
         try:
             data = _static(name)
@@ -354,6 +420,94 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
         return Response(data, media_type=_CONTENT_TYPES[suffix])
 
     return app
+
+
+_UNREADABLE_REASON = {
+    "code": "UNREADABLE_DATA",
+    "text_en": "unreadable data at the hub (its log says which)",
+    "text_nl": "onleesbare gegevens bij de hub (het logboek zegt welke)",
+}
+
+
+def _readable_alert(row: dict[str, Any]) -> dict[str, Any]:
+    """An alert row whose stored body is not an alert body (an older hub stored anything) keeps
+    its place in the list with its body replaced by the words "unreadable data" (logged)."""
+    try:
+        AlertBody.model_validate(row["body"])
+        problem = json_problem(row)
+        if problem is not None:
+            raise ValueError(f"{problem[0]}: {problem[1]}")
+    except (ValidationError, ValueError) as exc:
+        log.error("hub: alert %s/%s: stored body is unreadable data, not shown: %s",
+                  row["site_id"], row["alert_id"], error_text(exc)[:300])
+        return row | {
+            "severity": row["severity"] if isinstance(row["severity"], str) else None,
+            "code": row["code"] if isinstance(row["code"], str) else None,
+            "body": {"unreadable": "unreadable data"},
+        }
+    return row
+
+
+def _unreadable_site(site_id: str, last_contact: Any) -> dict[str, Any]:
+    return {
+        "site_id": site_id,
+        "readiness": "UNKNOWN",
+        "reported_readiness": None,
+        "stale": True,
+        "last_contact": last_contact if isinstance(last_contact, str) else None,
+        "no_contact_since": None,
+        "status_at": None,
+        "reasons": [_UNREADABLE_REASON],
+        "fuel_autonomy_h": None,
+        "refuel_before": None,
+        "fridge_temp_c": None,
+        "occupancy": None,
+        "mains_present": None,
+        "gen_running": None,
+        "open_alerts": 0,
+        "gentest": None,
+        "commissioning": None,
+        "unreadable": ["site"],
+    }
+
+
+class CatchAll:
+    """Any error no handler expected: a 500 with an error id, logged with its traceback under
+    that id (an operator quotes the id; the log has the rest), never a bare traceback page."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            log.exception(
+                "hub: unexpected error %s in %s %s", error_id, scope.get("method"),
+                scope.get("path"),
+            )
+            if started:  # half a reply went out: nothing better to do than close it
+                raise
+            reply = JSONResponse(
+                {
+                    "error": f"internal error {error_id}: the hub's log has the details",
+                    "code": "internal",
+                    "error_id": error_id,
+                },
+                status_code=500,
+            )
+            await reply(scope, receive, send)
 
 
 def _day(text: str | None, name: str) -> date | None:
@@ -365,10 +519,3 @@ def _day(text: str | None, name: str) -> date | None:
         raise HubError(422, "invalid", f"{name}: {text!r} is not a date YYYY-MM-DD") from exc
 
 
-def _prefixed(where: str, exc: ValidationError) -> str:
-    """A body's validation error with the message's place in front of each field."""
-    parts = []
-    for e in exc.errors():
-        loc = ".".join([where, *(str(p) for p in e.get("loc", ()))])
-        parts.append(f"{loc}: {e.get('msg', '')}")
-    return "; ".join(parts)

@@ -19,8 +19,10 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import ValidationError
+
 from edge_server.gentest.schedule import DueStatus, WindowSettings, next_due
-from edge_server.uplink.protocol import parse_iso
+from edge_server.uplink.protocol import GentestBody, error_text, json_problem, parse_iso
 
 if TYPE_CHECKING:
     from edge_server.hub.store import HubStore
@@ -146,4 +148,23 @@ def register(
 
     start, end = day_range(from_day, to_day)
     found = store.gentests(sortable(start), sortable(end), site_id)
-    return [register_row(r["site_id"], r["body"]) for r in found]
+    return [readable_row(r["site_id"], r["body"]) for r in found]
+
+
+def readable_row(site_id: str, body: Any) -> dict[str, Any]:
+    """register_row of a stored body, or, for one that is not a gentest body (stored by an older
+    hub, which did not check), a row saying "unreadable data" (logged): one site's bad record
+    never fails the register of the region."""
+    try:
+        GentestBody.model_validate(body)
+        problem = json_problem(body)
+        if problem is not None:
+            raise ValueError(f"{problem[0]}: {problem[1]}")
+        row = register_row(site_id, body)
+    except (ValidationError, ValueError) as exc:
+        log.error("hub: a stored generator test of site %s is unreadable data, not shown: %s",
+                  site_id, error_text(exc)[:300])
+        row = {name: None for name in CSV_COLUMNS} | {
+            "site_id": site_id, "reasons": [], "notes": "unreadable data / onleesbare gegevens",
+        }
+    return row

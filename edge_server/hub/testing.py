@@ -208,6 +208,18 @@ def sample_alert(
     }
 
 
+def sample_event(code: str = "NODE_REBOOTED", **extra: Any) -> dict[str, Any]:
+    """An event body as the edge's rules send it (docs/schemas/event-body.json)."""
+    return {
+        "code": code,
+        "text_en": "Node restarted",
+        "text_nl": "Node herstart",
+        "subject": "power",
+        "at": None,
+        "value": None,
+    } | extra
+
+
 def sample_gentest(
     test_id: int,
     ended_at: datetime,

@@ -6,6 +6,8 @@ docs/uplink-protocol.md with JSON Schemas in docs/schemas/; a region may impleme
     body = encode_batch(site_id, batch_id, sent_at, messages)      # bytes, compact JSON
     headers = sign_headers(site_id, key, body, now_unix)
     verify_signature(key, timestamp, body, header_value)           # hmac.compare_digest
+    body_model("gentest").model_validate(body)                      # one model per kind
+    body_errors(Batch.model_validate(doc))                          # "messages.N.body.x: ..."
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import uuid
+import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 PROTOCOL_VERSION = 1
 INGEST_PATH = "/api/v1/ingest"
@@ -80,30 +83,202 @@ def _iso_checked(text: str) -> str:
 IsoTime = Annotated[str, AfterValidator(_iso_checked)]
 
 
+# One spelling of a UUID on the wire: 36 characters, lower-case hex, 8-4-4-4-12 (RFC 9562's
+# canonical form, what Python's str(uuid4()) writes). The hub stores each (site, id) once, so a
+# second spelling of the same id (upper case, braces, urn:uuid:, 32 bare digits) would be a second
+# message; the nil UUID is what a sender that forgot to make an id sends.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+UUID_PATTERN = "^" + _CANONICAL_UUID.pattern + "$"
+_NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def _canonical_uuid(v: str) -> str:
+    if not _CANONICAL_UUID.fullmatch(v):
+        raise ValueError(
+            "not a canonical UUID: write 36 characters of lower-case hex as 8-4-4-4-12 "
+            "(no braces, no urn:uuid:, no upper case)"
+        )
+    if v == _NIL_UUID:
+        raise ValueError("the nil UUID is not an id: make one with uuid4()")
+    return v
+
+
+CanonicalUuid = Annotated[str, AfterValidator(_canonical_uuid)]
+
+
 class Message(BaseModel):
     """One message in a batch; `id` is the idempotency key (a retry carries the same id)."""
 
-    model_config = ConfigDict(extra="forbid")
-    # Kept as the sender wrote it (a UUID checked for form): `held` must echo the sender's
-    # spelling, or a sender writing upper-case hex would never see its messages acknowledged.
-    id: str
+    model_config = ConfigDict(extra="forbid", strict=True)
+    id: CanonicalUuid
     kind: Kind
     at: IsoTime
     body: dict[str, Any]
 
-    @field_validator("id")
-    @classmethod
-    def _id_is_uuid(cls, v: str) -> str:
-        uuid.UUID(v)
-        return v
-
 
 class Batch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     site_id: Annotated[str, Field(pattern=SITE_ID_PATTERN)]
-    batch_id: uuid.UUID
+    batch_id: CanonicalUuid
     sent_at: IsoTime
     messages: list[Message]
+
+
+# -- message bodies: one model per kind (docs/schemas/<kind>-body.json) ---------------------------
+# Strict (a "5" is not a number, a 1 is not true, as in JSON Schema), no NaN or infinity (JSON has
+# neither; Python's json reads them and the hub's replies could not be written). Extra fields are
+# allowed, as the schemas allow them: a newer edge may add one.
+_BODY = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
+Text = Annotated[str, Field(min_length=1)]
+Seconds = Annotated[float, Field(ge=0)]
+
+
+class Reason(BaseModel):
+    model_config = _BODY
+    code: str
+    text_en: str
+    text_nl: str
+
+
+class StatusBody(BaseModel):
+    model_config = _BODY
+    readiness: Literal["READY", "DEGRADED", "NOT_READY", "UNKNOWN"]
+    reasons: list[Reason]
+    fuel_autonomy_h: Annotated[float, Field(ge=0)] | None = None
+    refuel_before: IsoTime | None = None
+    fridge_temp_c: float | None = None
+    occupancy: Annotated[int, Field(ge=0)] | None = None
+    open_alerts: Annotated[int, Field(ge=0)]
+    mains_present: bool | None = None
+    gen_running: bool | None = None
+
+
+class AlertBody(BaseModel):
+    model_config = _BODY
+    alert_id: Text
+    code: str
+    severity: Literal["info", "warning", "critical"]
+    state: Literal["raised", "acknowledged", "cleared"]
+    raised_at: IsoTime
+    acknowledged_at: IsoTime | None = None
+    acknowledged_by: str | None = None
+    cleared_at: IsoTime | None = None
+    text_en: str
+    text_nl: str
+    channel: str | None = None
+    value: Any = None
+
+
+class EventBody(BaseModel):
+    """A moment, not a state (MAINS_RESTORED, NODE_REBOOTED, UPLINK_DEAD_LETTER). Only the
+    code is required: the hub stores events for the record and shows none of them (the
+    reference edge always sends both texts)."""
+
+    model_config = _BODY
+    code: Text
+    text_en: str | None = None
+    text_nl: str | None = None
+    subject: str | None = None
+    at: IsoTime | None = None
+    value: Any = None
+
+
+# The outcome words of a finished generator test (edge_server/gentest/record.py: Outcome, without
+# RUNNING, which is never sent). Keep in step with docs/schemas/gentest-body.json (a test checks).
+GentestOutcome = Literal[
+    "PASSED", "FAILED", "FAILED_TO_START", "ABORTED_MAINS_LOST", "ABORTED_BY_OPERATOR",
+    "ABORTED_NODE_OFFLINE",
+]
+
+
+class Criterion(BaseModel):
+    model_config = _BODY
+    code: Literal["START_TIME", "CRANK_VOLTAGE", "RUN_DURATION", "FUEL_SENSOR", "RUN_HOURS", "LOAD"]
+    ok: bool | None
+    value: float | str | None
+    limit: str
+    text_en: str
+    text_nl: str
+
+
+class GentestBody(BaseModel):
+    model_config = _BODY
+    id: Annotated[int, Field(ge=1)]
+    site_id: str
+    node: str
+    started_by: Text
+    started_at: IsoTime
+    ended_at: IsoTime
+    ended_by: str | None = None
+    outcome: GentestOutcome
+    passed: bool | None
+    outcome_en: str | None = None
+    outcome_nl: str | None = None
+    planned_s: Annotated[float, Field(gt=0)]
+    start_time_s: Seconds | None
+    ran_s: Seconds | None
+    crank_min_v: float | None
+    starter_v_before: float | None = None
+    fuel_start_l: float | None
+    fuel_end_l: float | None
+    fuel_used_l: float | None = None
+    run_hours_start_h: float | None
+    run_hours_end_h: float | None
+    criteria: list[Criterion]
+    reasons: list[str]
+    notes: str | None = None
+
+
+def body_model(kind: str) -> type[BaseModel]:
+    """The model of a kind's body (KeyError for an unknown kind)."""
+    if kind == "commissioning":
+        # Built where the record is made (edge_server/commission/record.py imports this module).
+        from edge_server.commission.record import CommissioningBody
+
+        return CommissioningBody
+    return _BODY_MODELS[kind]
+
+
+_BODY_MODELS: dict[str, type[BaseModel]] = {
+    "status": StatusBody,
+    "alert": AlertBody,
+    "event": EventBody,
+    "gentest": GentestBody,
+}
+
+# Deeper JSON than this is refused: no message of this protocol nests more than 5 levels, and
+# Python's parser turns some 1,000 levels into a RecursionError.
+MAX_JSON_DEPTH = 32
+
+
+def json_problem(doc: Any, max_depth: int = MAX_JSON_DEPTH) -> tuple[str, str] | None:
+    """(where, what) of the first value no hub can store and show: nesting deeper than
+    max_depth, or a number that is not finite (NaN, Infinity, 1e999); None when there is none.
+    Iterative: a deep document cannot exhaust the stack here."""
+    stack: list[tuple[Any, str, int]] = [(doc, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return where, "NaN and infinite numbers are not JSON: send null or a finite number"
+        if isinstance(value, dict | list):
+            if depth >= max_depth:
+                return where, f"nested deeper than {max_depth} levels"
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, v in items:
+                stack.append((v, f"{where}.{k}" if where else str(k), depth + 1))
+    return None
+
+
+def body_errors(batch: Batch) -> str | None:
+    """Every message body checked against its kind's model: None, or the errors, each starting
+    `messages.N.body.` (the sender isolates the culprit from the first one)."""
+    parts: list[str] = []
+    for i, m in enumerate(batch.messages):
+        try:
+            body_model(m.kind).model_validate(m.body)
+        except ValidationError as exc:
+            parts.append(prefixed(f"messages.{i}.body", exc))
+    return "; ".join(parts) or None
 
 
 def encode_batch(
@@ -115,11 +290,15 @@ def encode_batch(
 
 def error_text(exc: Exception) -> str:
     """A pydantic validation error as one line per field ('messages.0.kind: ...')."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        parts = []
-        for e in errors():
-            loc = ".".join(str(p) for p in e.get("loc", ()))
-            parts.append(f"{loc}: {e.get('msg', '')}")
-        return "; ".join(parts)
+    if isinstance(exc, ValidationError):
+        return prefixed("", exc)
     return str(exc)
+
+
+def prefixed(where: str, exc: ValidationError) -> str:
+    """A validation error with `where` in front of each field ('messages.2.body.severity: ...')."""
+    parts = []
+    for e in exc.errors():
+        loc = ".".join([*([where] if where else []), *(str(p) for p in e.get("loc", ()))])
+        parts.append(f"{loc}: {e.get('msg', '')}")
+    return "; ".join(parts)

@@ -1,0 +1,265 @@
+"""The hub under attack and faults: bodies checked at the door, pages that survive bad rows,
+headers and bodies that cannot be parsed, the catch-all 500 (real uvicorn, real SQLite).
+
+Each test here failed on the hub before issue 12: a signed body of the wrong type was stored and
+broke /api/v1/sites for the whole region, a huge timestamp header was a 500, and so on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from edge_server.clock import ManualClock
+from edge_server.hub.app import HubSettings
+from edge_server.hub.store import DB_NAME
+from edge_server.hub.testing import (
+    RunningHub,
+    running_hub,
+    sample_alert,
+    sample_event,
+    sample_gentest,
+    sample_status,
+)
+from edge_server.uplink.protocol import body_model, encode_batch, iso, sign_headers
+from tests.test_hub_api import SCHEMAS, schema_validator
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def hub(tmp_path: Path, clock: ManualClock) -> Iterator[RunningHub]:
+    with running_hub(tmp_path / "hub", clock=clock, settings=HubSettings()) as h:
+        yield h
+
+
+@pytest.fixture
+def key(hub: RunningHub, clock: ManualClock) -> bytes:
+    return hub.store.add_site("nsp-a", clock.now()).encode()
+
+
+@pytest.fixture
+def token(hub: RunningHub) -> str:
+    return hub.store.add_user("olga", "operator")
+
+
+def message(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "kind": kind, "at": iso(T0), "body": body}
+
+
+def post_raw(hub: RunningHub, key: bytes, body: bytes) -> httpx.Response:
+    headers = sign_headers("nsp-a", key, body, int(T0.timestamp()))
+    return httpx.post(hub.url + "/api/v1/ingest", content=body, headers=headers, timeout=10)
+
+
+def post(hub: RunningHub, key: bytes, messages: list[dict[str, Any]]) -> httpx.Response:
+    return post_raw(hub, key, encode_batch("nsp-a", str(uuid.uuid4()), T0, messages))
+
+
+def get(hub: RunningHub, token: str, path: str) -> httpx.Response:
+    return httpx.get(hub.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+# -- 1. every body of every kind checked before anything is stored ------------------------------
+def _bad_bodies() -> list[tuple[str, str, dict[str, Any], str]]:
+    """(case, kind, body, the field the 422 must name)."""
+    gt = sample_gentest(1, T0)
+    return [
+        ("gentest_planned_s_text", "gentest", gt | {"planned_s": "1800"}, "planned_s"),
+        ("gentest_passed_as_number", "gentest", gt | {"passed": 1}, "passed"),
+        ("gentest_unknown_outcome", "gentest", gt | {"outcome": "GREAT"}, "outcome"),
+        ("alert_severity_object", "alert", sample_alert("a1", T0) | {"severity": {"x": 1}},
+         "severity"),
+        ("alert_code_list", "alert", sample_alert("a1", T0) | {"code": ["x"]}, "code"),
+        ("alert_empty", "alert", {}, "alert_id"),
+        ("status_unknown_readiness", "status", sample_status() | {"readiness": "FINE"},
+         "readiness"),
+        ("status_open_alerts_negative", "status", sample_status() | {"open_alerts": -1},
+         "open_alerts"),
+        ("event_without_code", "event", {"text_en": "x"}, "code"),
+    ]
+
+
+@pytest.mark.parametrize(("case", "kind", "body", "field"), _bad_bodies(),
+                         ids=[c[0] for c in _bad_bodies()])
+def test_a_body_its_schema_refuses_is_422_naming_message_and_field(
+    hub, key, token, case, kind, body, field
+) -> None:
+    good = message("status", sample_status())
+    r = post(hub, key, [good, message(kind, body)])
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "invalid"
+    assert r.json()["error"].startswith(f"messages.1.body.{field}"), r.json()["error"]
+    assert hub.store.count_messages() == 0  # the whole batch refused: the edge isolates it
+    # the published schema refuses it too: the model and the schema say the same
+    assert not schema_validator(f"{kind}-body.json").is_valid(body)
+    assert get(hub, token, "/api/v1/sites").status_code == 200
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_are_refused_with_the_field(hub, key, token, literal) -> None:
+    body = encode_batch("nsp-a", str(uuid.uuid4()), T0, [message("gentest", sample_gentest(1, T0))])
+    body = body.replace(b'"fuel_used_l":1.7', b'"fuel_used_l":' + literal.encode())
+    assert literal.encode() in body
+    r = post_raw(hub, key, body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"].startswith("messages.0.body.fuel_used_l")
+    assert hub.store.count_messages() == 0
+    assert get(hub, token, "/api/v1/gentests").status_code == 200
+
+
+def test_every_kind_of_sample_body_is_valid_for_model_and_schema() -> None:
+    """The bodies the reference edge sends pass both the hub's model and the published schema."""
+    bodies = {
+        "status": sample_status(at=T0),
+        "alert": sample_alert("a1", T0),
+        "event": sample_event(),
+        "gentest": sample_gentest(1, T0),
+    }
+    for kind, body in bodies.items():
+        body_model(kind).model_validate(body)
+        schema_validator(f"{kind}-body.json").validate(body)
+
+
+def test_the_gentest_model_and_schema_list_the_same_words() -> None:
+    """Model and schema drift apart silently otherwise: the enums and required fields agree."""
+    for kind in ("status", "alert", "event", "gentest"):
+        published = json.loads((SCHEMAS / f"{kind}-body.json").read_text())
+        model = body_model(kind).model_json_schema()
+        assert set(published["required"]) == set(model.get("required", [])), kind
+        for name, prop in published["properties"].items():
+            if "enum" in prop:
+                assert set(prop["enum"]) == set(model["properties"][name]["enum"]), (kind, name)
+
+
+# -- pages never fail on one site's stored data (also data stored by older hubs) -----------------
+def _store_bad_rows(db_path: Path) -> None:
+    """Rows as an older hub (no body checks) stored them for site nsp-bad."""
+    db = sqlite3.connect(db_path)
+    with db:
+        db.execute("INSERT INTO site_status(site_id, at, body) VALUES ('nsp-bad', ?, ?)",
+                   (iso(T0), '{"readiness": "READY", "reasons": "x", "fridge_temp_c": NaN}'))
+        db.execute(
+            "INSERT INTO alerts(site_id, alert_id, at, state, severity, code, body) "
+            "VALUES ('nsp-bad', 'a1', ?, 'raised', '{\"x\": 1}', '[1]', '{\"value\": Infinity}')",
+            (iso(T0),))
+        db.execute(
+            "INSERT INTO gentests(site_id, test_id, started_at, ended_at, outcome, passed, "
+            "started_by, body) VALUES ('nsp-bad', '1', NULL, '2026-03-01T11:00:00.000000Z', "
+            "'PASSED', 1, 'x', '{\"planned_s\": \"long\", \"ran_s\": NaN, \"passed\": true}')")
+        db.execute(
+            "INSERT INTO site_commissioning(site_id, at, result, by, body) "
+            "VALUES ('nsp-bad', ?, 'PASS', 'x', '[1, 2]')", (iso(T0),))
+    db.close()
+
+
+def test_one_sites_unreadable_rows_never_break_the_regions_pages(
+    tmp_path, clock, caplog
+) -> None:
+    data = tmp_path / "hub"
+    with running_hub(data, clock=clock) as hub:
+        hub.store.add_site("nsp-bad", clock.now())
+        good_key = hub.store.add_site("nsp-a", clock.now()).encode()
+        token = hub.store.add_user("olga", "operator")
+        assert post(hub, good_key, [message("status", sample_status(at=T0))]).status_code == 200
+    _store_bad_rows(data / DB_NAME)
+    caplog.set_level(logging.ERROR, logger="edge_server.hub")
+    with running_hub(data, clock=clock) as hub:  # a restart reads them again
+        for path in ("/api/v1/sites", "/api/v1/sites/nsp-bad", "/api/v1/alerts?open=1",
+                     "/api/v1/gentests?from=2026-01-01&to=2026-03-31",
+                     "/api/v1/gentests?from=2026-01-01&to=2026-03-31&format=csv"):
+            r = get(hub, token, path)
+            assert r.status_code == 200, (path, r.text)
+        sites = {s["site_id"]: s for s in get(hub, token, "/api/v1/sites").json()["sites"]}
+        assert sites["nsp-a"]["readiness"] == "READY" and sites["nsp-a"]["unreadable"] == []
+        bad = sites["nsp-bad"]
+        assert set(bad["unreadable"]) == {"status", "last_gentest", "commissioning"}
+        assert bad["reasons"][0]["code"] == "UNREADABLE_DATA"
+        assert "unreadable data" in bad["reasons"][0]["text_en"]
+        alerts = get(hub, token, "/api/v1/alerts?open=1").json()["alerts"]
+        assert alerts[0]["body"] == {"unreadable": "unreadable data"}
+        tests = get(hub, token, "/api/v1/gentests?from=2026-01-01&to=2026-03-31").json()["tests"]
+        assert "unreadable data" in tests[0]["notes"]
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "nsp-bad" in logged and "unreadable data" in logged
+
+
+# -- 2. headers and bodies that cannot be parsed: 400/401, never 500 -----------------------------
+def test_the_signature_is_checked_before_the_time_is_interpreted(hub, key) -> None:
+    """An unsigned request with a stale time learns nothing (was: 401 stale_timestamp and the
+    hub's clock, for anyone who knows a site id)."""
+    body = encode_batch("nsp-a", str(uuid.uuid4()), T0, [])
+    headers = sign_headers("nsp-a", b"not the key", body, int(T0.timestamp()) - 3600)
+    r = httpx.post(hub.url + "/api/v1/ingest", content=body, headers=headers, timeout=10)
+    assert r.status_code == 401 and r.json()["code"] == "bad_signature"
+    assert "X-NSP-Hub-Time" not in r.headers
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [b"9" * 5000, "١٧٧٢٣٦٦٤٠٠".encode(), b"\xb2", b"-1", b"1e9", b""],
+    ids=["huge", "arabic_digits", "superscript_latin1", "negative", "exponent", "empty"],
+)
+def test_a_timestamp_that_is_not_unix_seconds_is_401(hub, key, timestamp) -> None:
+    body = encode_batch("nsp-a", str(uuid.uuid4()), T0, [])
+    headers = [(b"X-NSP-Site", b"nsp-a"), (b"X-NSP-Timestamp", timestamp),
+               (b"X-NSP-Signature", b"sha256=00"), (b"Content-Type", b"application/json")]
+    r = httpx.post(hub.url + "/api/v1/ingest", content=body, headers=headers, timeout=10)
+    assert r.status_code == 401 and r.json()["code"] == "bad_timestamp", r.text
+
+
+@pytest.mark.parametrize("site", [b"\xff\xfe", b"NSP-A", b"x" * 5000, b"nsp-\xe9"])
+def test_a_site_header_that_is_no_site_id_is_401(hub, key, site) -> None:
+    headers = [(b"X-NSP-Site", site), (b"X-NSP-Timestamp", b"1772366400")]
+    r = httpx.post(hub.url + "/api/v1/ingest", content=b"{}", headers=headers, timeout=10)
+    assert r.status_code == 401 and r.json()["code"] == "unknown_site"
+
+
+@pytest.mark.parametrize("depth", [33, 200_000])
+def test_deeply_nested_json_is_400(hub, key, depth) -> None:
+    nested = "[" * depth + "]" * depth
+    m = message("event", sample_event("x"))
+    text = encode_batch("nsp-a", str(uuid.uuid4()), T0, [m]).decode()
+    body = text.replace('"code":"x"', '"code":"x","deep":' + nested).encode()
+    r = post_raw(hub, key, body)
+    assert r.status_code == 400 and r.json()["code"] == "bad_json", r.text
+    assert "nested deeper than 32" in r.json()["error"]
+    assert hub.store.count_messages() == 0
+
+
+@pytest.mark.parametrize("name", ["board%00.js", "..%2fapp.py", "%ff.js", "a\\b.css"])
+def test_odd_static_names_are_404(hub, name) -> None:
+    r = httpx.get(f"{hub.url}/static/{name}", timeout=10)
+    assert r.status_code == 404, r.text
+
+
+def test_an_unexpected_error_is_a_logged_500_with_an_error_id(hub, token, caplog) -> None:
+    caplog.set_level(logging.ERROR, logger="edge_server.hub")
+    hub.store._db.close()  # a real fault: the database went away under the hub
+    r = get(hub, token, "/api/v1/alerts")
+    assert r.status_code == 500
+    doc = r.json()
+    assert doc["code"] == "internal" and doc["error_id"] in doc["error"]
+    schema_validator("error.json").validate(doc)
+    assert any(doc["error_id"] in rec.getMessage() and rec.exc_info for rec in caplog.records)
+
+
+def test_the_hub_serves_its_openapi_document(hub) -> None:
+    r = httpx.get(hub.url + "/openapi.json", timeout=10)
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    assert "/api/v1/ingest" in paths and "/api/v1/sites" in paths
