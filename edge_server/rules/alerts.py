@@ -3,11 +3,20 @@
 One open alert per (code, subject) at most (a partial unique index enforces it), so a restarted
 evaluator that resumes the open alerts cannot raise one twice. Events (MAINS_RESTORED,
 NODE_REBOOTED) are stored as records that are raised and cleared at the same moment.
+
+The uplink hand-off (a transactional outbox): with `handoff=True` every change also writes its
+uplink message, with its message id, into the table `uplink_handoff` IN THE SAME TRANSACTION as
+the alert row. The uplink moves it into its outbox under that id and then deletes it here; after
+a crash at any point the uplink moves what is left at its next start (`pending_handoff()`). So
+an alert raised at the site always reaches the C-NSP, and exactly once: the hub keeps one copy
+per message id (docs/uplink-protocol.md).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -35,7 +44,18 @@ SCHEMA = [
     CREATE UNIQUE INDEX alerts_one_open ON alerts(code, subject) WHERE cleared_at IS NULL;
     CREATE INDEX alerts_raised ON alerts(raised_at);
     """,
+    """
+    CREATE TABLE uplink_handoff (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        at TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    """,
 ]
+
+Message = dict[str, Any]
 
 AlertStateName = Literal["raised", "acknowledged", "cleared"]
 
@@ -112,10 +132,45 @@ def _row(r: tuple[Any, ...]) -> Alert:
                  _dt(r[8]), r[9], r[10], r[11], r[12])
 
 
+def uplink_message(alert: Alert, at: datetime) -> Message:
+    """The uplink message for a changed record: {"kind", "at", "body"} (docs/schemas)."""
+    if alert.kind == "event":
+        body: Message = {
+            "code": alert.code, "text_en": alert.text_en, "text_nl": alert.text_nl,
+            "subject": alert.subject, "at": at.isoformat(), "value": alert.value,
+        }
+        return {"kind": "event", "at": at.isoformat(), "body": body}
+    return {"kind": "alert", "at": at.isoformat(), "body": alert.to_json()}
+
+
 class AlertStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.handoff = False  # write each change's uplink message in its transaction
         migrate(conn, "alerts", SCHEMA)
+
+    def _hand_off(self, alert: Alert, at: datetime) -> Message:
+        """The change's uplink message; with `handoff`, also stored in the open transaction."""
+        msg = uplink_message(alert, at)
+        if self.handoff:
+            msg["id"] = str(uuid.uuid4())
+            self.conn.execute(
+                "INSERT INTO uplink_handoff(id, kind, at, body) VALUES (?, ?, ?, ?)",
+                (msg["id"], msg["kind"], msg["at"],
+                 json.dumps(msg["body"], separators=(",", ":"), ensure_ascii=False)),
+            )
+        return msg
+
+    def pending_handoff(self) -> list[Message]:
+        """Messages written with their change but not yet in the uplink's outbox, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, kind, at, body FROM uplink_handoff ORDER BY seq").fetchall()
+        return [{"id": r[0], "kind": r[1], "at": r[2], "body": json.loads(r[3])} for r in rows]
+
+    def handed_off(self, msg_id: str) -> None:
+        """The uplink holds `msg_id` in its outbox now (committed there): forget it here."""
+        with self.conn:
+            self.conn.execute("DELETE FROM uplink_handoff WHERE id = ?", (msg_id,))
 
     def get(self, alert_id: int) -> Alert:
         r = self.conn.execute(f"SELECT {_COLS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
@@ -145,39 +200,46 @@ class AlertStore:
         return int(self.conn.execute(
             "SELECT count(*) FROM alerts WHERE cleared_at IS NULL").fetchone()[0])
 
-    def apply(self, tr: Transition) -> Alert | None:
-        """Store a transition; returns the changed record (None: a clear with nothing open)."""
-        at = tr.at.isoformat()
+    def apply(self, tr: Transition, now: datetime | None = None) -> tuple[Alert, Message] | None:
+        """Store a transition; the changed record and its uplink message stamped `now` (the
+        evaluation; default the transition's time), or None for a clear with nothing open.
+        With `handoff` the message is committed with the record."""
         with self.conn:
-            if tr.kind == "raise":
-                cur = self.conn.execute(
-                    "INSERT INTO alerts(kind, code, subject, severity, raised_at, text_en, text_nl,"
-                    " channel, value) VALUES ('alert', ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    (tr.code, tr.subject, tr.severity.value, at, tr.text_en, tr.text_nl,
-                     tr.channel, tr.value),
-                )
-                if cur.rowcount == 0:  # already open (should not happen after resume)
-                    return None
-                return self.get(int(cur.lastrowid or 0))
-            if tr.kind == "clear":
-                row = self.conn.execute(
-                    "SELECT id FROM alerts WHERE code = ? AND subject = ? AND cleared_at IS NULL",
-                    (tr.code, tr.subject),
-                ).fetchone()
-                if row is None:
-                    return None
-                self.conn.execute("UPDATE alerts SET cleared_at = ? WHERE id = ?", (at, row[0]))
-                return self.get(int(row[0]))
+            alert = self._apply(tr)
+            return None if alert is None else (alert, self._hand_off(alert, now or tr.at))
+
+    def _apply(self, tr: Transition) -> Alert | None:
+        at = tr.at.isoformat()
+        if tr.kind == "raise":
             cur = self.conn.execute(
-                "INSERT INTO alerts(kind, code, subject, severity, raised_at, cleared_at, text_en,"
-                " text_nl, channel, value) VALUES ('event', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (tr.code, tr.subject, tr.severity.value, at, at, tr.text_en, tr.text_nl,
+                "INSERT INTO alerts(kind, code, subject, severity, raised_at, text_en, text_nl,"
+                " channel, value) VALUES ('alert', ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (tr.code, tr.subject, tr.severity.value, at, tr.text_en, tr.text_nl,
                  tr.channel, tr.value),
             )
+            if cur.rowcount == 0:  # already open (should not happen after resume)
+                return None
             return self.get(int(cur.lastrowid or 0))
+        if tr.kind == "clear":
+            row = self.conn.execute(
+                "SELECT id FROM alerts WHERE code = ? AND subject = ? AND cleared_at IS NULL",
+                (tr.code, tr.subject),
+            ).fetchone()
+            if row is None:
+                return None
+            self.conn.execute("UPDATE alerts SET cleared_at = ? WHERE id = ?", (at, row[0]))
+            return self.get(int(row[0]))
+        cur = self.conn.execute(
+            "INSERT INTO alerts(kind, code, subject, severity, raised_at, cleared_at, text_en,"
+            " text_nl, channel, value) VALUES ('event', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (tr.code, tr.subject, tr.severity.value, at, at, tr.text_en, tr.text_nl,
+             tr.channel, tr.value),
+        )
+        return self.get(int(cur.lastrowid or 0))
 
-    def acknowledge(self, alert_id: int, by: str, at: datetime) -> Alert:
+    def acknowledge(self, alert_id: int, by: str, at: datetime) -> tuple[Alert, Message]:
+        """Record who acknowledged; the record and its uplink message (see apply)."""
         if not by.strip():
             raise ValueError("acknowledged_by: give the user name of who acknowledges")
         with self.conn:
@@ -191,4 +253,5 @@ class AlertStore:
                 "UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ?",
                 (at.isoformat(), by, alert_id),
             )
-        return self.get(alert_id)
+            alert = self.get(alert_id)
+            return alert, self._hand_off(alert, at)

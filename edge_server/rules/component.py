@@ -117,11 +117,26 @@ class RulesEngine:
             log.info("rules: windows, MKT and fuel trackers rebuilt from %s", report.describe())
         return report
 
-    def add_sink(self, sink: Sink) -> None:
+    def add_sink(self, sink: Sink, *, durable: bool = False) -> None:
+        """Every message goes to `sink`. A durable sink (the uplink's outbox) takes alert and
+        event messages with an "id" that was committed together with the alert record
+        (AlertStore's hand-off); it must call `handed_off(id)` once it holds the message."""
         self.sinks.append(sink)
+        if durable:
+            self.store.handoff = True
+
+    def handed_off(self, msg_id: str) -> None:
+        self.store.handed_off(msg_id)
+
+    def pending_handoff(self) -> list[Message]:
+        """Alert/event messages committed with their record but not yet handed to the sink
+        (the process died in between): the durable sink takes them at its start."""
+        return self.store.pending_handoff()
 
     def _emit(self, kind: str, at: datetime, body: Message) -> None:
-        msg: Message = {"kind": kind, "at": at.isoformat(), "body": body}
+        self._send({"kind": kind, "at": at.isoformat(), "body": body})
+
+    def _send(self, msg: Message) -> None:
         for sink in self.sinks:
             try:
                 sink(msg)
@@ -142,17 +157,12 @@ class RulesEngine:
         self.last_eval_at = now
         changed: list[Alert] = []
         for tr in self.ruleset.evaluate(state, now):
-            alert = self.store.apply(tr)
-            if alert is None:
+            applied = self.store.apply(tr, now)
+            if applied is None:
                 continue
+            alert, message = applied
             changed.append(alert)
-            if alert.kind == "event":
-                self._emit("event", now, {
-                    "code": alert.code, "text_en": alert.text_en, "text_nl": alert.text_nl,
-                    "subject": alert.subject, "at": now.isoformat(), "value": alert.value,
-                })
-            else:
-                self._emit("alert", now, alert.to_json())
+            self._send(message)
         self.readiness = self.assess(now)
         status = self.status_body(now)
         last = self._last_status
@@ -221,8 +231,8 @@ class RulesEngine:
         }
 
     def acknowledge(self, alert_id: int, by: str, now: datetime) -> Alert:
-        alert = self.store.acknowledge(alert_id, by, now)
-        self._emit("alert", now, alert.to_json())
+        alert, message = self.store.acknowledge(alert_id, by, now)
+        self._send(message)
         return alert
 
 

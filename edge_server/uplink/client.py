@@ -156,9 +156,10 @@ class Uplink:
         """A new message is in the outbox: try now unless backing off."""
         self._wake.set()
 
-    def enqueue(self, kind: str, body: dict[str, Any], at: datetime | None = None) -> str:
+    def enqueue(self, kind: str, body: dict[str, Any], at: datetime | None = None,
+                msg_id: str | None = None) -> str:
         """Store a message durably (returns its id) and wake the sender."""
-        msg_id = self.outbox.enqueue(kind, body, at or self.clock.now())
+        msg_id = self.outbox.enqueue(kind, body, at or self.clock.now(), msg_id)
         self.notify()
         return msg_id
 

@@ -62,10 +62,26 @@ class UplinkComponent:
         return {"enabled": True, **self.uplink.status()}
 
     def put(self, message: dict[str, Any]) -> None:
-        """A rules-engine sink: {"kind", "at" (ISO), "body"} -> the outbox."""
+        """A rules-engine sink: {"kind", "at" (ISO), "body"[, "id"]} -> the outbox. A message
+        with an id was committed with its alert record in site.db (the hand-off); it is let go
+        there only once the outbox has committed it, so a crash in between loses nothing."""
         if self.uplink is None:
             return
-        self.uplink.enqueue(str(message["kind"]), dict(message["body"]), parse_iso(message["at"]))
+        msg_id = message.get("id")
+        self.uplink.enqueue(str(message["kind"]), dict(message["body"]), parse_iso(message["at"]),
+                            msg_id)
+        engine = self._engine()
+        if msg_id is not None and engine is not None:
+            engine.handed_off(str(msg_id))
+
+    def _take_handoff(self, engine: RulesEngine) -> None:
+        """What the rules committed but a crash kept from the outbox: moved now, in order."""
+        pending = engine.pending_handoff()
+        for message in pending:
+            self.put(message)
+        if pending:
+            log.warning("uplink: %d alert message(s) committed before a crash were moved into "
+                        "the outbox now", len(pending))
 
     def _apply_acks(self, acks: list[dict[str, Any]]) -> None:
         engine = self._engine()
@@ -111,8 +127,9 @@ class UplinkComponent:
         )
         engine = self._engine()
         if engine is not None:
-            engine.add_sink(self.put)
+            engine.add_sink(self.put, durable=True)
             engine.uplink_up = self.link_up
+            self._take_handoff(engine)
         self._stop.clear()
         self._task = asyncio.create_task(self.uplink.run(self._stop), name="uplink")
 

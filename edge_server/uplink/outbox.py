@@ -130,15 +130,20 @@ class Outbox:
         with self._lock:
             self._db.close()
 
-    def enqueue(self, kind: str, body: dict[str, Any], at: datetime) -> str:
-        """Store a message durably; returns its id (a UUID string)."""
+    def enqueue(
+        self, kind: str, body: dict[str, Any], at: datetime, msg_id: str | None = None
+    ) -> str:
+        """Store a message durably; returns its id (a fresh UUID, or `msg_id` when the message
+        already has one: an alert handed over from site.db, see rules/alerts.py). A message
+        whose id the outbox already holds is not stored twice."""
         if kind not in KINDS:
             raise ValueError(f"outbox: unknown kind {kind!r} (one of {', '.join(KINDS)})")
-        msg_id = str(uuid.uuid4())
+        msg_id = msg_id or str(uuid.uuid4())
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         with self._lock:
             self._db.execute(
-                "INSERT INTO outbox(id, kind, at, body) VALUES (?, ?, ?, ?)",
+                "INSERT INTO outbox(id, kind, at, body) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(id) DO NOTHING",
                 (msg_id, kind, iso(at), text),
             )
         return msg_id
