@@ -263,3 +263,9 @@ def test_the_hub_serves_its_openapi_document(hub) -> None:
     assert r.status_code == 200
     paths = r.json()["paths"]
     assert "/api/v1/ingest" in paths and "/api/v1/sites" in paths
+
+
+# -- 5. a confirmed batch is on disk before the 200 ----------------------------------------------
+def test_the_hub_commits_with_synchronous_full(hub) -> None:
+    """The site deletes what the hub confirmed: NORMAL (WAL) could lose it in a power cut."""
+    assert hub.store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
