@@ -81,3 +81,36 @@ def test_hub_commands_register_sites_users_and_serve(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=15)
     text = err.decode()
     assert keys["nsp-a"] not in text and token not in text
+
+
+def _error_cases(tmp: Path) -> list[tuple[list[str], str]]:
+    not_a_dir = tmp / "a-file"
+    not_a_dir.write_text("x")
+    data = str(tmp / "hub")
+    return [
+        (["add-site", "nsp-a", "nsp-a", "--data", data], "given more than once"),
+        (["--data", data, "--stale-min", "-1"], "--stale-min -1: use more than 0"),
+        (["--data", data, "--listen", ":99999"], "--listen ':99999': use HOST:PORT"),
+        (["--data", data, "--listen", "127.0.0.1:99999"], "port 1-65535"),
+        (["add-site", "nsp-a", "--data", str(not_a_dir / "hub")], "--data"),
+        (["--data", str(not_a_dir / "hub"), "--listen", f"127.0.0.1:{free_port()}"], "--data"),
+    ]
+
+
+def test_cli_and_start_up_errors_name_the_argument_exit_2_no_traceback(tmp_path) -> None:
+    for args, said in _error_cases(tmp_path):
+        out = cli(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        assert said in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+
+
+def test_a_port_in_use_is_exit_2_naming_listen(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = cli("--data", str(tmp_path / "hub"), "--listen", f"127.0.0.1:{port}")
+    assert out.returncode == 2 and f"--listen 127.0.0.1:{port}" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr

@@ -10,7 +10,9 @@ nsp-edge hub gentests --data DIR [--from DAY] [--to DAY] [--site ID] [--csv | --
 
 Every command takes --master-key FILE (or $NSP_HUB_MASTER_KEY_FILE; default DIR/master.key): the
 key the site keys are encrypted with (docs/security.md). Exit 1 when the hub cannot do it (unknown
-or already registered site, missing or wrong master key), 2 for a usage error.
+or already registered site, missing or wrong master key), 2 for a usage error (the message names
+the argument and the fix: a site id given twice, --stale-min out of range, --listen not
+HOST:PORT or its port in use, a --data directory this user cannot write); never a traceback.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ import re
 import sys
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_server.clock import SystemClock
+
+if TYPE_CHECKING:
+    from edge_server.hub.store import HubStore
 from edge_server.uplink.protocol import SITE_ID_PATTERN
 
 _MAX_GRACE_H = 720.0  # 30 days: a longer overlap of two valid keys is no rotation
@@ -97,8 +103,7 @@ def _day(text: str) -> date:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_server.hub.keys import MasterKeyError
-    from edge_server.hub.store import HubStore, UnknownSite
+    from edge_server.hub.store import UnknownSite
 
     if args.data is None:
         print("nsp-edge hub: --data DIR is required", file=sys.stderr)
@@ -107,6 +112,14 @@ def run(args: argparse.Namespace) -> int:
     command = args.hub_command
     if command is None:
         return _serve(data, args.listen, args.stale_min, args.master_key)
+    if command == "add-site" and len(set(args.ids)) != len(args.ids):
+        twice = sorted({i for i in args.ids if args.ids.count(i) > 1})
+        print(
+            f"nsp-edge hub add-site: {', '.join(twice)} given more than once: name each new site "
+            "once (nothing was added)",
+            file=sys.stderr,
+        )
+        return 2
     prog = f"nsp-edge hub {command}"
     if command == "gentests":
         return _gentests(args, prog)
@@ -126,11 +139,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        store = HubStore(data, args.master_key)
-    except MasterKeyError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
+    store = _open_store(data, args.master_key, prog)
+    if isinstance(store, int):
+        return store
     now = SystemClock().now()
     by = _who()
     try:
@@ -184,19 +195,15 @@ def _gentests(args: argparse.Namespace, prog: str) -> int:
     import json
 
     from edge_server.hub.gentests import REGISTER_TZ, register, to_csv
-    from edge_server.hub.keys import MasterKeyError
-    from edge_server.hub.store import HubStore
 
     to_day = args.to_day or SystemClock().now().astimezone(REGISTER_TZ).date()
     from_day = args.from_day or to_day - timedelta(days=365)
     if from_day > to_day:
         print(f"{prog}: --from {from_day} is after --to {to_day}", file=sys.stderr)
         return 2
-    try:
-        store = HubStore(args.data, args.master_key)
-    except MasterKeyError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
+    store = _open_store(args.data, args.master_key, prog)
+    if isinstance(store, int):
+        return store
     try:
         rows = register(store, from_day, to_day, args.site)
     finally:
@@ -224,25 +231,84 @@ def _who() -> str:
         return "unknown user"
 
 
-def _serve(data: Path, listen: str, stale_min: float, master_key: Path | None) -> int:
-    import uvicorn
+def _open_store(data: Path, master_key: Path | None, prog: str) -> HubStore | int:
+    """The hub's store, or the exit code after saying why not: 1 for the master key (the hub
+    cannot do it), 2 for a --data directory this user cannot use (a usage error)."""
+    import sqlite3
 
-    from edge_server.hub.app import HubSettings, create_app
     from edge_server.hub.keys import MasterKeyError
     from edge_server.hub.store import HubStore
 
-    host, _, port_text = listen.rpartition(":")
-    if not host or not port_text.isdigit():
-        print(f"nsp-edge hub: --listen {listen!r}: use HOST:PORT", file=sys.stderr)
-        return 2
     try:
-        store = HubStore(data, master_key)
+        return HubStore(data, master_key)
     except MasterKeyError as exc:
-        print(f"nsp-edge hub: not started: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 1
-    app = create_app(store, SystemClock(), HubSettings(stale_after_min=stale_min))
+    except (OSError, sqlite3.Error) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(
+            f"{prog}: --data {data}: cannot use it as the hub's data directory ({why}): choose "
+            "a directory this user may create and write (the hub keeps hub.sqlite there)",
+            file=sys.stderr,
+        )
+        return 2
+
+
+# The board's "no contact" limit; as HubSettings.stale_after_min (a week at most).
+_STALE_MIN_MAX = 10080.0
+
+
+def _serve(data: Path, listen: str, stale_min: float, master_key: Path | None) -> int:
+    import socket
+
+    import uvicorn
+
+    from edge_server.hub.app import HubSettings, create_app
+
+    prog = "nsp-edge hub"
+    host, _, port_text = listen.rpartition(":")
+    port = int(port_text) if port_text.isascii() and port_text.isdigit() else -1
+    if not host or not 1 <= port <= 65535:
+        print(
+            f"{prog}: --listen {listen!r}: use HOST:PORT with a port 1-65535, e.g. "
+            "127.0.0.1:8090 or 0.0.0.0:8090",
+            file=sys.stderr,
+        )
+        return 2
+    if not 0 < stale_min <= _STALE_MIN_MAX:
+        print(
+            f"{prog}: --stale-min {stale_min:g}: use more than 0 and at most "
+            f"{_STALE_MIN_MAX:g} minutes (default 15)",
+            file=sys.stderr,
+        )
+        return 2
+    host = host.strip("[]")  # [::1]:8090
+    # Bound here, not by uvicorn: a port in use is a clear message and exit 2, not a log line
+    # and exit 1; uvicorn then serves on this very socket (no race for the port).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
-        uvicorn.run(app, host=host, port=int(port_text), log_level="warning", access_log=False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except (OSError, UnicodeError) as exc:
+        sock.close()
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(
+            f"{prog}: --listen {listen}: cannot listen there ({why}): stop what uses the port "
+            "or choose another one, and use an address of this machine",
+            file=sys.stderr,
+        )
+        return 2
+    store = _open_store(data, master_key, prog)
+    if isinstance(store, int):
+        sock.close()
+        if store == 1:
+            print(f"{prog}: not started", file=sys.stderr)
+        return store
+    app = create_app(store, SystemClock(), HubSettings(stale_after_min=stale_min))
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         store.close()
     return 0
