@@ -269,3 +269,86 @@ def test_the_hub_serves_its_openapi_document(hub) -> None:
 def test_the_hub_commits_with_synchronous_full(hub) -> None:
     """The site deletes what the hub confirmed: NORMAL (WAL) could lose it in a power cut."""
     assert hub.store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+# -- 6. the sender's clock is data, not truth -----------------------------------------------------
+def _post_at(hub, key, clock, messages) -> None:
+    body = encode_batch("nsp-a", str(uuid.uuid4()), clock.now(), messages)
+    headers = sign_headers("nsp-a", key, body, int(clock.now().timestamp()))
+    r = httpx.post(hub.url + "/api/v1/ingest", content=body, headers=headers, timeout=10)
+    assert r.status_code == 200, r.text
+
+
+def _site(hub, token) -> dict[str, Any]:
+    return get(hub, token, "/api/v1/sites/nsp-a").json()
+
+
+def test_a_site_clock_that_jumps_to_2099_or_2000_recovers_without_an_operator(
+    hub, key, token, clock
+) -> None:
+    from datetime import timedelta
+
+    def status(readiness: str, at: datetime, hours: float = 10.0) -> dict[str, Any]:
+        m = message("status", sample_status(readiness, hours, at=at))
+        m["at"] = iso(at)
+        return m
+
+    def alert(state: str, at: datetime) -> dict[str, Any]:
+        m = message("alert", sample_alert("a1", at, state))
+        m["at"] = iso(at)
+        return m
+
+    future, past = datetime(2099, 1, 1, tzinfo=UTC), datetime(2000, 1, 1, tzinfo=UTC)
+    _post_at(hub, key, clock, [alert("raised", future), status("DEGRADED", future)])
+    s = _site(hub, token)
+    assert s["reported_readiness"] == "DEGRADED" and s["clock_off"] is True
+    assert any(r["code"] == "SITE_CLOCK_OFF" and "ahead" in r["text_en"] for r in s["reasons"])
+    assert s["last_contact"] == iso(clock.now())  # the hub's clock, not the site's
+    clock.advance(60)
+    # the clock is set right: the newer status wins although its `at` is older (was frozen)
+    _post_at(hub, key, clock, [alert("cleared", clock.now()), status("READY", clock.now())])
+    s = _site(hub, token)
+    assert s["reported_readiness"] == "READY" and s["clock_off"] is False
+    assert s["alerts"][0]["state"] == "cleared"
+    clock.advance(60)
+    # a power cut and the clock falls back to 2000: shown (was ignored), flagged
+    _post_at(hub, key, clock, [status("NOT_READY", past, hours=5.0)])
+    s = _site(hub, token)
+    assert s["reported_readiness"] == "NOT_READY" and s["clock_off"] is True
+    assert s["status_received_at"] == iso(clock.now())
+    # the refuel time from the hub's clock, not "before 1 Jan 2000 05:00"
+    assert s["refuel_before"] == iso(clock.now() + timedelta(hours=5))
+
+
+# -- 7. lists: a total and a cursor ----------------------------------------------------------------
+def _all_pages(hub, token, path: str, key: str) -> tuple[list[Any], set[int]]:
+    rows, totals, cursor = [], set(), None
+    for _ in range(20):
+        page = get(hub, token, path + (f"&cursor={cursor}" if cursor else "")).json()
+        rows += page[key]
+        totals.add(page["total"])
+        cursor = page["next"]
+        if cursor is None:
+            return rows, totals
+    raise AssertionError("the cursor never ended")
+
+
+def test_lists_have_a_total_and_a_cursor_to_every_row(hub, key, token, clock) -> None:
+    for i in range(7):
+        _post_at(hub, key, clock, [message("alert", sample_alert(f"a{i}", T0))])
+    _post_at(hub, key, clock, [message("gentest", sample_gentest(i + 1, T0)) for i in range(5)])
+    for i in range(4):
+        hub.store.add_site(f"nsp-x{i}", T0)
+    alerts, totals = _all_pages(hub, token, "/api/v1/alerts?open=1&limit=3", "alerts")
+    assert totals == {7} and sorted(a["alert_id"] for a in alerts) == [f"a{i}" for i in range(7)]
+    assert [a["alert_id"] for a in alerts] == [f"a{i}" for i in reversed(range(7))]  # newest 1st
+    sites, totals = _all_pages(hub, token, "/api/v1/sites?limit=2", "sites")
+    assert totals == {5} and len({s["site_id"] for s in sites}) == 5
+    tests, totals = _all_pages(
+        hub, token, "/api/v1/gentests?from=2026-01-01&to=2026-03-31&limit=2", "tests")
+    assert totals == {5} and sorted(t["test_id"] for t in tests) == [1, 2, 3, 4, 5]
+    for bad in ("/api/v1/alerts?cursor=xyz", "/api/v1/alerts?limit=0",
+                "/api/v1/alerts?limit=99999999999999999999",
+                "/api/v1/sites?cursor=" + get(hub, token, "/api/v1/alerts?limit=1").json()["next"]):
+        r = get(hub, token, bad)
+        assert r.status_code == 422, (bad, r.text)

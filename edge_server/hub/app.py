@@ -17,6 +17,8 @@ Every refusal is JSON `{"error": "...", "code": "..."}` and stores nothing.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import re
@@ -32,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_server.clock import Clock
-from edge_server.hub.gentests import SEPARATORS, register, site_gentest, to_csv
+from edge_server.hub.gentests import SEPARATORS, register, register_page, site_gentest, to_csv
 from edge_server.hub.store import HubStore, SiteKeys
 from edge_server.uplink.compact import FRAME_BYTES, CompactError, decode_status
 from edge_server.uplink.protocol import (
@@ -79,6 +81,10 @@ class HubSettings(BaseModel):
     # the board judges "overdue" with the edge's own schedule function and these numbers.
     gentest_min_days: Annotated[float, Field(ge=0)] = 20.0
     gentest_max_days: Annotated[float, Field(gt=0)] = 40.0
+    # A site whose status time is further than this from the hub's clock when it arrives is
+    # flagged ("clock off"). Above the edge's longest status interval (15 min) plus its longest
+    # back-off (5 min), so a status queued during a short outage is not flagged.
+    clock_off_min: Annotated[float, Field(gt=0, le=10080)] = 30.0
     # The register without `from`: this many days back from `to`.
     register_default_days: Annotated[int, Field(ge=1, le=3660)] = 365
 
@@ -320,6 +326,17 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
         last = site["last_contact"]
         stale = last is None or now - parse_iso(last) > timedelta(minutes=cfg.stale_after_min)
         readiness = "UNKNOWN" if stale else status.get("readiness", "UNKNOWN")
+        skew = _clock_skew_s(site["status_at"], site.get("status_received_at"))
+        clock_off = skew is not None and abs(skew) > cfg.clock_off_min * 60
+        reasons = list(status.get("reasons", []))
+        refuel = status.get("refuel_before")
+        if clock_off and skew is not None:
+            reasons.append(_clock_reason(skew))
+            # The site's refuel time is its clock plus its autonomy: from the hub's clock instead.
+            hours = status.get("fuel_autonomy_h")
+            received = site.get("status_received_at")
+            if isinstance(hours, int | float) and isinstance(received, str):
+                refuel = iso(parse_iso(received) + timedelta(hours=hours))
         return {
             "site_id": site["site_id"],
             "readiness": readiness,
@@ -328,9 +345,14 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             "last_contact": last,
             "no_contact_since": last if stale else None,
             "status_at": site["status_at"],
-            "reasons": status.get("reasons", []),
+            # When the hub received that status (its clock) and how far the site's clock was
+            # from it then; clock_off: more than clock_off_min (shown as a reason).
+            "status_received_at": site.get("status_received_at"),
+            "clock_skew_s": None if skew is None else round(skew),
+            "clock_off": clock_off,
+            "reasons": reasons,
             "fuel_autonomy_h": status.get("fuel_autonomy_h"),
-            "refuel_before": status.get("refuel_before"),
+            "refuel_before": refuel,
             "fridge_temp_c": status.get("fridge_temp_c"),
             "occupancy": status.get("occupancy"),
             "mains_present": status.get("mains_present"),
@@ -343,10 +365,32 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             "unreadable": site.get("unreadable", []),
         } | ({} if not site.get("unreadable") else {"reasons": [_UNREADABLE_REASON]})
 
+    def page_size(limit: int | None, default: int) -> int:
+        if limit is None:
+            return default
+        if not 1 <= limit <= cfg.max_page:
+            raise HubError(422, "invalid", f"limit {limit}: use 1 to {cfg.max_page}")
+        return limit
+
     @app.get("/api/v1/sites")
-    async def list_sites(_user: User) -> dict[str, Any]:
-        sites = [present(s) for s in store.sites()]
-        return {"now": iso(clock.now()), "stale_after_min": cfg.stale_after_min, "sites": sites}
+    async def list_sites(
+        _user: User, limit: int | None = None, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """Sites in id order, `limit` at a time (default: max_page, so a region's board gets
+        every site at once); `next` continues, null on the last page; `total` counts all."""
+        size = page_size(limit, cfg.max_page)
+        after = None if cursor is None else str(_uncursor(cursor, "sites"))
+        found = store.sites(after=after, limit=size + 1)
+        more = len(found) > size
+        sites = [present(s) for s in found[:size]]
+        return {
+            "now": iso(clock.now()),
+            "stale_after_min": cfg.stale_after_min,
+            "clock_off_min": cfg.clock_off_min,
+            "sites": sites,
+            "total": store.count_sites(),
+            "next": _cursor("sites", sites[-1]["site_id"]) if more and sites else None,
+        }
 
     @app.get("/api/v1/sites/{site_id}")
     async def get_site(site_id: str, _user: User) -> dict[str, Any]:
@@ -354,13 +398,33 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
         if site is None:
             raise HubError(404, "unknown_site", f"site {site_id!r} is not registered")
         out = present(site)
-        out["alerts"] = [_readable_alert(a) for a in store.alerts(False, cfg.default_page, site_id)]
+        alerts, total, more = store.alerts_page(False, cfg.default_page, site_id)
+        out["alerts"] = [_readable_alert(a) for a in alerts]
+        # The rest: GET /api/v1/alerts?site=ID&cursor=alerts_next
+        out["alerts_total"] = total
+        out["alerts_next"] = None if more is None else _cursor("alerts", more)
         return out
 
     @app.get("/api/v1/alerts")
-    async def list_alerts(_user: User, open: int = 0, limit: int | None = None) -> dict[str, Any]:
-        page = min(cfg.max_page, max(1, limit or cfg.default_page))
-        return {"alerts": [_readable_alert(a) for a in store.alerts(bool(open), page)]}
+    async def list_alerts(
+        _user: User,
+        open: int = 0,
+        limit: int | None = None,
+        cursor: str | None = None,
+        site: str | None = None,
+    ) -> dict[str, Any]:
+        """Alerts, newest state received first, `limit` at a time; `total` counts every alert
+        that matches, `next` (null on the last page) is the cursor of the next page."""
+        size = page_size(limit, cfg.default_page)
+        before = None if cursor is None else _uncursor(cursor, "alerts")
+        if before is not None and not isinstance(before, int):
+            raise HubError(422, "invalid", "cursor: not a cursor of this list")
+        alerts, total, more = store.alerts_page(bool(open), size, site, before)
+        return {
+            "alerts": [_readable_alert(a) for a in alerts],
+            "total": total,
+            "next": None if more is None else _cursor("alerts", more),
+        }
 
     @app.get("/api/v1/gentests")
     async def gentest_register(
@@ -369,8 +433,12 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
         site: str | None = None,
         format: str = "json",
         sep: str = "comma",
+        limit: int | None = None,
+        cursor: str | None = None,
     ) -> Response:
-        """One row per generator test that ended in [from, to] (whole days, Europe/Amsterdam)."""
+        """One row per generator test that ended in [from, to] (whole days, Europe/Amsterdam).
+        JSON comes in pages (`limit`, `cursor`, `total`, `next`); CSV is always the whole
+        register (a download for the municipality's file)."""
         to_day = _day(request.query_params.get("to"), "to") or clock.now().date()
         from_day = _day(request.query_params.get("from"), "from") or (
             to_day - timedelta(days=cfg.register_default_days)
@@ -381,16 +449,32 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             raise HubError(422, "invalid", f"format {format!r}: use json or csv")
         if sep not in SEPARATORS:
             raise HubError(422, "invalid", f"sep {sep!r}: use comma or semicolon")
-        rows = register(store, from_day, to_day, site)
         if format == "csv":
+            rows = register(store, from_day, to_day, site)
             name = f"generatortests_{from_day}_{to_day}" + (f"_{site}" if site else "") + ".csv"
             return Response(
                 to_csv(rows, sep),
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="{name}"'},
             )
+        size = page_size(limit, cfg.default_page)
+        after = None if cursor is None else _uncursor(cursor, "gentests")
+        if after is not None and not (
+            isinstance(after, list) and len(after) == 3 and all(isinstance(x, str) for x in after)
+        ):
+            raise HubError(422, "invalid", "cursor: not a cursor of this list")
+        rows, total, more = register_page(
+            store, from_day, to_day, site, None if after is None else tuple(after), size
+        )
         return JSONResponse(
-            {"from": str(from_day), "to": str(to_day), "site": site, "tests": rows}
+            {
+                "from": str(from_day),
+                "to": str(to_day),
+                "site": site,
+                "tests": rows,
+                "total": total,
+                "next": None if more is None else _cursor("gentests", list(more)),
+            }
         )
 
     @app.post("/api/v1/alerts/{site_id}/{alert_id}/ack")
@@ -448,6 +532,28 @@ def _readable_alert(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _clock_skew_s(status_at: Any, received_at: Any) -> float | None:
+    """The site's clock minus the hub's when its newest status arrived (None: unknown, e.g. a
+    status stored before the hub kept its receive time)."""
+    if not isinstance(status_at, str) or not isinstance(received_at, str):
+        return None
+    try:
+        return (parse_iso(status_at) - parse_iso(received_at)).total_seconds()
+    except ValueError:
+        return None
+
+
+def _clock_reason(skew_s: float) -> dict[str, str]:
+    minutes = round(abs(skew_s) / 60)
+    en = "ahead" if skew_s > 0 else "behind"
+    nl = "voor" if skew_s > 0 else "achter"
+    return {
+        "code": "SITE_CLOCK_OFF",
+        "text_en": f"site clock {minutes} min {en}: times shown are the hub's",
+        "text_nl": f"klok van de locatie loopt {minutes} min {nl}: getoonde tijden zijn van de hub",
+    }
+
+
 def _unreadable_site(site_id: str, last_contact: Any) -> dict[str, Any]:
     return {
         "site_id": site_id,
@@ -457,6 +563,9 @@ def _unreadable_site(site_id: str, last_contact: Any) -> dict[str, Any]:
         "last_contact": last_contact if isinstance(last_contact, str) else None,
         "no_contact_since": None,
         "status_at": None,
+        "status_received_at": None,
+        "clock_skew_s": None,
+        "clock_off": False,
         "reasons": [_UNREADABLE_REASON],
         "fuel_autonomy_h": None,
         "refuel_before": None,
@@ -508,6 +617,30 @@ class CatchAll:
                 status_code=500,
             )
             await reply(scope, receive, send)
+
+
+def _cursor(kind: str, value: Any) -> str:
+    """An opaque page cursor: the list it belongs to and the key of the last row shown."""
+    raw = json.dumps([kind, value], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _uncursor(text: str, kind: str) -> Any:
+    bad = HubError(
+        422, "invalid", "cursor: not a cursor of this list (use the `next` of the page before)"
+    )
+    if len(text) > 400:
+        raise bad
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise bad from exc
+    if not (isinstance(doc, list) and len(doc) == 2 and doc[0] == kind):
+        raise bad
+    value = doc[1]
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:  # SQLite's integer range
+        raise bad
+    return value
 
 
 def _day(text: str | None, name: str) -> date | None:

@@ -144,11 +144,31 @@ def register(
     store: HubStore, from_day: date, to_day: date, site_id: str | None = None
 ) -> list[dict[str, Any]]:
     """The register rows of tests that ended on from_day..to_day (inclusive), oldest first."""
+    return register_page(store, from_day, to_day, site_id)[0]
+
+
+RowKey = tuple[str, str, str]  # (ended_at, site_id, test_id): the register's order
+
+
+def register_page(
+    store: HubStore,
+    from_day: date,
+    to_day: date,
+    site_id: str | None = None,
+    after: RowKey | None = None,
+    limit: int = -1,
+) -> tuple[list[dict[str, Any]], int, RowKey | None]:
+    """`limit` register rows (-1: all) after the row `after`; (rows, how many the days hold,
+    the key to continue after, None at the end)."""
     from edge_server.hub.store import sortable
 
     start, end = day_range(from_day, to_day)
-    found = store.gentests(sortable(start), sortable(end), site_id)
-    return [readable_row(r["site_id"], r["body"]) for r in found]
+    fetch = limit + 1 if limit >= 0 else -1
+    found, total = store.gentests(sortable(start), sortable(end), site_id, after, fetch)
+    more = 0 <= limit < len(found)
+    found = found[:limit] if limit >= 0 else found
+    rows = [readable_row(r["site_id"], r["body"]) for r in found]
+    return rows, total, (found[-1]["key"] if more and found else None)
 
 
 def readable_row(site_id: str, body: Any) -> dict[str, Any]:

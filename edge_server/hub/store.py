@@ -90,6 +90,13 @@ CREATE TABLE IF NOT EXISTS site_commissioning (
 _DERIVED_MARK = "derived_gentest_commissioning_v1"
 # Added by key rotation; ALTER TABLE brings an older database up to date at start.
 _SITE_COLUMNS = {"old_key": "TEXT", "old_key_until": "TEXT"}
+# Added for issue 12 (sender clocks are data): when the hub received a site's newest status, and
+# the arrival order (messages.seq) of each alert's newest state, which orders the alert list and
+# makes its cursor. Rows of an older database get -rowid: older than any new row, still unique.
+_ADDED_COLUMNS = {
+    "site_status": {"received_at": "TEXT"},
+    "alerts": {"seq": "INTEGER"},
+}
 
 
 class UnknownSite(LookupError):
@@ -143,10 +150,13 @@ class HubStore:
         # Freed space is zeroed: a replaced key (plain text before the migration) leaves no copy.
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
-        have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(sites)")}
-        for name, kind in _SITE_COLUMNS.items():
-            if name not in have:
-                self._db.execute(f"ALTER TABLE sites ADD COLUMN {name} {kind}")
+        for table, columns in {"sites": _SITE_COLUMNS, **_ADDED_COLUMNS}.items():
+            have = {str(r[1]) for r in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        self._db.execute("UPDATE alerts SET seq = -rowid WHERE seq IS NULL")
+        self._db.execute("CREATE INDEX IF NOT EXISTS alerts_seq ON alerts(seq)")
         self._derive_once()
         self._unusable_logged: set[str] = set()
         self.master_key_file = master_key_path(data_dir, master_key_file)
@@ -430,7 +440,7 @@ class HubStore:
                         (site_id, m["id"], m["kind"], m["at"], received, body_text),
                     )
                     if cur.rowcount == 1:
-                        self._apply(site_id, m, body_text)
+                        self._apply(site_id, m, body_text, received)
                 db.execute("UPDATE sites SET last_contact = ? WHERE id = ?", (received, site_id))
                 db.execute("COMMIT")
             except BaseException:
@@ -438,24 +448,31 @@ class HubStore:
                 raise
         return [str(m["id"]) for m in messages]
 
-    def _apply(self, site_id: str, m: dict[str, Any], body_text: str) -> None:
+    def _apply(
+        self, site_id: str, m: dict[str, Any], body_text: str, received: str | None = None
+    ) -> None:
+        """The derived tables after a new message. The message received last wins, never the one
+        with the newest `at`: the sender's clock is data, not truth (a status stamped 2099 would
+        freeze the board, a clock fallen back to 2000 would be ignored); the edge sends in its
+        outbox order, so arrival order is the site's own order."""
         at = iso(parse_iso(m["at"]))
+        seq = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
         if m["kind"] == "status":
             self._db.execute(
-                "INSERT INTO site_status(site_id, at, body) VALUES (?, ?, ?) "
-                "ON CONFLICT(site_id) DO UPDATE SET at = excluded.at, body = excluded.body "
-                "WHERE excluded.at >= site_status.at",
-                (site_id, at, body_text),
+                "INSERT INTO site_status(site_id, at, body, received_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(site_id) DO UPDATE SET at = excluded.at, body = excluded.body, "
+                "received_at = excluded.received_at",
+                (site_id, at, body_text, received),
             )
         elif m["kind"] == "alert":
             body = m["body"]
             alert_id = str(body.get("alert_id") or m["id"])
             self._db.execute(
-                "INSERT INTO alerts(site_id, alert_id, at, state, severity, code, body) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO alerts(site_id, alert_id, at, state, severity, code, body, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(site_id, alert_id) DO UPDATE SET at = excluded.at, "
                 "state = excluded.state, severity = excluded.severity, code = excluded.code, "
-                "body = excluded.body WHERE excluded.at >= alerts.at",
+                "body = excluded.body, seq = excluded.seq",
                 (
                     site_id,
                     alert_id,
@@ -464,6 +481,7 @@ class HubStore:
                     body.get("severity"),
                     body.get("code"),
                     body_text,
+                    seq,
                 ),
             )
 
@@ -474,8 +492,7 @@ class HubStore:
             self._db.execute(
                 "INSERT INTO site_commissioning(site_id, at, result, by, body) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(site_id) DO UPDATE SET at = excluded.at, "
-                "result = excluded.result, by = excluded.by, body = excluded.body "
-                "WHERE excluded.at >= site_commissioning.at",
+                "result = excluded.result, by = excluded.by, body = excluded.body",
                 (
                     site_id,
                     _iso_or(body.get("commissioned_at"), at),
@@ -518,33 +535,50 @@ class HubStore:
         return [{"alert_id": r[0], "by": r[1], "at": r[2]} for r in rows]
 
     # -- reads --------------------------------------------------------------------------------
-    def sites(self, site_id: str | None = None) -> list[dict[str, Any]]:
+    def count_sites(self) -> int:
+        with self._lock:
+            n: int = self._db.execute("SELECT COUNT(*) FROM sites").fetchone()[0]
+        return n
+
+    def sites(
+        self, site_id: str | None = None, after: str | None = None, limit: int = -1
+    ) -> list[dict[str, Any]]:
+        """One site, or the sites in id order after `after` (a page of `limit`; -1: all)."""
+        where, params = "", []
+        if site_id is not None:
+            where, params = "WHERE s.id = ? ", [site_id]
+        elif after is not None:
+            where, params = "WHERE s.id > ? ", [after]
         with self._lock:
             rows = self._db.execute(
                 "SELECT s.id, s.last_contact, st.at, st.body, "
                 "(SELECT COUNT(*) FROM alerts a WHERE a.site_id = s.id AND a.state != 'cleared'), "
                 # The newest test (any outcome) and the end of the newest PASSED one (what the
                 # monthly schedule counts from, as at the edge).
+                # Newest by arrival (INSERT OR REPLACE gives a new rowid), not by the sender's
+                # clock: a test stamped 2099 must not stay "the newest" for ever.
                 "(SELECT g.body FROM gentests g WHERE g.site_id = s.id "
-                " ORDER BY g.ended_at DESC LIMIT 1), "
-                "(SELECT MAX(g.ended_at) FROM gentests g WHERE g.site_id = s.id AND g.passed = 1), "
-                "c.body "
+                " ORDER BY g.rowid DESC LIMIT 1), "
+                "(SELECT g.ended_at FROM gentests g WHERE g.site_id = s.id AND g.passed = 1 "
+                " ORDER BY g.rowid DESC LIMIT 1), "
+                "c.body, st.received_at "
                 "FROM sites s LEFT JOIN site_status st ON st.site_id = s.id "
                 "LEFT JOIN site_commissioning c ON c.site_id = s.id "
-                + ("WHERE s.id = ? " if site_id is not None else "")
-                + "ORDER BY s.id",
-                () if site_id is None else (site_id,),
+                + where
+                + "ORDER BY s.id LIMIT ?",
+                [*params, limit],
             ).fetchall()
         return [
             {
                 "site_id": r[0],
                 "last_contact": r[1],
                 "status_at": r[2],
-                "status": json.loads(r[3]) if r[3] else None,
+                "status": _loads(r[3]) if r[3] else None,
                 "open_alerts_hub": int(r[4]),
-                "last_gentest": json.loads(r[5]) if r[5] else None,
+                "last_gentest": _loads(r[5]) if r[5] else None,
                 "last_passed_gentest_at": r[6],
-                "commissioning": json.loads(r[7]) if r[7] else None,
+                "commissioning": _loads(r[7]) if r[7] else None,
+                "status_received_at": r[8],
             }
             for r in rows
         ]
@@ -554,50 +588,73 @@ class HubStore:
         return found[0] if found else None
 
     def gentests(
-        self, ended_from: str, ended_before: str, site_id: str | None = None
-    ) -> list[dict[str, Any]]:
+        self,
+        ended_from: str,
+        ended_before: str,
+        site_id: str | None = None,
+        after: tuple[str, str, str] | None = None,
+        limit: int = -1,
+    ) -> tuple[list[dict[str, Any]], int]:
         """The generator-test register: tests that ended in [ended_from, ended_before) (ISO UTC),
-        oldest first, each {"site_id", "body"}."""
-        sql = "SELECT site_id, body FROM gentests WHERE ended_at >= ? AND ended_at < ?"
+        oldest first (ended_at, site, test id), each {"site_id", "body", "key"}, from after
+        `after` (a row's key) for `limit` rows (-1: all); and how many the range holds."""
+        sql = "FROM gentests WHERE ended_at >= ? AND ended_at < ?"
         params: list[Any] = [ended_from, ended_before]
         if site_id is not None:
             sql += " AND site_id = ?"
             params.append(site_id)
+        page_sql, page_params = sql, list(params)
+        if after is not None:
+            page_sql += " AND (ended_at, site_id, test_id) > (?, ?, ?)"
+            page_params.extend(after)
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY ended_at, site_id", params).fetchall()
-        return [{"site_id": r[0], "body": json.loads(r[1])} for r in rows]
+            total: int = self._db.execute("SELECT COUNT(*) " + sql, params).fetchone()[0]
+            rows = self._db.execute(
+                "SELECT site_id, body, ended_at, test_id " + page_sql
+                + " ORDER BY ended_at, site_id, test_id LIMIT ?",
+                [*page_params, limit],
+            ).fetchall()
+        return [
+            {"site_id": r[0], "body": _loads(r[1]), "key": (r[2], r[0], r[3])} for r in rows
+        ], total
 
     def alerts(
         self, open_only: bool, limit: int, site_id: str | None = None
     ) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT a.site_id, a.alert_id, a.at, a.state, a.severity, a.code, a.body, "
-            "h.by, h.at FROM alerts a LEFT JOIN hub_acks h "
-            "ON h.site_id = a.site_id AND h.alert_id = a.alert_id WHERE 1=1"
-        )
+        return self.alerts_page(open_only, limit, site_id)[0]
+
+    def alerts_page(
+        self, open_only: bool, limit: int, site_id: str | None = None, before: int | None = None
+    ) -> tuple[list[dict[str, Any]], int, int | None]:
+        """Alerts, the newest state received first (arrival order: a sender's wrong clock
+        cannot pin an alert to the top), from before `before` (the `next` of the page before);
+        (rows, how many match, the `next` of this page or None at the end)."""
+        where = " WHERE 1=1"
         params: list[Any] = []
         if open_only:
-            sql += " AND a.state != 'cleared'"
+            where += " AND a.state != 'cleared'"
         if site_id is not None:
-            sql += " AND a.site_id = ?"
+            where += " AND a.site_id = ?"
             params.append(site_id)
-        sql += " ORDER BY a.at DESC LIMIT ?"
-        params.append(limit)
+        page_where, page_params = where, list(params)
+        if before is not None:
+            page_where += " AND a.seq < ?"
+            page_params.append(before)
         with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
-        return [
-            {
-                "site_id": r[0],
-                "alert_id": r[1],
-                "at": r[2],
-                "state": r[3],
-                "severity": r[4],
-                "code": r[5],
-                "body": json.loads(r[6]),
-                "hub_ack": None if r[7] is None else {"by": r[7], "at": r[8]},
-            }
-            for r in rows
-        ]
+            total: int = self._db.execute(
+                "SELECT COUNT(*) FROM alerts a" + where, params
+            ).fetchone()[0]
+            rows = self._db.execute(
+                "SELECT a.site_id, a.alert_id, a.at, a.state, a.severity, a.code, a.body, "
+                "h.by, h.at, a.seq FROM alerts a LEFT JOIN hub_acks h "
+                "ON h.site_id = a.site_id AND h.alert_id = a.alert_id"
+                + page_where + " ORDER BY a.seq DESC LIMIT ?",
+                [*page_params, limit + 1],
+            ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_seq = int(rows[-1][9]) if more and rows else None
+        return [_alert_row(r) for r in rows], total, next_seq
 
     def ack_alert(self, site_id: str, alert_id: str, by: str, now: datetime) -> bool:
         with self._lock:
@@ -630,6 +687,31 @@ class HubStore:
         with self._lock:
             n: int = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
         return n
+
+
+def _alert_row(r: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "site_id": r[0],
+        "alert_id": r[1],
+        "at": r[2],
+        "state": r[3],
+        "severity": r[4],
+        "code": r[5],
+        "body": _loads(r[6]),
+        "hub_ack": None if r[7] is None else {"by": r[7], "at": r[8]},
+    }
+
+
+# What a stored body that is not JSON at all reads as: no body model accepts it, so the pages
+# show "unreadable data" for it (edge_server/hub/app.py) instead of failing.
+_NOT_JSON = {"unreadable": "the stored text is not JSON"}
+
+
+def _loads(text: Any) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return dict(_NOT_JSON)
 
 
 def sortable(dt: datetime) -> str:

@@ -242,10 +242,23 @@ async function api(path, options) {
   return r.json();
 }
 
+// Every page of a list (the hub pages lists: `next` is the cursor of the next page).
+async function apiAll(path, key) {
+  const first = await api(path);
+  let page = first;
+  while (page.next) {
+    page = await api(path + (path.includes("?") ? "&" : "?") + "cursor="
+      + encodeURIComponent(page.next));
+    first[key] = first[key].concat(page[key]);
+  }
+  return first;
+}
+
 async function refresh() {
   if (!localStorage.getItem("nsp-hub-token")) return;
   try {
-    const [s, a] = await Promise.all([api("/api/v1/sites"), api("/api/v1/alerts?open=1&limit=2000")]);
+    const [s, a] = await Promise.all([apiAll("/api/v1/sites", "sites"),
+      apiAll("/api/v1/alerts?open=1&limit=2000", "alerts")]);
     last = { sites: s.sites, alerts: a.alerts, now: s.now };
     $("#error").textContent = "";
     render(last.sites, last.alerts, last.now);
