@@ -14,49 +14,23 @@ import getpass
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from edge_server.uplink.protocol import SITE_ID_PATTERN, IsoTime, iso
+from edge_server.uplink.protocol import (
+    CommissioningBody,
+    NodeRecord,
+    Problem,
+    Result,
+    iso,
+)
 
 if TYPE_CHECKING:
     from edge_server.commission.assess import Check, SiteReport
     from edge_server.config import SiteConfig
 
 KIND = "commissioning"
-Result = Literal["PASS", "WARN", "FAIL"]
-
-
-class Problem(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    level: Literal["WARN", "FAIL"]
-    code: Annotated[str, Field(min_length=1)]
-
-
-class NodeRecord(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: Annotated[str, Field(min_length=1)]
-    unit: Annotated[int, Field(ge=1, le=247, strict=True)]
-    roles: list[str] | None = None
-    answered: bool
-    result: Result
-    firmware: str | None
-    map_version: Annotated[int, Field(strict=True)] | None
-    problems: list[Problem]
-
-
-class CommissioningBody(BaseModel):
-    """docs/schemas/commissioning-body.json; extra fields are allowed (a later tool version)."""
-
-    model_config = ConfigDict(extra="allow")
-    site_id: Annotated[str, Field(pattern=SITE_ID_PATTERN)]
-    commissioned_at: IsoTime
-    by: Annotated[str, Field(min_length=1, max_length=200)]
-    result: Result
-    tool_version: Annotated[str, Field(min_length=1)]
-    site_problems: list[Problem]
-    nodes: list[NodeRecord]
+# The models live with the other kinds' (one model per kind, used by the edge and the hub).
+__all__ = ["KIND", "CommissioningBody", "NodeRecord", "Problem", "Result", "record_body"]
 
 
 def tool_version() -> str:

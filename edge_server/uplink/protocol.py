@@ -229,13 +229,42 @@ class GentestBody(BaseModel):
     notes: str | None = None
 
 
+Result = Literal["PASS", "WARN", "FAIL"]
+
+
+class Problem(BaseModel):
+    model_config = _BODY
+    level: Literal["WARN", "FAIL"]
+    code: Text
+
+
+class NodeRecord(BaseModel):
+    model_config = _BODY
+    name: Text
+    unit: Annotated[int, Field(ge=1, le=247)]
+    roles: list[str] | None = None
+    answered: bool
+    result: Result
+    firmware: str | None
+    map_version: int | None
+    problems: list[Problem]
+
+
+class CommissioningBody(BaseModel):
+    """One `nsp-edge commission --record` run (made by edge_server/commission/record.py)."""
+
+    model_config = _BODY
+    site_id: Annotated[str, Field(pattern=SITE_ID_PATTERN)]
+    commissioned_at: IsoTime
+    by: Annotated[str, Field(min_length=1, max_length=200)]
+    result: Result
+    tool_version: Text
+    site_problems: list[Problem]
+    nodes: list[NodeRecord]
+
+
 def body_model(kind: str) -> type[BaseModel]:
     """The model of a kind's body (KeyError for an unknown kind)."""
-    if kind == "commissioning":
-        # Built where the record is made (edge_server/commission/record.py imports this module).
-        from edge_server.commission.record import CommissioningBody
-
-        return CommissioningBody
     return _BODY_MODELS[kind]
 
 
@@ -244,6 +273,7 @@ _BODY_MODELS: dict[str, type[BaseModel]] = {
     "alert": AlertBody,
     "event": EventBody,
     "gentest": GentestBody,
+    "commissioning": CommissioningBody,
 }
 
 # Deeper JSON than this is refused: no message of this protocol nests more than 5 levels, and
