@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 import sqlite3
 import threading
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -196,8 +198,10 @@ class Authenticator:
         require_auth_for_read: bool = False,
         max_failures: int = 10,
         window_s: float = 60.0,
+        trusted_proxies: Iterable[str] = (),
     ) -> None:
         self.users = users
+        self.trusted_proxies = parse_networks(trusted_proxies)
         self.clock: Clock = clock or SystemClock()
         self.require_auth_for_read = require_auth_for_read
         self.max_failures = max_failures
@@ -262,8 +266,59 @@ class Authenticator:
         return user
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
+    """"10.0.0.5", "10.0.0.0/24", "::1" -> networks (ValueError naming the bad entry)."""
+    nets = []
+    for text in texts:
+        try:
+            nets.append(ipaddress.ip_network(text.strip(), strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not an IP address or network (e.g. 10.0.0.5 or "
+                             "10.0.0.0/24)") from exc
+    return tuple(nets)
+
+
+def _in(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, trusted_proxies: tuple[Network, ...]
+) -> str:
+    """The address a request came from, for the failed-login limit and the log.
+
+    X-Forwarded-For is anyone's to write, so it counts only when the TCP peer is one of the
+    configured proxies; then the client is the right-most address in it that is not a proxy
+    (each proxy appends the address it saw; what a client wrote itself stands further left).
+    uvicorn's own forwarded-header handling is switched off (proxy_headers=False) where the
+    apps are served: it would trust any header from 127.0.0.1.
+    """
+    address = peer or "unknown"
+    if not forwarded_for or not _in(address, trusted_proxies):
+        return address
+    for hop in reversed(forwarded_for.split(",")):
+        hop = hop.strip()
+        if _in(hop, trusted_proxies):
+            continue
+        try:
+            return str(ipaddress.ip_address(hop))
+        except ValueError:  # not an address ("unknown", garbage): count it as the proxy's
+            return address
+    return address
+
+
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    peer = request.client.host if request.client else None
+    auth = getattr(request.app.state, "auth", None)
+    trusted = auth.trusted_proxies if isinstance(auth, Authenticator) else ()
+    return client_address(peer, request.headers.get("x-forwarded-for"), trusted)
 
 
 def get_authenticator(request: Request) -> Authenticator:
@@ -316,5 +371,6 @@ Admin = Annotated[User, Depends(RequireRole(Role.ADMIN))]
 
 __all__ = [
     "Admin", "Authenticator", "Operator", "ReadAccess", "RequireRole", "Role", "Technician",
-    "User", "UserStore", "hash_token", "new_token", "read_access", "verify_token",
+    "User", "UserStore", "client_address", "hash_token", "new_token", "parse_networks",
+    "read_access", "verify_token",
 ]

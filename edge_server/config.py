@@ -62,6 +62,20 @@ class ApiSection(_Strict):
     listen: str = "127.0.0.1:8080"
     # On a closed site LAN reading the site page needs no login; elsewhere set this to true.
     require_auth_for_read: bool = False
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed for the
+    # failed-login limit; from any other peer the header is ignored (docs/security.md).
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        from edge_server.auth import parse_networks
+
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}: list the proxies' addresses, e.g. [\"10.0.0.5\"]") from exc
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -63,6 +63,7 @@ def create_app(service: Service, *, manage_service: bool = True) -> FastAPI:
         UserStore(site_db_path(Path(service.config.storage.data_dir))),
         service.clock,
         require_auth_for_read=service.config.api.require_auth_for_read,
+        trusted_proxies=service.config.api.trusted_proxies,
     )
 
     static_path = str(STATIC_DIR)
@@ -86,7 +87,10 @@ async def serving(app: FastAPI, host: str, port: int) -> AsyncIterator[uvicorn.S
     """Serve `app` with uvicorn inside the running event loop (the demo and tests use this);
     the lifespan runs, so the service starts and stops with it."""
     server = _InLoopServer(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        # proxy_headers=False: X-Forwarded-For only from [api] trusted_proxies (edge_server/auth.py)
+        uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False
+        )
     )
     task = asyncio.create_task(server.serve(), name="uvicorn")
     try:

@@ -305,7 +305,8 @@ def _serve(data: Path, listen: str, stale_min: float, master_key: Path | None) -
             print(f"{prog}: not started", file=sys.stderr)
         return store
     app = create_app(store, SystemClock(), HubSettings(stale_after_min=stale_min))
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    # No forwarded headers: the hub names sites by their signature, not by their address.
+    config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -49,4 +49,6 @@ def serve(config_path: Path, host: str, port: int) -> None:
     app = create_app(Service(config, SystemClock()))
     print(f"NSP edge service for site {config.site.id}: http://{host}:{port}/ "
           f"(API http://{host}:{port}/api/v1/site)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    # proxy_headers=False: uvicorn would trust X-Forwarded-For from 127.0.0.1; edge_server/auth.py
+    # believes it only from [api] trusted_proxies.
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False)

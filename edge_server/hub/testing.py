@@ -67,6 +67,7 @@ class RunningHub:
             log_level="warning",
             lifespan="off",
             access_log=False,
+            proxy_headers=False,
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name=f"hub:{self.port}", daemon=True)
