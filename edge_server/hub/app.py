@@ -34,9 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_server.clock import Clock
+from edge_server.hub.compact_ingest import CompactRefused, ingest_compact_frame
 from edge_server.hub.gentests import SEPARATORS, register, register_page, site_gentest, to_csv
 from edge_server.hub.store import HubStore, SiteKeys
-from edge_server.uplink.compact import FRAME_BYTES, CompactError, decode_status
 from edge_server.uplink.protocol import (
     HEADER_HUB_TIME,
     HEADER_SIGNATURE,
@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 _SITE_ID = re.compile(SITE_ID_PATTERN.strip("^$"))
 # A unix time in seconds has 10 digits until 2286; 12 bound the int() the skew check makes.
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
-_COMPACT_NS = uuid.UUID("6f1d8a52-4a0e-4d0c-9a53-0c2b7e0f1e55")
 _STATIC_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
@@ -255,39 +254,17 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
 
     @app.post(INGEST_COMPACT_PATH, openapi_extra=_COMPACT_DOC)
     async def ingest_compact(request: Request) -> JSONResponse:
+        """A status or alert frame (24 or 28..44 bytes), checked as the radio receiver checks
+        it: edge_server/hub/compact_ingest.py."""
         frame = await read_limited(request)
-        site_id, keys = site_keys(request)
-        if len(frame) != FRAME_BYTES:
-            raise HubError(400, "bad_frame", f"compact frame must be {FRAME_BYTES} bytes")
-
-        def tag_matches(key: bytes) -> bool:
-            try:
-                decode_status(site_id, key, frame)
-            except CompactError as exc:
-                if "tag" in str(exc):
-                    return False
-                raise HubError(400, "bad_frame", str(exc)) from exc
-            return True
-
+        site_id, _keys = site_keys(request)
         try:
-            key = signed_with(site_id, keys, tag_matches)
-        except HubError as exc:
-            if exc.code == "bad_signature" and keys.current is not None:
-                exc.message = "compact frame tag does not match (wrong key, site or tampered)"
-            raise
-        status = decode_status(site_id, key, frame)
-        skew = status.at.timestamp() - clock.now().timestamp()
-        if abs(skew) > cfg.timestamp_window_s:
-            raise HubError(401, "stale_timestamp", f"frame time is {skew:+.0f} s from the hub")
-        msg_id = str(uuid.uuid5(_COMPACT_NS, site_id + frame.hex()))
-        message = {
-            "id": msg_id,
-            "kind": "status",
-            "at": iso(status.at),
-            "body": status.to_status_body(),
-        }
-        held = store.ingest(site_id, [message], clock.now())
-        return JSONResponse({"held": held, "acks": store.pending_acks(site_id)})
+            got = ingest_compact_frame(
+                store, clock.now(), site_id, frame, cfg.timestamp_window_s, via="compact"
+            )
+        except CompactRefused as exc:
+            raise HubError(exc.status, exc.code, exc.message) from exc
+        return JSONResponse({"held": [got.message_id], "acks": store.pending_acks(site_id)})
 
     # -- operators ------------------------------------------------------------------------------
 

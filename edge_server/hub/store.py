@@ -84,6 +84,11 @@ CREATE TABLE IF NOT EXISTS site_commissioning (
     site_id TEXT PRIMARY KEY, at TEXT NOT NULL, result TEXT NOT NULL, by TEXT NOT NULL,
     body TEXT NOT NULL
 );
+-- Compact frames (HTTP relay or radio): the newest accepted frame time per site, so a replayed
+-- or reordered frame is refused; last_radio_at: when a frame last arrived by radio.
+CREATE TABLE IF NOT EXISTS compact_seen (
+    site_id TEXT PRIMARY KEY, frame_ts INTEGER NOT NULL, last_radio_at TEXT
+);
 """
 # gentests / site_commissioning are derived from `messages`: a hub database made before they
 # existed fills them from its stored messages once (marked in hub_meta).
@@ -433,20 +438,59 @@ class HubStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for m in messages:
-                    body_text = json.dumps(m["body"], separators=(",", ":"), ensure_ascii=False)
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO messages(site_id, id, kind, at, received_at, body) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (site_id, m["id"], m["kind"], m["at"], received, body_text),
-                    )
-                    if cur.rowcount == 1:
-                        self._apply(site_id, m, body_text, received)
+                    self._insert(site_id, m, received)
                 db.execute("UPDATE sites SET last_contact = ? WHERE id = ?", (received, site_id))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
         return [str(m["id"]) for m in messages]
+
+    def _insert(self, site_id: str, m: dict[str, Any], received: str) -> bool:
+        body_text = json.dumps(m["body"], separators=(",", ":"), ensure_ascii=False)
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO messages(site_id, id, kind, at, received_at, body) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (site_id, m["id"], m["kind"], m["at"], received, body_text),
+        )
+        if cur.rowcount == 1:
+            self._apply(site_id, m, body_text, received)
+            return True
+        return False
+
+    def ingest_compact(
+        self, site_id: str, frame_ts: int, message: dict[str, Any], now: datetime, radio: bool
+    ) -> str:
+        """One decoded compact frame: "stored", "duplicate" (this id is held: a relay's retry,
+        nothing changes) or "old" (not newer than the site's last accepted compact frame: a
+        replay or a reordered frame, refused). Check and store in one transaction."""
+        received = iso(now)
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                held = db.execute(
+                    "SELECT 1 FROM messages WHERE site_id = ? AND id = ?", (site_id, message["id"])
+                ).fetchone()
+                row = db.execute(
+                    "SELECT frame_ts FROM compact_seen WHERE site_id = ?", (site_id,)
+                ).fetchone()
+                if held is not None or (row is not None and int(row[0]) >= frame_ts):
+                    db.execute("ROLLBACK")
+                    return "duplicate" if held is not None else "old"
+                self._insert(site_id, message, received)
+                db.execute(
+                    "INSERT INTO compact_seen(site_id, frame_ts, last_radio_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(site_id) DO UPDATE SET frame_ts = excluded.frame_ts, "
+                    "last_radio_at = COALESCE(excluded.last_radio_at, compact_seen.last_radio_at)",
+                    (site_id, frame_ts, received if radio else None),
+                )
+                db.execute("UPDATE sites SET last_contact = ? WHERE id = ?", (received, site_id))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return "stored"
 
     def _apply(
         self, site_id: str, m: dict[str, Any], body_text: str, received: str | None = None

@@ -18,6 +18,24 @@ The site id is not in the frame (it is the radio gateway's sender address, or th
 header at the hub) but it is inside the MAC, so a frame cannot be replayed as another site's.
 A 64-bit tag makes a forgery a 1 in 2^64 guess per try; the timestamp limits replays to the
 hub's window. `encode_status()` / `decode_status()` are the documented encoder and decoder.
+
+Compact alert frame (one state change of one alert), 28..44 bytes, struct ">BBIIIBiB" + subject +
+an 8-byte tag:
+
+    off size field            encoding
+    0   1    version          2 (byte 0 names the frame: 1 status, 2 alert)
+    1   1    flags            bits 0-1 state: 0 raised, 1 acknowledged, 2 cleared;
+                              bits 2-3 severity: 0 info, 1 warning, 2 critical
+    2   4    timestamp        unix seconds (UTC) when the frame was made (the replay window)
+    6   4    alert_id         the site's alert number (the full `alert` message's alert_id)
+    10  4    raised_at        unix seconds (UTC)
+    14  1    code             index in ALERT_CODES, 255 another code (see the full alert)
+    15  4    value            signed, 0.01 units of the code's value, -2^31 unknown
+    19  1    subject_len      0..16
+    20  n    subject          UTF-8, the alert's subject (node name), cut to 16 bytes
+    20+n 8   tag              HMAC-SHA256(site key, b"NSPC" + site_id + b"." + bytes 0..19+n)[:8]
+
+`encode_alert()` / `decode_alert()`; `decode_frame()` takes either kind.
 """
 
 from __future__ import annotations
@@ -37,6 +55,46 @@ _NA_U16 = 0xFFFF
 _NA_I16 = -32768
 
 READINESS = ("READY", "DEGRADED", "NOT_READY", "UNKNOWN")
+
+ALERT_VERSION = 2
+_ALERT_HEAD = struct.Struct(">BBIIIBiB")
+SUBJECT_MAX = 16
+ALERT_FRAME_MIN = _ALERT_HEAD.size + TAG_BYTES  # 28
+ALERT_FRAME_MAX = ALERT_FRAME_MIN + SUBJECT_MAX  # 44
+MAX_FRAME_BYTES = max(FRAME_BYTES, ALERT_FRAME_MAX)
+_NA_I32 = -(2**31)
+ALERT_STATES = ("raised", "acknowledged", "cleared")
+SEVERITIES = ("info", "warning", "critical")
+# Alert and event codes of edge_server/rules/ruleset.py -> index. Append only: a hub decodes a
+# frame with the index it was sent with. 255: a code not in this table (OTHER).
+ALERT_CODES: tuple[str, ...] = (
+    "FRIDGE_HIGH",
+    "FRIDGE_HIGH_INSTANT",
+    "FRIDGE_LOW",
+    "FRIDGE_FREEZE",
+    "FRIDGE_PROBE_FAULT",
+    "FRIDGE_MKT",
+    "FRIDGE_DOOR_OPEN",
+    "FUEL_LOW",
+    "FUEL_AUTONOMY_LOW",
+    "FUEL_LEAK",
+    "FUEL_SENSOR_FAULT",
+    "FUEL_OLD",
+    "STARTER_BATTERY_LOW",
+    "BATTERY_LOW",
+    "BATTERY_SENSOR_FAULT",
+    "MAINS_LOST",
+    "GEN_RUNNING_ON_OUTAGE",
+    "GEN_FAILED_TO_START",
+    "GEN_RUNNING_UNEXPECTED",
+    "NODE_OFFLINE",
+    "DATA_STALE",
+    "OCCUPANCY_HIGH",
+    "MAINS_RESTORED",
+    "NODE_REBOOTED",
+    "FUEL_REFUELLED",
+)
+_OTHER_CODE = 255
 
 # Readiness reason code (edge_server/rules/readiness.py) -> bit. Codes not in this table set
 # bit 15 (OTHER: the full status names it); ALL_OK sets no bit (READY says it).
@@ -71,6 +129,26 @@ def _reason_texts() -> dict[str, tuple[str, str]]:
 
 # (English, Dutch) per code, the same texts the site shows.
 REASON_TEXTS: dict[str, tuple[str, str]] = _reason_texts()
+
+
+def alert_templates() -> dict[str, tuple[str, str, str]]:
+    """code -> (English, Dutch, unit): the rules' own text templates ({subject}, {value})."""
+    from edge_server.rules import ruleset
+    from edge_server.rules.engine import Condition, EventSpec
+
+    out: dict[str, tuple[str, str, str]] = {}
+    for obj in vars(ruleset).values():
+        if isinstance(obj, type) and issubclass(obj, Condition) and "code" in vars(obj):
+            out[obj.code] = (obj.text_en, obj.text_nl, obj.unit)
+        spec = getattr(obj, "spec", obj)
+        if isinstance(spec, EventSpec):
+            out[spec.code] = (spec.text_en, spec.text_nl, "")
+    out["OTHER"] = (
+        "Alert at {subject} (see the full report)",
+        "Melding bij {subject} (zie het volledige rapport)",
+        "",
+    )
+    return out
 
 
 class CompactError(ValueError):
@@ -181,3 +259,144 @@ def decode_status(site_id: str, key: bytes, frame: bytes) -> CompactStatus:
         mains_present=_untri(flags & 3),
         gen_running=_untri((flags >> 2) & 3),
     )
+
+
+@dataclass(frozen=True)
+class CompactAlert:
+    sent_at: datetime  # the frame's own time (replay window), not the alert's
+    alert_id: int
+    code: str  # "OTHER" when the site's code is not in ALERT_CODES
+    severity: str
+    state: str
+    raised_at: datetime
+    value: float | None
+    subject: str
+
+    def texts(self) -> tuple[str, str]:
+        templates = alert_templates()
+        en, nl, unit = templates.get(self.code, templates["OTHER"])
+        shown = "?" if self.value is None else f"{self.value:.4g}{unit}"
+        return (
+            en.format(subject=self.subject, value=shown),
+            nl.format(subject=self.subject, value=shown),
+        )
+
+    def to_alert_body(self) -> dict[str, Any]:
+        """An `alert` message body (docs/schemas/alert-body.json) with what the frame holds."""
+        text_en, text_nl = self.texts()
+        return {
+            "alert_id": str(self.alert_id),
+            "code": self.code,
+            "subject": self.subject,
+            "severity": self.severity,
+            "state": self.state,
+            "raised_at": iso_z(self.raised_at),
+            "acknowledged_at": None,
+            "acknowledged_by": None,
+            "cleared_at": None,
+            "text_en": text_en,
+            "text_nl": text_nl,
+            "channel": None,
+            "value": self.value,
+            "via": "compact",
+        }
+
+
+def iso_z(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _subject_bytes(subject: str) -> bytes:
+    raw = subject.encode("utf-8")[:SUBJECT_MAX]
+    # Cut at a character boundary: a partial UTF-8 sequence would not decode at the hub.
+    return raw.decode("utf-8", "ignore").encode("utf-8")
+
+
+def encode_alert(site_id: str, key: bytes, body: dict[str, Any], at: datetime) -> bytes:
+    """An `alert` body (Alert.to_json()) -> a signed 28..44-byte frame made at `at`."""
+    state = str(body.get("state", "raised"))
+    severity = str(body.get("severity", "critical"))
+    if state not in ALERT_STATES:
+        raise CompactError(f"alert state {state!r} is not one of {', '.join(ALERT_STATES)}")
+    if severity not in SEVERITIES:
+        raise CompactError(f"alert severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+    try:
+        alert_id = int(body["alert_id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CompactError("a compact alert needs the site's numeric alert_id") from exc
+    if not 0 <= alert_id < 2**32:
+        raise CompactError(f"alert_id {alert_id} does not fit 32 bits")
+    raised = body.get("raised_at")
+    raised_at = raised if isinstance(raised, datetime) else datetime.fromisoformat(str(raised))
+    code = str(body.get("code", ""))
+    index = ALERT_CODES.index(code) if code in ALERT_CODES else _OTHER_CODE
+    value = body.get("value")
+    raw_value = (
+        _NA_I32 if value is None else max(-(2**31) + 1, min(2**31 - 1, round(float(value) * 100)))
+    )
+    subject = _subject_bytes(str(body.get("subject") or ""))
+    head = (
+        _ALERT_HEAD.pack(
+            ALERT_VERSION,
+            ALERT_STATES.index(state) | (SEVERITIES.index(severity) << 2),
+            int(at.timestamp()),
+            alert_id,
+            int(raised_at.timestamp()),
+            index,
+            raw_value,
+            len(subject),
+        )
+        + subject
+    )
+    return head + _tag(key, site_id, head)
+
+
+def decode_alert(site_id: str, key: bytes, frame: bytes) -> CompactAlert:
+    """Check the tag (constant time) and decode; raises CompactError saying what is wrong."""
+    if not ALERT_FRAME_MIN <= len(frame) <= ALERT_FRAME_MAX:
+        raise CompactError(
+            f"compact alert frame must be {ALERT_FRAME_MIN}..{ALERT_FRAME_MAX} bytes, "
+            f"got {len(frame)}"
+        )
+    if frame[0] != ALERT_VERSION:
+        raise CompactError(f"compact alert frame version {frame[0]} is unknown (this hub: 2)")
+    n = frame[_ALERT_HEAD.size - 1]
+    if len(frame) != ALERT_FRAME_MIN + n or n > SUBJECT_MAX:
+        raise CompactError(f"compact alert frame of {len(frame)} bytes has a {n}-byte subject")
+    head, tag = frame[:-TAG_BYTES], frame[-TAG_BYTES:]
+    if not hmac.compare_digest(tag, _tag(key, site_id, head)):
+        raise CompactError("compact frame tag does not match (wrong key, site or tampered)")
+    _v, flags, ts, alert_id, raised, index, raw_value, _n = _ALERT_HEAD.unpack(
+        head[: _ALERT_HEAD.size]
+    )
+    state_i, sev_i = flags & 3, (flags >> 2) & 3
+    if state_i >= len(ALERT_STATES) or sev_i >= len(SEVERITIES):
+        raise CompactError(f"compact alert frame flags {flags:#04x} are unknown")
+    try:
+        subject = head[_ALERT_HEAD.size :].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CompactError("compact alert frame subject is not UTF-8") from exc
+    return CompactAlert(
+        sent_at=datetime.fromtimestamp(ts, UTC),
+        alert_id=alert_id,
+        code=ALERT_CODES[index] if index < len(ALERT_CODES) else "OTHER",
+        severity=SEVERITIES[sev_i],
+        state=ALERT_STATES[state_i],
+        raised_at=datetime.fromtimestamp(raised, UTC),
+        value=None if raw_value == _NA_I32 else raw_value / 100.0,
+        subject=subject,
+    )
+
+
+def frame_time(frame: bytes) -> int:
+    """The frame's own timestamp (unix seconds) without checking it: both kinds keep it at 2..5."""
+    if len(frame) < 6:
+        raise CompactError(f"compact frame of {len(frame)} bytes is too short")
+    return int.from_bytes(frame[2:6], "big")
+
+
+def decode_frame(site_id: str, key: bytes, frame: bytes) -> CompactStatus | CompactAlert:
+    """Either kind, by its first byte."""
+    if frame[:1] == bytes([ALERT_VERSION]):
+        return decode_alert(site_id, key, frame)
+    return decode_status(site_id, key, frame)
