@@ -7,6 +7,7 @@ nsp-edge hub revoke-key ID --data DIR            # "ID KEY"; the old key is refu
 nsp-edge hub add-user NAME --role operator|admin --data DIR   # last word printed: the token
 nsp-edge hub gentests --data DIR [--from DAY] [--to DAY] [--site ID] [--csv | --json]
                                  # the generator-test register (docs/generator-tests.md)
+nsp-edge hub radio --port DEVICE --data DIR   # compact frames by LoRa radio (docs/radio.md)
 
 Every command takes --master-key FILE (or $NSP_HUB_MASTER_KEY_FILE; default DIR/master.key): the
 key the site keys are encrypted with (docs/security.md). Exit 1 when the hub cannot do it (unknown
@@ -93,6 +94,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     fmt.add_argument("--csv", action="store_true", help="CSV (as GET /api/v1/gentests)")
     fmt.add_argument("--json", action="store_true", help="JSON (as GET /api/v1/gentests)")
     common(g)
+    rd = hs.add_parser(
+        "radio",
+        help="receive compact frames from a LoRa modem on a serial port (docs/radio.md)",
+    )
+    rd.add_argument("--port", required=True, metavar="DEVICE", help="e.g. /dev/ttyUSB0")
+    rd.add_argument("--baud", type=int, default=9600, help="modem UART speed (default 9600)")
+    rd.add_argument("--window-s", type=int, default=300,
+                    help="accepted frame clock difference, as the HTTP ingest (default 300)")
+    common(rd)
 
 
 def _day(text: str) -> date:
@@ -123,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     prog = f"nsp-edge hub {command}"
     if command == "gentests":
         return _gentests(args, prog)
+    if command == "radio":
+        return _radio(args, data, prog)
     ids = args.ids if command == "add-site" else [getattr(args, "site_id", "")]
     bad = [i for i in ids if command != "add-user" and not re.match(SITE_ID_PATTERN, i)]
     if bad:
@@ -221,6 +233,33 @@ def _gentests(args: argparse.Namespace, prog: str) -> int:
         print(f"{len(rows)} test(s) ended {from_day} .. {to_day}"
               + (f" at {args.site}" if args.site else ""))
     return 0
+
+
+def _radio(args: argparse.Namespace, data: Path, prog: str) -> int:
+    from edge_server.radio.airtime import LoRaParams
+    from edge_server.radio.receiver import run_receiver
+    from edge_server.radio.transport import SerialRadio
+
+    if not 1 <= args.window_s <= 3600:
+        print(f"{prog}: --window-s {args.window_s}: use 1..3600 seconds", file=sys.stderr)
+        return 2
+    store = _open_store(data, args.master_key, prog)
+    if isinstance(store, int):
+        return store
+    try:
+        # The receiver only listens: airtime settings matter to senders, not here.
+        radio = SerialRadio(args.port, LoRaParams(), args.baud)
+    except (OSError, ValueError) as exc:
+        store.close()
+        print(f"{prog}: --port {args.port}: cannot open it ({exc}): give the modem's serial "
+              "device (ls /dev/serial/by-id/)", file=sys.stderr)
+        return 2
+    print(f"{prog}: listening on {args.port}; counts in {data / 'radio-stats.json'}",
+          file=sys.stderr, flush=True)
+    try:
+        return run_receiver(store, radio, data, args.window_s)
+    finally:
+        store.close()
 
 
 def _who() -> str:
