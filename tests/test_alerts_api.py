@@ -281,3 +281,21 @@ async def test_stalled_poller_raises_data_stale(tmp_path: Path, clock: ManualClo
         assert component.check_stale(clock.now()) is True
         open_codes = {(a.code, a.subject) for a in site.engine.store.open_alerts()}
         assert open_codes == {("DATA_STALE", "power1"), ("DATA_STALE", "fridge1")}
+
+
+async def test_ids_past_sqlite_integers_are_refused_at_the_door(tmp_path: Path,
+                                                                clock: ManualClock) -> None:
+    """An id past 2^63 - 1 overflowed SQLite's INTEGER inside the query: a 500. Now 422 naming
+    the id; the largest id SQLite takes is an ordinary 'not found'."""
+    async for site in start_site(tmp_path / "data", clock):
+        tok = tokens(site)
+        async with site.client() as http:
+            for alert_id in (2**63, 10**30, 0, -1):
+                r = await http.post(f"/api/v1/alerts/{alert_id}/ack",
+                                    headers=bearer(tok["operator"]))
+                assert r.status_code == 422, (alert_id, r.status_code, r.text)
+                assert r.json()["detail"][0]["loc"] == ["path", "alert_id"]
+            r = await http.post(f"/api/v1/alerts/{2**63 - 1}/ack", headers=bearer(tok["operator"]))
+            assert r.status_code == 404
+            r = await http.post(f"/api/v1/alerts/{2**63}/ack")  # no token: still 401 first
+            assert r.status_code == 401

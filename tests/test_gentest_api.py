@@ -364,3 +364,16 @@ async def test_status_for_the_site_page(tmp_path: Path, peers: list[Peer]) -> No
             st = (await c.get("/api/v1/gentests/status")).json()
             assert st["active"] is None
             assert st["last"]["id"] == test_id and st["last"]["outcome"] == "ABORTED_BY_OPERATOR"
+
+
+async def test_test_ids_past_sqlite_integers_are_422(tmp_path: Path,
+                                                     peers: list[Peer]) -> None:  # noqa: F811
+    async for site in start_site(tmp_path, peers):
+        async with site.client() as c:
+            for path in (f"/api/v1/gentests/{2**63}", f"/api/v1/gentests/{2**63}/report.pdf"):
+                r = await c.get(path)
+                assert r.status_code == 422 and r.json()["detail"][0]["loc"] == \
+                    ["path", "test_id"], (path, r.text)
+            r = await c.post(f"/api/v1/gentests/{2**64}/abort", headers=site.auth("operator"))
+            assert r.status_code == 422, r.text
+            assert (await c.get(f"/api/v1/gentests/{2**63 - 1}")).status_code == 404

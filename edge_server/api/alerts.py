@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from edge_server.api.deps import Rules, ServiceDep, SiteReader
+from edge_server.api.deps import RecordId, Rules, ServiceDep, SiteReader
 from edge_server.auth import Operator
 from edge_server.rules.alerts import AlertNotFound, AlreadyAcknowledged
 
@@ -32,7 +32,7 @@ async def list_alerts(
 
 
 @router.post("/alerts/{alert_id}/ack")
-async def acknowledge_alert(alert_id: int, user: Operator, engine: Rules,
+async def acknowledge_alert(alert_id: RecordId, user: Operator, engine: Rules,
                             service: ServiceDep) -> dict[str, Any]:
     """Acknowledge an alert as the logged-in operator (or a higher role)."""
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 
 from edge_server.auth import ReadAccess
 from edge_server.gentest.component import GenTestComponent
@@ -56,6 +56,10 @@ def get_gentest(service: ServiceDep) -> GenTestComponent:
 Storage = Annotated[SqliteStorage, Depends(get_storage)]
 Rules = Annotated[RulesEngine, Depends(get_rules_engine)]
 GenTests = Annotated[GenTestComponent, Depends(get_gentest)]
+
+# A record id in a path (alerts, generator tests): SQLite's INTEGER is 64-bit signed, so an id
+# past 2^63 - 1 is refused as 422 at the door instead of overflowing in the query (a 500).
+RecordId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the record's id")]
 
 # Reading the site: a viewer token only when the site sets api.require_auth_for_read = true
 # (edge_server.auth.read_access; the Authenticator is installed by create_app).

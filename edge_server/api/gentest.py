@@ -22,7 +22,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge_server.api.deps import GenTests, ServiceDep, SiteReader
+from edge_server.api.deps import GenTests, RecordId, ServiceDep, SiteReader
 from edge_server.auth import Operator, Technician
 from edge_server.gentest.report import render_pdf
 from edge_server.gentest.runner import Refused
@@ -84,7 +84,7 @@ async def test_status(_reader: SiteReader, gentests: GenTests,
 
 
 @router.get("/gentests/{test_id}")
-async def get_test(test_id: int, _reader: SiteReader, gentests: GenTests) -> dict[str, Any]:
+async def get_test(test_id: RecordId, _reader: SiteReader, gentests: GenTests) -> dict[str, Any]:
     try:
         return gentests.require().store.get(test_id).to_json(samples=True)
     except GenTestNotFound:
@@ -92,7 +92,7 @@ async def get_test(test_id: int, _reader: SiteReader, gentests: GenTests) -> dic
 
 
 @router.get("/gentests/{test_id}/report.pdf")
-async def report(test_id: int, _reader: SiteReader, gentests: GenTests,
+async def report(test_id: RecordId, _reader: SiteReader, gentests: GenTests,
                  service: ServiceDep) -> Response:
     try:
         rec = gentests.require().store.get(test_id)
@@ -117,7 +117,7 @@ async def start_test(user: Technician, gentests: GenTests,
 
 
 @router.post("/gentests/{test_id}/abort", response_model=None)
-async def abort_test(test_id: int, user: Operator,
+async def abort_test(test_id: RecordId, user: Operator,
                      gentests: GenTests) -> dict[str, Any] | JSONResponse:
     """Abort a running test; the generator is stopped only while mains is known present."""
     runner = gentests.require()
