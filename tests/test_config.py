@@ -113,3 +113,29 @@ def test_every_field_is_documented() -> None:
     missing = [f"{m.__name__}.{f}" for m in models for f in m.model_fields
                if f"| `{f}` |" not in doc]
     assert not missing, f"document these fields in docs/configuration.md: {missing}"
+
+
+def test_run_names_what_keeps_it_from_starting(tmp_path: Path) -> None:
+    """A missing uplink key file, a data folder that is a file, a port in use: one message each,
+    naming the field and the fix, exit 2 and no traceback (these ended in tracebacks)."""
+    import socket
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        config = tmp_path / "site.toml"
+        config.write_text(
+            GOOD + f'\n[storage]\ndata_dir = "{blocker}/data"\n'
+            + f'\n[api]\nlisten = "127.0.0.1:{port}"\n'
+            + '\n[uplink]\nenabled = true\nhub_url = "http://127.0.0.1:9"\n'
+            + f'key_file = "{tmp_path / "missing.key"}"\n', encoding="utf-8")
+        proc = subprocess.run(
+            [sys.executable, "-m", "edge_server.cli", "run", "--config", str(config)],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "uplink.key_file: cannot read" in proc.stderr
+    assert "storage.data_dir: cannot write" in proc.stderr
+    assert f"api.listen: cannot listen on 127.0.0.1:{port}" in proc.stderr

@@ -1,17 +1,21 @@
 """`nsp-edge run --config site.toml [--listen HOST:PORT]`: run the edge service (uvicorn).
 
 A configuration that cannot be used prints every problem (field and fix) and exits 2, without
-a traceback: the person at the site reads the message, not Python internals.
+a traceback: the person at the site reads the message, not Python internals. So does what the
+configuration points at: an unreadable uplink key, a data folder that cannot be written, a port
+already in use (checked before anything starts).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
+import tempfile
 from pathlib import Path
 
-from edge_server.config import ConfigError, load_config, parse_listen
+from edge_server.config import ConfigError, SiteConfig, load_config, parse_listen
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,8 +37,43 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--listen: {exc}", file=sys.stderr)
         return 2
+    problems = preflight(config, host, port, listen_arg="--listen" if args.listen else
+                         "api.listen")
+    if problems:
+        print(f"{args.config}: the edge service cannot start:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
     serve(config_path=args.config, host=host, port=port)
     return 0
+
+
+def preflight(config: SiteConfig, host: str, port: int, *, listen_arg: str) -> list[str]:
+    """What would otherwise end in a traceback at start: the uplink key, a data folder that
+    cannot be written, a port already taken. Each problem names the field and the fix."""
+    problems: list[str] = []
+    if config.uplink.enabled:
+        try:
+            config.uplink.load_key()
+        except ValueError as exc:
+            problems.append(f"{exc}; or set [uplink] enabled = false to run without a C-NSP link")
+    data_dir = Path(config.storage.data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=data_dir):
+            pass
+    except OSError as exc:
+        problems.append(
+            f"storage.data_dir: cannot write to {data_dir} ({exc.strerror or exc}); give a "
+            "folder the nsp-edge user may write, e.g. /var/lib/nsp-edge")
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        problems.append(
+            f"{listen_arg}: cannot listen on {host}:{port} ({exc.strerror or exc}); is another "
+            "nsp-edge already running? Stop it, or choose another port with --listen HOST:PORT")
+    return problems
 
 
 def serve(config_path: Path, host: str, port: int) -> None:
