@@ -139,3 +139,23 @@ def test_run_names_what_keeps_it_from_starting(tmp_path: Path) -> None:
     assert "uplink.key_file: cannot read" in proc.stderr
     assert "storage.data_dir: cannot write" in proc.stderr
     assert f"api.listen: cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["scenario", "run", "mains-outage-72h", "--out", "{missing}/r.json"],
+    ["gentest", "scenario", "--out", "{missing}/r.json"],
+    ["gentest", "report", "1", "--config", "site.toml", "--out", "{missing}/t.pdf"],
+    ["firmware", "config", "--config", "site.toml", "--node", "power", "--out", "{missing}/c"],
+])
+def test_an_output_file_in_a_missing_folder_is_refused_before_the_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    from edge_server import cli
+
+    missing = tmp_path / "no-such-folder"
+    with pytest.raises(SystemExit) as info:
+        cli.main([a.replace("{missing}", str(missing)) for a in argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --out: the folder {missing} does not exist" in err
+    assert "Traceback" not in err

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_server import fwdeploy
+from edge_server.commands import output_file
 from edge_server.config import ConfigError, SiteConfig, load_config
 
 
@@ -29,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c = fw.add_parser("config", help="write a node's config.json from the site config")
     c.add_argument("--config", type=Path, required=True, help="the site config (site.toml)")
     c.add_argument("--node", required=True, help="the [[nodes]] name, e.g. fridge")
-    c.add_argument("--out", type=Path, help="write here (default: print)")
+    c.add_argument("--out", type=output_file, help="write here (default: print)")
     c.set_defaults(func=run_config)
 
     b = fw.add_parser("build", help="compile firmware/nsp with mpy-cross, write a manifest")

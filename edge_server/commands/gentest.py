@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from edge_server.clock import SystemClock
+from edge_server.commands import output_file
 from edge_server.config import ConfigError, SiteConfig, load_config
 from edge_server.gentest.store import GenTestStore
 from edge_server.storage.db import open_db
@@ -36,14 +37,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rp = actions.add_parser("report", help="write the one-page PDF report of one test")
     rp.add_argument("id", type=int, help="test id (see `nsp-edge gentest list`)")
     rp.add_argument("--config", type=Path, required=True, help="the site's TOML configuration")
-    rp.add_argument("--out", type=Path, required=True, help="PDF file to write")
+    rp.add_argument("--out", type=output_file, required=True, help="PDF file to write")
     sc = actions.add_parser("scenario", help="run the generator-monthly-test scenario on a "
                                              "virtual node")
     sc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a world key set before the test, e.g. gen_will_start=false")
     sc.add_argument("--cut-mains-after-min", type=float, default=None,
                     help="cut mains this many minutes after the start command")
-    sc.add_argument("--out", type=Path, help="write the result as JSON to this file")
+    sc.add_argument("--out", type=output_file, help="write the result as JSON to this file")
     p.set_defaults(func=run)
 
 

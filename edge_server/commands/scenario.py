@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from edge_server.commands import output_file
 from edge_server.scenarios import library
 
 
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     actions.add_parser("list", help="list the scenarios")
     run_p = actions.add_parser("run", help="run one scenario")
     run_p.add_argument("name", help="scenario name (see `nsp-edge scenario list`)")
-    run_p.add_argument("--out", type=Path, help="write the result as JSON to this file")
+    run_p.add_argument("--out", type=output_file, help="write the result as JSON to this file")
     run_p.add_argument("--workdir", type=Path,
                        help="keep the edge's files here (default: a temporary directory)")
     p.set_defaults(func=run)
