@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from edge_server.gentest.settings import GenTestSettings
+from edge_server.radio.settings import RadioSettings
 from edge_server.rules.settings import FuelSettings, RulesSettings
 from edge_server.uplink.settings import UplinkSettings
 
@@ -165,6 +166,7 @@ class SiteConfig(_Strict):
     fuel: FuelSettings = FuelSettings()
     uplink: UplinkSettings = UplinkSettings()
     gentest: GenTestSettings = GenTestSettings()  # docs/generator-tests.md
+    radio: RadioSettings = RadioSettings()  # the backup LoRa link, docs/radio.md
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SiteConfig:
@@ -187,6 +189,11 @@ class SiteConfig(_Strict):
                 )
             names.add(node.name)
             units.add((node.bus, node.unit))
+        if self.radio.enabled and not self.uplink.enabled:
+            raise ValueError(
+                "radio.enabled: the radio is the backup of the uplink and signs with its key: "
+                "set [uplink] enabled = true (with hub_url and the site key) too"
+            )
         return self
 
     def bus(self, name: str) -> RtuBus | TcpBus:

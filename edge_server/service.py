@@ -16,6 +16,9 @@ The parts and what each is given (an arrow: "is handed to"):
                                              acknowledgements back to the rules
     Poller, SiteState, Clock, StorageComponent (event log), UplinkComponent ─▶ GenTestComponent
                                              generator tests; finished records to the uplink
+    RulesComponent, UplinkComponent, Clock ─▶ RadioFallback ([radio] enabled)
+                                             the backup LoRa link while the uplink is down
+                                             (docs/radio.md)
 
 They start in that order (storage, rules, uplink, generator tests, then the poller's task) and
 stop in the reverse order. No part imports this module: each gets what it uses in its
@@ -40,6 +43,7 @@ from edge_server.clock import Clock, SystemClock
 from edge_server.config import SiteConfig
 from edge_server.gentest.component import GenTestComponent
 from edge_server.poller import Poller
+from edge_server.radio.fallback import RadioFallback, build_fallback
 from edge_server.rules.component import RulesComponent
 from edge_server.state import SiteState
 from edge_server.storage.component import StorageComponent, site_db_path
@@ -55,8 +59,9 @@ class Part(enum.Flag):
     RULES = enum.auto()
     UPLINK = enum.auto()
     GENTEST = enum.auto()
+    RADIO = enum.auto()  # built only when [radio] enabled = true
     NONE = 0
-    ALL = STORAGE | RULES | UPLINK | GENTEST
+    ALL = STORAGE | RULES | UPLINK | GENTEST | RADIO
 
 
 class Lifecycle(Protocol):
@@ -95,9 +100,16 @@ class Service:
                              events=self.storage, uplink=self.uplink)
             if Part.GENTEST in parts else None
         )
+        # The backup radio reads the rules' status and alerts and the uplink's link state.
+        self.radio: RadioFallback | None = (
+            build_fallback(config.site.id, config.radio, self.uplink, self.rules, self.clock)
+            if Part.RADIO in parts and config.radio.enabled and self.uplink and self.rules
+            else None
+        )
         # The start order; stop() walks it backwards.
         self._parts: tuple[Lifecycle, ...] = tuple(
-            p for p in (self.storage, self.rules, self.uplink, self.gentest) if p is not None
+            p for p in (self.storage, self.rules, self.uplink, self.gentest, self.radio)
+            if p is not None
         )
         self._started: list[Lifecycle] = []
         self._poll_task: asyncio.Task[None] | None = None

@@ -45,6 +45,9 @@ class HubAir:
     def receive(self, timeout_s: float) -> tuple[str, bytes] | None:
         return None
 
+    def open(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -249,6 +249,7 @@ def _radio(args: argparse.Namespace, data: Path, prog: str) -> int:
     try:
         # The receiver only listens: airtime settings matter to senders, not here.
         radio = SerialRadio(args.port, LoRaParams(), args.baud)
+        radio.open()
     except (OSError, ValueError) as exc:
         store.close()
         print(f"{prog}: --port {args.port}: cannot open it ({exc}): give the modem's serial "

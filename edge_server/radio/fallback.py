@@ -26,8 +26,10 @@ from edge_server.clock import Clock
 from edge_server.radio.budget import DutyCycleBudget
 from edge_server.radio.queue import Pending, Priority, RadioQueue
 from edge_server.radio.settings import RadioSettings
-from edge_server.radio.transport import Transport, frame_airtime_s
+from edge_server.radio.transport import SerialRadio, Transport, frame_airtime_s
+from edge_server.rules.component import RulesComponent
 from edge_server.uplink.compact import encode_alert, encode_status
+from edge_server.uplink.component import UplinkComponent
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class RadioFallback:
     def __init__(
         self,
         site_id: str,
-        key: bytes,
+        key: bytes | Callable[[], bytes],
         settings: RadioSettings,
         clock: Clock,
         transport: Transport,
@@ -54,7 +56,9 @@ class RadioFallback:
         open_alerts: Callable[[], list[dict[str, Any]]],
     ) -> None:
         self.site_id = site_id
-        self.key = key
+        # A callable is read at start(): reading the key file is I/O, not for a constructor.
+        self._key_source = key
+        self.key = key if isinstance(key, bytes) else b""
         self.settings = settings
         self.clock = clock
         self.transport = transport
@@ -146,6 +150,9 @@ class RadioFallback:
 
     # -- the task ------------------------------------------------------------------------------
     async def start(self) -> None:
+        if not isinstance(self._key_source, bytes):
+            self.key = self._key_source()
+        self.transport.open()
         self._task = asyncio.create_task(self._run(), name="radio")
 
     async def _run(self) -> None:
@@ -165,3 +172,28 @@ class RadioFallback:
                 pass
             self._task = None
         self.transport.close()
+
+
+def build_fallback(
+    site_id: str,
+    settings: RadioSettings,
+    uplink: UplinkComponent,
+    rules: RulesComponent,
+    clock: Clock,
+) -> RadioFallback:
+    """The service's wiring (edge_server/service.py): the rules' status and open alerts, the
+    uplink's link state and key, a serial modem. No I/O here: start() opens the port."""
+
+    def status(now: datetime) -> dict[str, Any]:
+        if rules.engine is None:
+            return {"readiness": "UNKNOWN", "reasons": []}
+        return rules.engine.status_body(now)
+
+    def open_alerts() -> list[dict[str, Any]]:
+        if rules.engine is None:
+            return []
+        return [a.to_json() for a in rules.engine.store.open_alerts()]
+
+    transport = SerialRadio(settings.port, settings.params(), settings.baudrate)
+    return RadioFallback(site_id, uplink.settings.load_key, settings, clock, transport,
+                         uplink.link_up, status, open_alerts)

@@ -10,7 +10,7 @@ only itself. It is 15 lines; no package was worth a dependency for it.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from edge_server.radio.airtime import LoRaParams, airtime_s
 
@@ -101,6 +101,8 @@ class Transport(Protocol):
         dropped and counted in `bad_packets`."""
         ...
 
+    def open(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -108,15 +110,23 @@ class SerialRadio:
     """A LoRa UART modem in transparent mode on a serial port (E22-900T22D: 9600 8N1 default)."""
 
     def __init__(self, port: str, params: LoRaParams, baudrate: int = 9600) -> None:
-        import serial
-
+        self.port = port
         self.params = params
+        self.baudrate = baudrate
         self.bad_packets = 0
-        self._serial = serial.Serial(port, baudrate=baudrate, timeout=0.05)
+        self._serial: Any = None
         self._decoder = SlipDecoder()
         self._ready: list[bytes] = []
 
+    def open(self) -> None:
+        """Open the port (OSError naming it when it cannot); the constructor does no I/O."""
+        import serial
+
+        if self._serial is None:
+            self._serial = serial.Serial(self.port, baudrate=self.baudrate, timeout=0.05)
+
     def send(self, site_id: str, frame: bytes) -> float:
+        self.open()
         data = slip_encode(pack(site_id, frame))
         self._serial.write(data)
         self._serial.flush()
@@ -125,6 +135,7 @@ class SerialRadio:
     def receive(self, timeout_s: float) -> tuple[str, bytes] | None:
         import time
 
+        self.open()
         deadline = time.monotonic() + timeout_s
         while True:
             while self._ready:
@@ -139,4 +150,6 @@ class SerialRadio:
                 return None
 
     def close(self) -> None:
-        self._serial.close()
+        if self._serial is not None:
+            self._serial.close()
+            self._serial = None
