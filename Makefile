@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# ESP32 API stubs for type-checking the firmware (TOOLCHAIN.md); not a runtime dependency.
+# ESP32 API stubs for type-checking the firmware (docs/sources.md); not a runtime dependency.
 $(TYPINGS): $(STAMP)
 	rm -rf typings
 	$(PY) -m pip install -q --target typings --no-deps \

@@ -5,7 +5,7 @@ Each `Edge` is one run of the edge service on a site.db: the real SqliteStorage 
 poll cycle, the real RulesEngine judges it, one ManualClock moves on (no sleeps). A restart is
 closing one Edge and opening the next on the same file with restore() as the RulesComponent
 calls it. One power node, a cycle every 60 s; the chart prior is 5 l/h, the true burn 3.4 l/h
-(DOMAIN.md: a 20 kW set at 50 % load); learn_window_h 6, leak 5 l within 60 min.
+(docs/sources.md: a 20 kW set at 50 % load); learn_window_h 6, leak 5 l within 60 min.
 """
 
 from __future__ import annotations

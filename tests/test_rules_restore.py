@@ -208,7 +208,7 @@ def test_unknown_stored_values_count_for_nothing_as_live(tmp_path: Path) -> None
 
 
 def test_mkt_after_a_restart_equals_mkt_without_one(tmp_path: Path) -> None:
-    """DOMAIN.md vector: 18 h at 5 °C + 6 h at 14 °C -> 8.29 °C, FRIDGE_MKT raised."""
+    """docs/sources.md vector: 18 h at 5 °C + 6 h at 14 °C -> 8.29 °C, FRIDGE_MKT raised."""
     edges = straight_and_restarted(tmp_path, [(5.0, 18 * H), (14.0, 2 * H)],
                                    [(14.0, 4 * H + 2 * STEP_S)])
     results = []

@@ -185,7 +185,7 @@ def test_fridge_consecutive_timing_is_offered() -> None:
 
 
 def test_mkt_alarm_matches_the_formula() -> None:
-    # 18 h at 5 °C then 6 h at 14 °C: MKT 8.29 > 8 (DOMAIN.md vector), never 10 h above 8 °C.
+    # 18 h at 5 °C then 6 h at 14 °C: MKT 8.29 > 8 (docs/sources.md vector), never 10 h above 8 °C.
     assert mkt_c([(18, 5), (6, 14)]) > 8
     site = Site()
     site.run([({}, 18 * H), ({"fridge1.fridge_temp_c": 14.0}, 6 * H + 120)])

@@ -14,7 +14,7 @@ from typing import Any
 from edge_server.gentest.record import Criterion, GenTestRecord, Outcome, Sample
 from edge_server.storage.db import migrate
 
-RETENTION_DAYS = 3660  # records kept 10 years (DOMAIN.md)
+RETENTION_DAYS = 3660  # records kept 10 years (docs/sources.md)
 
 SCHEMA = [
     """

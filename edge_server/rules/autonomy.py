@@ -3,7 +3,7 @@
     autonomy_h = usable litres / consumption rate (l/h)
 
 The rate is learned from the level trend while the generator runs, with the configured
-consumption chart (l/h at the expected load, DOMAIN.md) as the prior:
+consumption chart (l/h at the expected load, docs/sources.md) as the prior:
 - x axis = generator *running* time, so stops in between do not dilute the slope;
 - unknown time (more than max_gap_s between two samples: the edge was down or the poller
   stalled; or the running state unknown) counts for nothing, neither hours nor litres: the

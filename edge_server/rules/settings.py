@@ -1,6 +1,6 @@
 """Per-site settings of rules, alerts, readiness and fuel autonomy ([rules], [fuel] in site.toml).
 
-Every default comes from ../shared/DOMAIN.md (see docs/rules.md for the sources); every one is
+Every default comes from docs/sources.md (see docs/rules.md for the sources); every one is
 a setting, never a constant in the rule code.
 """
 
@@ -92,7 +92,7 @@ class RulesSettings(BaseModel):
         return self
 
 
-# Published diesel consumption charts (l/h at 25/50/75/100 % load), DOMAIN.md.
+# Published diesel consumption charts (l/h at 25/50/75/100 % load), docs/sources.md.
 DEFAULT_CHART: dict[int, float] = {25: 4.9, 50: 6.8, 75: 9.1, 100: 11.0}  # 30 kW set
 
 

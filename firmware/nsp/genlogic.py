@@ -1,7 +1,7 @@
 # Generator supervision and the remote-start interlocks. Pure logic: inputs (mains present, generator
 # running, debounced), the test-run coil and now_ms in; relay, state, reason and last_command out.
 # The generator's own controller (AMF) starts it when mains fails; our relay only asks for TEST runs.
-# Interlocks (ARCHITECTURE.md, never bypassed):
+# Interlocks (docs/architecture.md, never bypassed):
 #   - no test start while mains is absent (the set is needed for real): refused_mains_absent;
 #   - never stop a generator that runs while mains is absent: refused_carrying_site, relay stays on;
 #   - a start not confirmed within the deadline: relay off, start_failed (state + fault);

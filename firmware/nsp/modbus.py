@@ -17,7 +17,7 @@ EX_ILLEGAL_ADDRESS = const(2)
 EX_ILLEGAL_VALUE = const(3)
 EX_SERVER_FAILURE = const(4)
 
-# Per-request quantity limits (Modbus Application Protocol v1.1b; DOMAIN.md).
+# Per-request quantity limits (Modbus Application Protocol v1.1b; docs/sources.md).
 MAX_READ_BITS = const(2000)
 MAX_WRITE_BITS = const(1968)
 MAX_READ_REGS = const(125)

@@ -94,7 +94,7 @@ class RtuFramer:
 def open_pty(path):
     """Unix port only: open a serial pty raw with VMIN=0, VTIME=0 (reads never wait).
 
-    TOOLCHAIN.md suggests VTIME=1, but MicroPython's readinto() keeps reading until its buffer is
+    The usual pty recipe sets VTIME=1, but MicroPython's readinto() keeps reading until its buffer is
     full or a read returns nothing: with VTIME=1 every chunk then costs a 100 ms wait (measured:
     104 ms per FC03 exchange). With VTIME=0 it returns what is there; poll() says when to read."""
     import termios

@@ -1,5 +1,5 @@
 # Site battery state of charge: counts charge (coulomb counting from the INA226 current), re-anchored
-# on the rest voltage after the battery has rested (|I| below rest_a for rest_ms; DOMAIN.md: 4-24 h).
+# on the rest voltage after the battery has rested (|I| below rest_a for rest_ms; docs/sources.md: 4-24 h).
 # Pure logic. 12 V lead-acid rest voltage -> SoC (BCI): 12.65 V 100 %, 12.45 75 %, 12.24 50 %,
 # 12.06 25 %, 11.89 empty.
 from time import ticks_diff

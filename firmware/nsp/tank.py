@@ -1,4 +1,4 @@
-# Fuel tank geometry: liquid depth (m) -> volume (L) and back, for the shapes DOMAIN.md lists:
+# Fuel tank geometry: liquid depth (m) -> volume (L) and back, for the shapes docs/sources.md lists:
 # vertical cylinder, horizontal cylinder, rectangular, and a custom strapping table (depth, litres)
 # measured by the installer. Pure logic: no machine, no clock.
 import math
@@ -66,7 +66,7 @@ class Tank:
                     return v0 + (v1 - v0) * (h - d0) / (d1 - d0)
             return t[-1][1]
         if self.shape == "horizontal_cylinder":
-            # V = L * [r^2 acos((r-h)/r) - (r-h) sqrt(2rh - h^2)]  (DOMAIN.md)
+            # V = L * [r^2 acos((r-h)/r) - (r-h) sqrt(2rh - h^2)]  (docs/sources.md)
             r = self._r
             c = (r - h) / r
             c = 1.0 if c > 1.0 else (-1.0 if c < -1.0 else c)

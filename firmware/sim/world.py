@@ -31,10 +31,10 @@ SHUNT_MOHM = 0.75  # 100 A / 75 mV shunt
 FUEL_SHUNT_OHM = 100
 STARTER_DIVIDER = 115 / 15  # (100k + 15k) / 15k
 TANK = {"shape": "horizontal_cylinder", "diameter_m": 1.0, "length_m": 2.0}  # 1570.8 L
-GEN_BURN_LPH = 3.4  # 20 kW set at 50 % load (DOMAIN.md chart)
+GEN_BURN_LPH = 3.4  # 20 kW set at 50 % load (docs/sources.md chart)
 BATTERY_AH = 100.0
 CHARGER_A = 10.0
-# 12 V lead-acid rest voltage -> SoC (DOMAIN.md, BCI)
+# 12 V lead-acid rest voltage -> SoC (docs/sources.md, BCI)
 OCV_TABLE = ((0.0, 11.89), (0.25, 12.06), (0.5, 12.24), (0.75, 12.45), (1.0, 12.65))
 
 # key: (default, kind, lo, hi); kind b = bool, f = number

@@ -1,4 +1,4 @@
-# Tank geometry against DOMAIN.md's test vectors.
+# Tank geometry against docs/sources.md's test vectors.
 from nsp.tank import Tank
 
 H = Tank({"shape": "horizontal_cylinder", "diameter_m": 1.0, "length_m": 2.0})
