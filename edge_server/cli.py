@@ -27,12 +27,27 @@ COMMANDS = (
 )
 
 
+def version() -> str:
+    """The installed package's version, with the register map version the edge speaks."""
+    from importlib import metadata
+
+    from edge_server import regmap
+
+    try:
+        installed = metadata.version("nsp-site-monitor")
+    except metadata.PackageNotFoundError:  # run from a source tree without `pip install`
+        installed = "(not installed)"
+    return f"{installed} (register map {regmap.load().version})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nsp-edge",
         description="NSP Site Monitor: edge service, virtual node and C-NSP hub.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}",
+                        help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"edge_server.commands.{name}")

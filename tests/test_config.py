@@ -159,3 +159,16 @@ def test_an_output_file_in_a_missing_folder_is_refused_before_the_work(
     err = capsys.readouterr().err
     assert f"argument --out: the folder {missing} does not exist" in err
     assert "Traceback" not in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib import metadata
+
+    from edge_server import cli, regmap
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out == (f"nsp-edge {metadata.version('nsp-site-monitor')} "
+                   f"(register map {regmap.load().version})")
