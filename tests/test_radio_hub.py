@@ -97,3 +97,30 @@ def test_http_relay_takes_alert_frames_and_refuses_a_reordered_one(tmp_path: Pat
         assert r.status_code in (400, 401)
         [msg] = hub.store.messages("nsp-a", "alert")
         assert msg["body"]["via"] == "compact" and msg["body"]["alert_id"] == "8"
+
+
+def test_the_board_shows_a_site_heard_only_by_radio(tmp_path: Path) -> None:
+    from edge_server.uplink.protocol import AlertBody, StatusBody
+
+    clock = ManualClock(T0)
+    with running_hub(tmp_path / "hub", clock=clock) as hub:
+        key = hub.store.add_site("nsp-a", clock.now()).encode()
+        token = hub.store.add_user("olga", "operator")
+        frame = encode_status("nsp-a", key, sample_status("DEGRADED", at=T0), T0)
+        ingest_compact_frame(hub.store, clock.now(), "nsp-a", frame, 300, via="radio")
+        alert = encode_alert("nsp-a", key, _alert(), T0 + timedelta(seconds=1))
+        ingest_compact_frame(hub.store, clock.now(), "nsp-a", alert, 300, via="radio")
+        got = httpx.get(hub.url + "/api/v1/sites/nsp-a",
+                        headers={"Authorization": f"Bearer {token}"}).json()
+        assert got["link"] == "radio" and got["last_radio_at"] == got["last_contact"]
+        assert got["readiness"] == "DEGRADED" and got["unreadable"] == []
+        StatusBody.model_validate(hub.store.messages("nsp-a", "status")[0]["body"])
+        AlertBody.model_validate(hub.store.messages("nsp-a", "alert")[0]["body"])
+        clock.advance(60)
+        relay = encode_status("nsp-a", key, sample_status("READY", at=clock.now()), clock.now())
+        r = httpx.post(hub.url + "/api/v1/ingest-compact", content=relay,
+                       headers={"X-NSP-Site": "nsp-a"})
+        assert r.status_code == 200
+        got = httpx.get(hub.url + "/api/v1/sites/nsp-a",
+                        headers={"Authorization": f"Bearer {token}"}).json()
+        assert got["link"] == "ip" and got["last_radio_at"] != got["last_contact"]

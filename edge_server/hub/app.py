@@ -341,6 +341,12 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             ),
             "commissioning": site["commissioning"],
             "unreadable": site.get("unreadable", []),
+            # The backup radio (docs/radio.md): when a frame last came by radio, and which link
+            # the newest contact came by ("radio" while only the radio reaches the hub).
+            "last_radio_at": site.get("last_radio_at"),
+            "link": None if last is None else (
+                "radio" if site.get("last_radio_at") == last else "ip"
+            ),
         } | ({} if not site.get("unreadable") else {"reasons": [_UNREADABLE_REASON]})
 
     def page_size(limit: int | None, default: int) -> int:

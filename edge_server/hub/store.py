@@ -605,9 +605,10 @@ class HubStore:
                 " ORDER BY g.rowid DESC LIMIT 1), "
                 "(SELECT g.ended_at FROM gentests g WHERE g.site_id = s.id AND g.passed = 1 "
                 " ORDER BY g.rowid DESC LIMIT 1), "
-                "c.body, st.received_at "
+                "c.body, st.received_at, cs.last_radio_at "
                 "FROM sites s LEFT JOIN site_status st ON st.site_id = s.id "
                 "LEFT JOIN site_commissioning c ON c.site_id = s.id "
+                "LEFT JOIN compact_seen cs ON cs.site_id = s.id "
                 + where
                 + "ORDER BY s.id LIMIT ?",
                 [*params, limit],
@@ -623,6 +624,7 @@ class HubStore:
                 "last_passed_gentest_at": r[6],
                 "commissioning": _loads(r[7]) if r[7] else None,
                 "status_received_at": r[8],
+                "last_radio_at": r[9],
             }
             for r in rows
         ]
