@@ -27,6 +27,7 @@ EXAMPLE = load_config(SITE)
 PTY_DEADLINE_S = 5.0
 BOOT_PROBE = """
 import sys
+import world  # the simulated site the sim's fake machine reads (a board has silicon instead)
 from nsp import fwconfig
 from nsp.node import make_node
 cfg, errors, crc = fwconfig.load('config.json')
@@ -202,7 +203,7 @@ def _gone(pid: int) -> bool:
 
 @pytest.fixture
 def virtual_board(tmp_path: Path, micropython: str) -> Iterator[tuple[Path, Path]]:
-    """(pty path, the board's filesystem): socat + the unix MicroPython, as TOOLCHAIN.md says."""
+    """(pty path, the board's filesystem): socat + the unix MicroPython, as docs/sources.md says."""
     socat = need_tool("socat", "apt-get install -y socat")
     board = tmp_path / "board"
     board.mkdir()

@@ -1,4 +1,4 @@
-# The node skeleton (STYLE.md "App skeleton"): identity block, role ticks, Modbus RTU/TCP servers,
+# The node skeleton: identity block, role ticks, Modbus RTU/TCP servers,
 # heartbeat, gc, a watchdog fed only while every critical task checks in, a global exception
 # handler. The same class runs on the ESP32 (main.py) and on the unix port (sim/vnode.py).
 #
@@ -241,7 +241,7 @@ def _reset_cause():
 
 
 def build_roles(names, image, cfg, store):
-    """H2's nsp.roles.build_roles, or ([], reason) while it is not there / refuses the config."""
+    """nsp.roles.build_roles, or ([], reason) when the package is missing or refuses the config."""
     if not names:
         return [], None
     try:

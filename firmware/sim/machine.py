@@ -13,20 +13,22 @@
 #   ESP32 API only what the firmware and its tests use is here: every name is a heap qstr and every
 #   method a heap object on the unix port (firmware/README.md, "Memory").
 # Nothing here is used by firmware logic directly: drivers take these objects as arguments.
+# Imports go one way: world.py (or stim.py, or a test's null world) imports this module and
+# attaches itself; this module and machine_more.py never import a world.
 
 _world = None
 _pins = {}  # pin id -> the Pin object last made for it (whose irq handler the world calls)
 
 
 def attach(world):
-    """The world registers itself here when sim/world.py is imported."""
+    """The world registers itself here (sim/world.py does so when imported)."""
     global _world
     _world = world
 
 
 def _w():
     if _world is None:
-        import world  # noqa: F401  (its import attaches the module-level WORLD)
+        raise RuntimeError("no simulated world: import world (sim/world.py) or machine.attach(w)")
     return _world
 
 
@@ -117,8 +119,14 @@ class I2C:
         self._dev(addr).write(memaddr, buf)
 
 
+def _world_or_none():
+    return _world
+
+
 def __getattr__(name):
-    """The rest of the fake (sim/machine_more.py), imported on first use."""
+    """The rest of the fake (sim/machine_more.py), imported on first use and handed what it needs
+    from here (the world, I2C), so that it imports nothing of the sim itself."""
     import machine_more
 
+    machine_more.bind(_world_or_none, I2C)
     return getattr(machine_more, name)

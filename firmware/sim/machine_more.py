@@ -1,6 +1,9 @@
 # The less used part of the fake `machine` (sim/machine.py), for the unix port ONLY: `machine.X`
 # and `from machine import X` find these through machine.__getattr__, so callers see one module.
-import machine
+# It imports nothing of the sim: sim/machine.py hands it the world and its I2C class (bind()).
+
+_world_fn = None  # set by bind(): returns the attached world, or None
+SoftI2C = None  # the fake's I2C class; the ESP32's SoftI2C has the same API
 
 _reset_cause = 1  # PWRON_RESET until a test or the virtual node says otherwise
 _unique_id = b"\x24\x0a\xc4\x00\x00\x01"
@@ -10,6 +13,13 @@ HARD_RESET = 2
 WDT_RESET = 3
 DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
+
+
+def bind(world_fn, i2c_class):
+    """Called by sim/machine.py before each lookup (cheap: two assignments)."""
+    global _world_fn, SoftI2C
+    _world_fn = world_fn
+    SoftI2C = i2c_class
 
 
 def reset_cause():
@@ -77,9 +87,6 @@ class Signal:
         self.value(0)
 
 
-SoftI2C = machine.I2C
-
-
 class WDT:
     """Records feeds; the virtual node (or a test) checks `starved(now_ms)` to emulate the reset."""
 
@@ -90,7 +97,7 @@ class WDT:
 
     def feed(self):
         self.feeds += 1
-        w = machine._w()
+        w = _world_fn() if _world_fn is not None else None
         self.last_feed_ms = w.now_ms if w is not None else 0
 
     def starved(self, now_ms):

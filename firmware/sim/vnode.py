@@ -1,4 +1,4 @@
-# The virtual node: the real firmware (nsp.node, the Modbus servers, H2's roles and drivers) on the
+# The virtual node: the real firmware (nsp.node, the Modbus servers, the roles and drivers) on the
 # MicroPython unix port, with sim/machine.py and sim/world.py standing in for the board and site
 # (--world scripted: sim/stim.py's scripted day instead, ~9 KB less heap; `get` answers its state,
 # `set` is refused).
