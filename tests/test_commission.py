@@ -259,6 +259,7 @@ def test_silent_unit_is_a_clear_error_within_the_timeout(
     rc, out, port, seconds = asyncio.run(serve())
     assert rc == 2
     assert f"Geen antwoord van unit 1 op tcp 127.0.0.1:{port} binnen 0.3 s" in out
+    assert "A/B" not in out and "baudrate" not in out  # no serial hints for a TCP node
     # the unit itself, then unit 255 (whoever is there over TCP): two timeouts of 0.3 s
     assert seconds < 0.3 * 2 + 0.5, seconds
 
@@ -269,7 +270,9 @@ def test_port_missing_and_bad_config_are_clear(tmp_path: Path,
     assert rc == 2 and "Kan rtu" in out and "niet openen" in out and "dialout" in out
     with refused_port() as port:
         rc, out, _ = run_cli(capsys, "--tcp", f"127.0.0.1:{port}", "--units", "1-3")
-    assert rc == 2 and "Kan tcp 127.0.0.1" in out
+    # the hint matches the transport: over TCP no USB adapter, wiring or baud rate
+    assert rc == 2 and "Kan geen verbinding maken met tcp 127.0.0.1" in out and "ping" in out
+    assert "USB" not in out and "dialout" not in out
     bad = tmp_path / "bad.toml"
     bad.write_text('[site]\nid = "nsp-x1"\n[[buses]]\nname = "b"\nkind = "rtu"\nport = "/dev/x"\n'
                    'baudrate = 19201\n[[nodes]]\nname = "p"\nbus = "b"\nunit = 1\n'

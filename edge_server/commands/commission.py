@@ -29,6 +29,7 @@ from edge_server.commission.assess import (
     SiteReport,
     Target,
     changes,
+    port_error_check,
     render_text,
     to_json,
 )
@@ -214,8 +215,7 @@ async def commission_main(
             targets, scan_checks = await _plan(args, lang, clients)
         except PortUnavailable as exc:  # the port itself: missing, busy, refused
             where = next(iter(clients.values())).describe if clients else "?"
-            out_check = Check.msg(Level.FAIL, "port_error", "port_error", bus=where,
-                                  detail=str(exc))
+            out_check = port_error_check(where, str(exc))
             emit(SiteReport([], [out_check]), None)
             return 2
         if not targets:

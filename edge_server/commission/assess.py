@@ -103,12 +103,22 @@ def no_answer(target: Target, where: str, error: str, timeout_s: float, port_err
               ) -> NodeReport:
     report = NodeReport(target, where)
     if port_error:
-        report.checks.append(Check.msg(Level.FAIL, "port_error", "port_error", bus=where,
-                                       detail=error))
+        report.checks.append(port_error_check(where, error))
     else:
-        report.checks.append(Check.msg(Level.FAIL, "no_answer", "no_answer", unit=target.unit,
-                                       bus=where, timeout=timeout_s))
+        report.checks.append(Check.msg(Level.FAIL, "no_answer", "no_answer" + _tcp(where),
+                                       unit=target.unit, bus=where, timeout=timeout_s))
     return report
+
+
+def _tcp(where: str) -> str:
+    """The hint matches the transport: a TCP node has no adapter, wiring or baud rate."""
+    return "_tcp" if where.startswith("tcp") else ""
+
+
+def port_error_check(where: str, detail: str) -> Check:
+    """The bus's port cannot be opened (serial) or connected (TCP)."""
+    return Check.msg(Level.FAIL, "port_error", "port_error" + _tcp(where), bus=where,
+                     detail=detail)
 
 
 def exception_reply(target: Target, where: str, detail: str) -> NodeReport:

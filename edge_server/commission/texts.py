@@ -195,13 +195,27 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "No answer from unit {unit} on {bus} within {timeout:g} s: check the node's power, the A/B "
         "wiring, the unit id (node_id in config.json) and baud rate/parity.",
     ),
+    "no_answer_tcp": (
+        "Geen antwoord van unit {unit} op {bus} binnen {timeout:g} s: de verbinding staat, maar "
+        "het knooppunt antwoordt niet op dit unit-id: controleer het unit-id (node_id in "
+        "config.json) en of dit adres wel het knooppunt is (en geen ander apparaat).",
+        "No answer from unit {unit} on {bus} within {timeout:g} s: the connection is up but the "
+        "node does not answer this unit id: check the unit id (node_id in config.json) and that "
+        "this address is the node (not another device).",
+    ),
     "port_error": (
         "Kan {bus} niet openen ({detail}): is de USB-RS485-adapter aangesloten (ls /dev/ttyUSB*), "
-        "houdt geen ander programma (nsp-edge run) de poort vast, zit u in de groep dialout? Bij "
-        "TCP: klopt host:poort en is het knooppunt op het netwerk?",
+        "houdt geen ander programma (nsp-edge run) de poort vast, zit u in de groep dialout?",
         "Cannot open {bus} ({detail}): is the USB-RS485 adapter plugged in (ls /dev/ttyUSB*), does "
-        "no other program (nsp-edge run) hold the port, are you in the dialout group? For TCP: is "
-        "host:port right and is the node on the network?",
+        "no other program (nsp-edge run) hold the port, are you in the dialout group?",
+    ),
+    "port_error_tcp": (
+        "Kan geen verbinding maken met {bus} ({detail}): klopt host:poort in site.toml, staat het "
+        "knooppunt aan en op hetzelfde netwerk (ping), en is Modbus TCP op het knooppunt aan "
+        "(poort 502 tenzij anders ingesteld)?",
+        "Cannot connect to {bus} ({detail}): is host:port in site.toml right, is the node powered "
+        "and on the same network (ping), and is Modbus TCP on at the node (port 502 unless set "
+        "otherwise)?",
     ),
     "bus_silent": (
         "Niemand antwoordde op {bus}: meestal verkeerde baudrate of pariteit (de edge verwerpt "
