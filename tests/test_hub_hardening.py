@@ -1,8 +1,8 @@
 """The hub under attack and faults: bodies checked at the door, pages that survive bad rows,
 headers and bodies that cannot be parsed, the catch-all 500 (real uvicorn, real SQLite).
 
-Each test here failed on the hub before issue 12: a signed body of the wrong type was stored and
-broke /api/v1/sites for the whole region, a huge timestamp header was a 500, and so on.
+Each test here failed on the hub before these checks: a signed body of the wrong type was
+stored and broke /api/v1/sites for the whole region, a huge timestamp header was a 500, ...
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS compact_seen (
 _DERIVED_MARK = "derived_gentest_commissioning_v1"
 # Added by key rotation; ALTER TABLE brings an older database up to date at start.
 _SITE_COLUMNS = {"old_key": "TEXT", "old_key_until": "TEXT"}
-# Added for issue 12 (sender clocks are data): when the hub received a site's newest status, and
+# Sender clocks are data, not truth: when the hub received a site's newest status, and
 # the arrival order (messages.seq) of each alert's newest state, which orders the alert list and
 # makes its cursor. Rows of an older database get -rowid: older than any new row, still unique.
 _ADDED_COLUMNS = {
