@@ -352,3 +352,35 @@ def test_lists_have_a_total_and_a_cursor_to_every_row(hub, key, token, clock) ->
                 "/api/v1/sites?cursor=" + get(hub, token, "/api/v1/alerts?limit=1").json()["next"]):
         r = get(hub, token, bad)
         assert r.status_code == 422, (bad, r.text)
+
+
+# -- the edge's side of a body refusal: dead-lettered, the rest goes on ----------------------------
+@pytest.mark.parametrize(
+    ("kind", "bad"),
+    [("gentest", {"planned_s": "1800"}), ("gentest", {"fuel_used_l": float("nan")}),
+     ("alert", {"severity": {"x": 1}}), ("status", {"readiness": "FINE"})],
+    ids=["gentest_text_number", "gentest_nan", "alert_object_severity", "status_unknown_word"],
+)
+async def test_the_edge_dead_letters_a_body_the_hub_refuses_and_goes_on(
+    hub, tmp_path, clock, kind, bad
+) -> None:
+    """The real sender (edge_server/uplink/client.py) reads the hub's 422 as "this message, for
+    good" (not "hub unwell, retry for ever", which a 500 was)."""
+    from tests.test_uplink_e2e import make_uplink
+
+    u = make_uplink(hub, "nsp-e", tmp_path, clock)
+    base = {"gentest": sample_gentest(1, T0), "alert": sample_alert("a9", T0),
+            "status": sample_status(at=T0)}[kind]
+    first = u.enqueue("alert", sample_alert("a1", clock.now()))
+    poisoned = u.enqueue(kind, base | bad)  # json.dumps writes NaN as the literal NaN
+    after = u.enqueue("alert", sample_alert("a2", clock.now()))
+    try:
+        assert await u.tick() is True
+        assert [m["id"] for m in hub.store.messages("nsp-e")] == [first, after]
+        [dead] = u.outbox.dead_letters()
+        assert (dead.id, dead.http_status, dead.code) == (poisoned, 422, "invalid")
+        assert dead.reason.startswith("messages.")
+        assert u.outbox.pending() == 0
+    finally:
+        await u.aclose()
+        u.outbox.close()
