@@ -7,7 +7,9 @@ TYPINGS := typings/.installed
 
 .PHONY: setup demo test bench lint typecheck firmware-check clean
 
-setup: $(STAMP) $(TYPINGS)
+WASM   := firmware/wasm/node_modules/.installed
+
+setup: $(STAMP) $(TYPINGS) $(WASM)
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing the project with its test tools"
@@ -22,6 +24,13 @@ $(TYPINGS): $(STAMP)
 	$(PY) -m pip install -q --target typings --no-deps \
 	    micropython-esp32-stubs==1.29.0.post1 micropython-stdlib-stubs==1.29.0.post2
 	touch $(TYPINGS)
+
+# MicroPython's 32-bit webassembly port, pinned in firmware/wasm/package-lock.json, for the
+# firmware's heap test (tests/test_fw_wasm_heap.py). Skipped, with a note, where npm is missing.
+$(WASM): firmware/wasm/package-lock.json
+	@if command -v npm >/dev/null; then \
+	    cd firmware/wasm && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; \
+	else echo "==> npm not found: the 32-bit firmware heap test will skip (apt-get install nodejs npm)"; fi
 
 demo: setup
 	$(VENV)/bin/nsp-edge demo
