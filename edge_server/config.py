@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from edge_server.gentest.settings import GenTestSettings
+from edge_server.localtime import zone
 from edge_server.radio.settings import RadioSettings
 from edge_server.rules.settings import FuelSettings, RulesSettings
 from edge_server.uplink.settings import UplinkSettings
@@ -45,6 +46,14 @@ class SiteSection(_Strict):
     )
     name: str = ""
     capacity: Annotated[int, Field(ge=1, le=500)] = 15  # waiting room: 10-15 people (framework)
+    # Times for people (pages, reports, CLI) are shown in this zone; UTC on the wire and on disk.
+    timezone: str = Field("Europe/Amsterdam", description="IANA time zone for times people read")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        zone(value)  # ValueError naming the fix
+        return value
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -172,3 +172,23 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out.strip()
     assert out == (f"nsp-edge {metadata.version('nsp-site-monitor')} "
                    f"(register map {regmap.load().version})")
+
+
+def test_site_timezone_defaults_to_amsterdam_and_refuses_unknown_zones() -> None:
+    assert parse_config(GOOD).site.timezone == "Europe/Amsterdam"
+    text = GOOD.replace('id = "nsp-test-01"', 'id = "nsp-test-01"\ntimezone = "Europe/Amsterdm"')
+    message = error_of(text)
+    assert "site.timezone" in message and "Europe/Amsterdam" in message
+
+
+def test_times_for_people_are_in_the_sites_zone_with_the_offset_when_official() -> None:
+    from datetime import UTC, datetime
+
+    from edge_server.localtime import for_people
+
+    winter = datetime(2026, 12, 3, 11, 35, tzinfo=UTC)
+    summer = datetime(2026, 7, 3, 11, 35, tzinfo=UTC)
+    assert for_people(winter) == "2026-12-03 12:35"
+    assert for_people(summer, offset=True) == "2026-07-03 13:35 CEST (UTC+02:00)"
+    assert for_people(winter, offset=True) == "2026-12-03 12:35 CET (UTC+01:00)"
+    assert for_people(None) == "-"

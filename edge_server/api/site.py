@@ -27,6 +27,7 @@ def get_site(service: ServiceDep, _reader: ReadAccess) -> dict[str, Any]:
     body = service.state.to_json()
     body["site_name"] = service.config.site.name
     body["capacity"] = service.config.site.capacity  # people the site is meant for (site page)
+    body["timezone"] = service.config.site.timezone  # the page shows every time in this zone
     body["now"] = service.clock.now().isoformat()
     body["poll_interval_s"] = service.config.poll.interval_s
     body["registers"] = _REGISTER_TEXTS

@@ -189,11 +189,17 @@ function num(v, digits) {
   return v.toLocaleString(locale(), { maximumFractionDigits: digits, minimumFractionDigits: 0 });
 }
 
+// Every time is shown in the SITE's zone (the API's "timezone", [site] timezone in site.toml),
+// never the browser's: a laptop set to UTC at the site shows the same clock as the wall.
+function siteZone() {
+  return (data.site && data.site.timezone) || "Europe/Amsterdam";
+}
+
 function fmtTime(iso, withDate) {
   if (!iso) return "–";
   const opts = withDate ? { weekday: "short", day: "numeric", month: "short", hour: "2-digit",
     minute: "2-digit" } : { hour: "2-digit", minute: "2-digit", second: "2-digit" };
-  return new Date(iso).toLocaleString(locale(), opts);
+  return new Date(iso).toLocaleString(locale(), { ...opts, timeZone: siteZone() });
 }
 
 function el(tag, attrs, ...children) {
@@ -654,7 +660,7 @@ function plot(svg, points, opts) {
 
 function localTick(ms, withDay) {
   const opts = withDay ? { weekday: "short", day: "numeric" } : { hour: "2-digit", minute: "2-digit" };
-  return new Date(ms).toLocaleString(locale(), opts);
+  return new Date(ms).toLocaleString(locale(), { ...opts, timeZone: siteZone() });
 }
 
 let chartsKey = "";
@@ -860,7 +866,8 @@ function render() {
   renderGentest();
   renderUplink();
   renderNodes();
-  $("#updated").textContent = data.lastOk ? data.lastOk.toLocaleString(locale()) : "-";
+  $("#updated").textContent = data.lastOk
+    ? data.lastOk.toLocaleString(locale(), { timeZone: siteZone() }) : "-";
   document.body.dataset.loaded = "1";
 }
 
