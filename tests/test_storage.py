@@ -315,3 +315,43 @@ def test_a_non_finite_good_value_is_stored_as_a_gap(storage: SqliteStorage, cloc
     storage.on_cycle(state, clock.now())
     points = storage.history(CH, T0, clock.now() + timedelta(seconds=1), "raw").points
     assert [p[2] for p in points] == [5.0, None]
+
+
+@pytest.mark.parametrize(("step", "points"), [("raw", 50), ("1m", 40), ("1h", 3), ("auto", 7),
+                                              ("1m", 600)])
+def test_history_buckets_for_a_screen_equal_a_brute_force_over_the_raw_rows(
+    storage: SqliteStorage, clock: ManualClock, step: str, points: int
+) -> None:
+    """points=N: at most N buckets on one grid, each the min, count-weighted mean and max of
+    the raw readings in it (through the minute and hour tables and their unaggregated tail);
+    an empty bucket is a gap."""
+    rng = random.Random(11)
+    rows = _feed(storage, T0, 9000, 7, rng, skip=range(4800, 5400))
+    clock.advance(9000 + 120)
+    storage.maintain(clock.now())  # most minutes (and hours) aggregated, the tail still raw
+    rows += _feed(storage, clock.now(), 300, 5, rng)
+    clock.advance(300)
+    start, end = T0 + timedelta(seconds=13), clock.now()
+
+    h = storage.history(CH, start, end, step, points)
+    got = h.points
+    assert 2 <= len(got) <= points
+    width = got[1][0] - got[0][0]
+    assert all(b[0] - a[0] == width for a, b in zip(got, got[1:], strict=False))
+    assert h.step == f"{width // 1000}s" if width >= 1000 else f"{width}ms"
+    a, b = to_ms(start), to_ms(end)
+    used = storage.resolve_step(start, end, step)
+    if used != "raw":  # buckets of whole source steps; the source's own step sets the edges
+        source = MINUTE_MS if used == "1m" else HOUR_MS
+        assert width % source == 0
+        a = a // source * source  # the aggregate holding `start` is counted whole
+    want = _hand([(t, v) for t, v in rows if a <= t < b], width)
+    for t, lo, mean, hi in got:
+        if t in want:
+            assert (lo, hi) == (want[t][0], want[t][2]), t
+            assert mean == pytest.approx(want[t][1], abs=1e-9)
+        else:
+            assert (lo, mean, hi) == (None, None, None), t
+    assert set(want) <= {p[0] for p in got}
+    with pytest.raises(ValueError, match="points"):
+        storage.history(CH, start, end, step, 1)

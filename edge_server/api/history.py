@@ -10,6 +10,9 @@
 `t_ms` is milliseconds since 1970-01-01 UTC (what chart libraries take; formatting 43,200 ISO
 strings would cost more than the whole 30-day query).
 A point whose three values are null is a gap: the channel was unavailable (node offline) there.
+`points=N` (2-10,000, a plot's width): at most N buckets of one width on one grid (a whole number
+of the step's source, so a 30-day plot comes from the 1-hour table), each the min, the
+count-weighted mean and the max of what fell in it; `step` then says the bucket width ("7200s").
 Reading needs a token only when the site sets api.require_auth_for_read = true.
 """
 
@@ -42,12 +45,16 @@ def get_history(
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
     step: Literal["raw", "1m", "1h", "auto"] = "auto",
+    points: Annotated[int | None, Query(
+        ge=2, le=10_000,
+        description="at most this many equal buckets (a plot's width in pixels), each with "
+                    "min, mean and max; empty buckets are null")] = None,
 ) -> Response:
     end_at = _utc(end) if end is not None else service.clock.now()
     start_at = _utc(start) if start is not None else end_at - timedelta(hours=24)
     if end_at <= start_at:
         raise HTTPException(status_code=422, detail="to: must be later than from")
-    if step == "raw" and end_at - start_at > MAX_RAW_SPAN:
+    if step == "raw" and points is None and end_at - start_at > MAX_RAW_SPAN:
         # 2 days of a 2-s channel is 86,400 points; more would be megabytes of JSON.
         raise HTTPException(
             status_code=422,
@@ -56,7 +63,7 @@ def get_history(
         )
     channels = storage.channels()
     try:
-        h = storage.history(channel, start_at, end_at, step)
+        h = storage.history(channel, start_at, end_at, step, points)
     except KeyError:
         known = ", ".join(c["channel"] for c in channels[:50])
         raise HTTPException(

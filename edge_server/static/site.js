@@ -253,11 +253,13 @@ function nodeWithRole(site, role) {
 async function fetchHistory(site) {
   const now = Date.parse(site.now);
   const iso = (ms) => new Date(ms).toISOString();
-  const one = async (role, register, spanMs, step) => {
+  // points: at most that many min/mean/max buckets, about one per pixel of the plot (the
+  // server reads them from its minute/hour tables; every excursion stays in a bucket's min/max).
+  const one = async (role, register, spanMs, step, points) => {
     const node = nodeWithRole(site, role);
     if (!node) return null;
     const q = new URLSearchParams({ channel: `${node.name}.${register}`, from: iso(now - spanMs),
-      to: iso(now), step });
+      to: iso(now), step, points: String(points) });
     try {
       const h = await getJson(`/api/v1/history?${q}`);
       return { ...h, fromMs: now - spanMs, toMs: now };
@@ -267,8 +269,8 @@ async function fetchHistory(site) {
     }
   };
   const [fridge, fuel] = await Promise.all([
-    one("fridge", "fridge_temp_c", 24 * 3600e3, "1m"),
-    one("power", "fuel_l", 7 * 24 * 3600e3, "1h"),
+    one("fridge", "fridge_temp_c", 24 * 3600e3, "1m", 720),
+    one("power", "fuel_l", 7 * 24 * 3600e3, "1h", 720),
   ]);
   data.fridge = fridge;
   data.fuel = fuel;

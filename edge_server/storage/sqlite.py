@@ -515,11 +515,21 @@ class SqliteStorage:
             return "1m"
         return "1h"
 
-    def history(self, channel: str, start: datetime, end: datetime, step: str = "auto") -> History:
+    def history(self, channel: str, start: datetime, end: datetime, step: str = "auto",
+                points: int | None = None) -> History:
         """Points of `channel` in [start, end). Aggregate steps include the not-yet-aggregated
-        tail (computed from the raw rows on the fly), and a missing bucket becomes a gap point."""
+        tail (computed from the raw rows on the fly), and a missing bucket becomes a gap point.
+
+        With `points` (a screen's width, >= 2): at most that many buckets on one grid of equal
+        width (a whole number of the source step, aligned to it), each with the min, the max and
+        the count-weighted mean of what fell in it, a bucket with nothing in it as a gap
+        (null values). Min/max per bucket rather than a sample or LTTB: a plot of a fridge must
+        show every excursion, however short, and the 1-minute and 1-hour tables already hold
+        min and max, so a 30-day plot is read from agg_1m/agg_1h, not from the raw rows."""
         if end <= start:
             raise ValueError("to: must be later than from")
+        if points is not None:
+            return self._bucketed(channel, start, end, step, points)
         used = self.resolve_step(start, end, step)
         a, b = to_ms(start), to_ms(end)
         with self._read_lock:
@@ -548,6 +558,48 @@ class SqliteStorage:
                 rows += _regroup(self._minute_rows(cid, split, b, m_done), HOUR_MS)
                 width = HOUR_MS
         return History(channel, used, _with_gaps(rows, width))
+
+    def _bucketed(self, channel: str, start: datetime, end: datetime, step: str,
+                  points: int) -> History:
+        if points < 2:
+            raise ValueError("points: give at least 2")
+        used = self.resolve_step(start, end, step)
+        a, b = to_ms(start), to_ms(end)
+        base = {"raw": 1, "1m": MINUTE_MS, "1h": HOUR_MS}[used]
+        a = a // base * base  # the minute (hour) that holds `start` is counted whole
+        # Aligned buckets of width w cover [a, b) in at most ceil(span / w) + 1 of them.
+        w = -(-(b - a) // (points - 1))
+        w = -(-w // base) * base
+        with self._read_lock:
+            row = self._reader.execute(
+                "SELECT id FROM channels WHERE name = ?", (channel,)
+            ).fetchone()
+            if row is None:
+                raise KeyError(channel)
+            cid = int(row[0])
+            rows: list[tuple[int, float, float, float, int]]
+            if used == "raw":
+                rows = self._reader.execute(
+                    "SELECT t / ? * ? AS bt, min(value), avg(value), max(value), count(value) "
+                    "FROM readings WHERE channel_id = ? AND t >= ? AND t < ? "
+                    "AND value IS NOT NULL GROUP BY t / ? ORDER BY bt",
+                    (w, w, cid, a, b, w)).fetchall()
+            else:
+                m_done, h_done = self._watermarks(self._reader)
+                if used == "1m":
+                    rows = self._minute_rows(cid, a, b, m_done)
+                else:
+                    hour_done = h_done if h_done is not None else a
+                    split = max(a, min(b, hour_done))
+                    rows = list(self._reader.execute(
+                        "SELECT t, min, mean, max, count FROM agg_1h "
+                        "WHERE channel_id = ? AND t >= ? AND t < ? ORDER BY t", (cid, a, split)))
+                    rows += self._minute_rows(cid, split, b, m_done)
+                rows = _regroup(rows, w)
+        filled = {t: (t, lo, mean, hi) for t, lo, mean, hi, _n in rows}
+        grid = range(a // w * w, b, w)
+        return History(channel, f"{w // 1000}s" if w >= 1000 else f"{w}ms",
+                       [filled.get(t, (t, None, None, None)) for t in grid])
 
     def _minute_rows(
         self, cid: int, a: int, b: int, m_done: int | None
