@@ -87,6 +87,22 @@ class Signal:
         self.value(0)
 
 
+_uarts = {}  # UART id -> an open stream (sim/board.py opens the ptys before it remounts /)
+
+
+def connect_uart(id, stream):
+    """Sim only: what machine.UART(id, ...) returns (a pty from nsp.rtu.open_pty)."""
+    _uarts[id] = stream
+
+
+def UART(id, baudrate=19200, **kw):
+    """The board's UART `id`: the stream connect_uart() gave (one end of a socat pty pair). The
+    line settings are the pty's: it has no baud rate or parity."""
+    if id not in _uarts:
+        raise OSError("sim: no pty connected for machine.UART(%d)" % id)
+    return _uarts[id]
+
+
 class WDT:
     """Records feeds; the virtual node (or a test) checks `starved(now_ms)` to emulate the reset."""
 

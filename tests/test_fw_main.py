@@ -1,0 +1,75 @@
+"""The board's own entry point, firmware/main.py, unchanged: flashed onto the virtual board by
+`nsp-edge firmware flash` (the real mpremote), then powered on with the sim hal
+(firmware/sim/board.py: the fakes, the flashed tree as `/`, main.py run as source). It reads
+/config.json, arms the watchdog, builds the roles, counts the boot (nsp.persist on
+/counters.json) and serves Modbus RTU on its UART (a socat pty) to an independent master,
+mbpoll."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_server.cli import main
+from tests.conftest import FIRMWARE, need_tool
+from tests.test_fw_deploy import EXAMPLE, SITE, virtual_board  # noqa: F401  (fixture)
+from tests.test_fw_modbus_rtu import pty_pair  # noqa: F401  (fixture)
+
+BOOT_DEADLINE_S = 20.0
+
+
+@pytest.fixture
+def powered_board(virtual_board: tuple[Path, Path],  # noqa: F811
+                  pty_pair: tuple[str, str],  # noqa: F811
+                  micropython: str, capsys: pytest.CaptureFixture[str],
+                  ) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    link, board = virtual_board
+    assert main(["firmware", "flash", "--port", str(link), "--config", str(SITE), "--node",
+                 "fridge", "--arch", "none", "--board-root", str(board)]) == 0
+    capsys.readouterr()
+    # The board's tree on the path too: sim/world.py uses the firmware's nsp.tank (the flashed one).
+    env = dict(os.environ, MICROPYPATH=f"{FIRMWARE / 'sim'}:{board}:.frozen",
+               NSP_SIM_UART2=pty_pair[0])
+    log = board.parent / "board.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([micropython, "-X", "heapsize=512k",
+                                 str(FIRMWARE / "sim" / "board.py"), str(board)],
+                                cwd=board.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield log, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def test_main_py_boots_a_flashed_board_and_serves_mbpoll(
+    powered_board: tuple[Path, subprocess.Popen[bytes]], pty_pair: tuple[str, str],  # noqa: F811
+) -> None:
+    log_path, proc = powered_board
+    mbpoll = need_tool("mbpoll", "apt-get install -y mbpoll")
+    unit = next(n for n in EXAMPLE.nodes if n.name == "fridge").unit
+    # mbpoll -0: 0-based references; identity block: map version, node id, roles bits.
+    cmd = [mbpoll, "-m", "rtu", "-b", "19200", "-P", "even", "-a", str(unit), "-1", "-0",
+           "-o", "1", "-r", "0", "-c", "16", pty_pair[1]]
+    deadline = time.monotonic() + BOOT_DEADLINE_S
+    while True:  # the board boots (compiles main.py, imports the .mpy tree) before it answers
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        if out.returncode == 0 or proc.poll() is not None or time.monotonic() > deadline:
+            break
+    log = log_path.read_text()
+    assert out.returncode == 0, out.stdout + out.stderr + log
+    regs = {int(k.strip("[]")): int(v) for k, v in
+            (line.split(":") for line in out.stdout.splitlines() if line.startswith("["))}
+    from edge_server import regmap
+
+    assert regs[0] == regmap.load().version and regs[1] == unit
+    assert regs[2] == 2  # roles bits: fridge only (nsp/regmap.py B_FRIDGE)
+    assert regs[14] & 1 == 0, log  # status: no config_error
+    assert regs[13] == 1  # boot_count: main.py counted this boot in /counters.json
+    assert "Traceback" not in log and "not built" not in log, log
+    assert "unknown field" not in log, log  # the flashed config.json as main.py reads it
