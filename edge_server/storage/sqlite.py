@@ -540,11 +540,11 @@ class SqliteStorage:
                 raise KeyError(channel)
             cid = int(row[0])
             if used == "raw":
-                points: list[Point] = self._reader.execute(
+                raw: list[Point] = self._reader.execute(
                     "SELECT t, value, value, value FROM readings "
                     "WHERE channel_id = ? AND t >= ? AND t < ? ORDER BY t", (cid, a, b)
                 ).fetchall()
-                return History(channel, used, points)
+                return History(channel, used, raw)
             m_done, h_done = self._watermarks(self._reader)
             if used == "1m":
                 rows = self._minute_rows(cid, a, b, m_done)
