@@ -1,7 +1,7 @@
 """RTU line efficiency: a pymodbus RTU master polling 60 registers from the virtual node through a
 relay that paces bytes like a real 19,200 baud line (11 bits per character), versus the line's
-physical ceiling (docs/sources.md): (8 + 5 + 2N) bytes x 11 bits / 19,200 plus two t3.5 gaps (2.005 ms
-each) per poll. Target: achieved / ceiling >= 0.85.
+physical ceiling (docs/sources.md): (8 + 5 + 2N) bytes x 11 bits / 19,200 plus two t3.5 gaps
+(2.005 ms each) per poll. Target: achieved / ceiling >= 0.85.
 
     master --pty pair B-- relay (paced both ways) --pty pair A-- virtual node
 """

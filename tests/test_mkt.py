@@ -1,4 +1,4 @@
-"""Mean Kinetic Temperature: the three USP-style vectors of docs/sources.md, exactly and as a window."""
+"""Mean Kinetic Temperature: the USP-style vectors of docs/sources.md, exactly and in a window."""
 
 from __future__ import annotations
 
