@@ -90,6 +90,7 @@ def _error_cases(tmp: Path) -> list[tuple[list[str], str]]:
     return [
         (["add-site", "nsp-a", "nsp-a", "--data", data], "given more than once"),
         (["--data", data, "--stale-min", "-1"], "--stale-min -1: use more than 0"),
+        (["--data", data, "--clock-off-min", "0"], "--clock-off-min 0: use more than 0"),
         (["--data", data, "--listen", ":99999"], "--listen ':99999': use HOST:PORT"),
         (["--data", data, "--listen", "127.0.0.1:99999"], "port 1-65535"),
         (["add-site", "nsp-a", "--data", str(not_a_dir / "hub")], "--data"),

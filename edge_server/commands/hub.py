@@ -1,6 +1,7 @@
 """`nsp-edge hub`: run the C-NSP hub, register sites, re-key them, add operators.
 
-nsp-edge hub --data DIR --listen HOST:PORT [--stale-min 15] [--master-key FILE]
+nsp-edge hub --data DIR --listen HOST:PORT [--stale-min 15] [--clock-off-min 30]
+             [--master-key FILE]
 nsp-edge hub add-site ID [ID ...] --data DIR     # prints "ID KEY" per site (give KEY to the site)
 nsp-edge hub rotate-key ID --data DIR [--grace-hours 72]   # "ID KEY"; the old key works meanwhile
 nsp-edge hub revoke-key ID --data DIR            # "ID KEY"; the old key is refused at once
@@ -44,6 +45,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=float,
         default=15.0,
         help="minutes without contact before a site shows UNKNOWN (default 15)",
+    )
+    p.add_argument(
+        "--clock-off-min",
+        type=float,
+        default=30.0,
+        help="minutes a site's status time may be from the hub's clock before the board flags "
+        "its clock (default 30; docs/uplink-protocol.md)",
     )
     master_help = (
         "file holding the master key that encrypts the site keys "
@@ -121,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     data: Path = args.data
     command = args.hub_command
     if command is None:
-        return _serve(data, args.listen, args.stale_min, args.master_key)
+        return _serve(data, args.listen, args.stale_min, args.master_key, args.clock_off_min)
     if command == "add-site" and len(set(args.ids)) != len(args.ids):
         twice = sorted({i for i in args.ids if args.ids.count(i) > 1})
         print(
@@ -298,7 +306,9 @@ def _open_store(data: Path, master_key: Path | None, prog: str) -> HubStore | in
 _STALE_MIN_MAX = 10080.0
 
 
-def _serve(data: Path, listen: str, stale_min: float, master_key: Path | None) -> int:
+def _serve(
+    data: Path, listen: str, stale_min: float, master_key: Path | None, clock_off_min: float
+) -> int:
     import socket
 
     import uvicorn
@@ -319,6 +329,13 @@ def _serve(data: Path, listen: str, stale_min: float, master_key: Path | None) -
         print(
             f"{prog}: --stale-min {stale_min:g}: use more than 0 and at most "
             f"{_STALE_MIN_MAX:g} minutes (default 15)",
+            file=sys.stderr,
+        )
+        return 2
+    if not 0 < clock_off_min <= _STALE_MIN_MAX:
+        print(
+            f"{prog}: --clock-off-min {clock_off_min:g}: use more than 0 and at most "
+            f"{_STALE_MIN_MAX:g} minutes (default 30)",
             file=sys.stderr,
         )
         return 2
@@ -344,7 +361,8 @@ def _serve(data: Path, listen: str, stale_min: float, master_key: Path | None) -
         if store == 1:
             print(f"{prog}: not started", file=sys.stderr)
         return store
-    app = create_app(store, SystemClock(), HubSettings(stale_after_min=stale_min))
+    settings = HubSettings(stale_after_min=stale_min, clock_off_min=clock_off_min)
+    app = create_app(store, SystemClock(), settings)
     # No forwarded headers: the hub names sites by their signature, not by their address.
     config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)
     try:
