@@ -15,7 +15,7 @@ import pytest
 
 from edge_server.clock import ManualClock
 from edge_server.config import parse_config
-from edge_server.gentest.record import GenTestRecord, Outcome
+from edge_server.gentest.record import End, GenTestRecord, Outcome
 from edge_server.gentest.runner import GenTestRunner, Refused
 from edge_server.gentest.settings import GenTestSettings
 from edge_server.gentest.store import GenTestStore
@@ -64,6 +64,8 @@ class Bench:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.finished: list[GenTestRecord] = []
         self.writes: list[tuple[str, bool, str]] = []
+        # % of rated kW a generator controller would report (None: not measured)
+        self.load: float | None = 45.0
 
     def world(self, key: str, value: object) -> None:
         reply = self.node.control({"op": "set", "key": key, "value": value})
@@ -116,7 +118,8 @@ async def bench(tmp_path: Path,
     conn = open_db(tmp_path / "data" / "site.db")
     holder: list[Bench] = []
     runner = GenTestRunner(RecordingPoller(lambda: holder[0], service), service.state, clock,
-                           GenTestStore(conn), GenTestSettings(), config.site.id)
+                           GenTestStore(conn), GenTestSettings(), config.site.id,
+                           load_pct=lambda: holder[0].load)
     b = Bench(node, service, clock, runner, conn)
     holder.append(b)
     runner.on_event = lambda at, code, sev, en, nl, data: b.events.append((code, data))
@@ -158,7 +161,8 @@ async def test_monthly_test_passes_and_records_every_log_field(bench: Bench) -> 
     assert done.run_hours_end_h is not None and done.run_hours_end_h - rh0 >= 0.45
     verdicts = {c.code: c.ok for c in done.criteria}
     assert verdicts == {"START_TIME": True, "CRANK_VOLTAGE": True, "RUN_DURATION": True,
-                        "FUEL_SENSOR": True, "RUN_HOURS": True, "LOAD": None}
+                        "FUEL_SENSOR": True, "RUN_HOURS": True, "LOAD": True}
+    assert done.kind == "monthly" and done.end is End.COMPLETED and done.counts_as_monthly
     assert len(done.samples) > 20
     # stored, readable back, and readiness sees a pass at its end time
     stored = bench.runner.store.get(done.id)
@@ -173,11 +177,54 @@ async def test_monthly_test_passes_and_records_every_log_field(bench: Bench) -> 
     assert bench.snapshot()["gen_state"] == "off"
 
 
+async def test_without_a_measured_load_a_full_test_is_not_verified(bench: Bench) -> None:
+    """No controller reading of the load: the set ran 30 min, but the test is NOT_VERIFIED,
+    never PASSED; readiness and the schedule do not count it."""
+    bench.load = None
+    await bench.runner.start("anna")
+    assert await bench.run(20, 2) is None  # the crank, at the poll interval
+    done = await bench.run(32 * 60, 30)
+    assert done is not None and done.outcome is Outcome.NOT_VERIFIED, done.reasons
+    assert done.passed is None and not done.counts_as_monthly
+    assert {c.code: c.ok for c in done.criteria}["LOAD"] is None
+    assert last_gentest(bench.conn) is None and bench.runner.store.last_passed_at() is None
+
+
+async def test_load_below_30_percent_of_rated_kw_fails(bench: Bench) -> None:
+    bench.load = 22.0
+    await bench.runner.start("anna")
+    assert await bench.run(20, 2) is None
+    done = await bench.run(32 * 60, 60)
+    assert done is not None and done.outcome is Outcome.FAILED
+    load = next(c for c in done.criteria if c.code == "LOAD")
+    assert load.ok is False and load.value == 22.0
+
+
+async def test_a_short_run_is_refused_unless_marked_and_never_passes(bench: Bench) -> None:
+    """duration_min = 2 (below the site minimum of 30): refused unless marked a short
+    exercise; marked, it runs, is recorded as such, is NOT_VERIFIED and moves no schedule."""
+    bench.runner.settings = GenTestSettings(duration_min=2)
+    with pytest.raises(Refused) as refused:
+        await bench.runner.start("anna")
+    assert refused.value.code == "TOO_SHORT" and "min_duration_min" in refused.value.text_en
+    assert bench.writes == [] and bench.runner.active is None
+    rec = await bench.runner.start("anna", short_exercise=True)
+    assert rec.kind == "short_exercise"
+    assert await bench.run(20, 2) is None
+    done = await bench.run(4 * 60, 10)
+    assert done is not None and done.outcome is Outcome.NOT_VERIFIED, done.reasons
+    assert done.end is End.COMPLETED and done.passed is None and not done.counts_as_monthly
+    assert any("short exercise" in r for r in done.reasons)
+    stored = bench.runner.store.get(done.id)
+    assert stored.kind == "short_exercise" and stored.outcome is Outcome.NOT_VERIFIED
+    assert bench.runner.store.last_passed_at() is None and last_gentest(bench.conn) is None
+
+
 async def test_generator_that_will_not_start_is_failed_to_start(bench: Bench) -> None:
     bench.world("gen_will_start", False)
     rec = await bench.runner.start("anna")
     done = await bench.run(120, 2)
-    assert done is not None and done.outcome is Outcome.FAILED_TO_START
+    assert done is not None and done.outcome is Outcome.FAILED and done.end is End.FAILED_TO_START
     assert done.passed is False and done.start_time_s is None
     # the crank's sag is recorded even though the set never ran (healthy battery: ~9.8 V)
     assert done.crank_min_v == pytest.approx(9.8, abs=0.15)
@@ -186,12 +233,12 @@ async def test_generator_that_will_not_start_is_failed_to_start(bench: Bench) ->
     assert done.ended_at is not None and (done.ended_at - rec.started_at).total_seconds() <= 40
     last = last_gentest(bench.conn)
     assert last is not None and not last.passed
-    assert bench.runner.store.get(rec.id).outcome is Outcome.FAILED_TO_START
+    assert bench.runner.store.get(rec.id).end is End.FAILED_TO_START
 
 
 async def test_weak_starter_battery_fails_the_crank_voltage_criterion(bench: Bench) -> None:
     bench.world("starter_battery_weak", True)
-    bench.runner.settings = GenTestSettings(duration_min=2)
+    bench.runner.settings = GenTestSettings(duration_min=2, min_duration_min=2)
     await bench.runner.start("anna")
     done = await bench.run(5 * 60, 5)
     assert done is not None and done.outcome is Outcome.FAILED
@@ -204,7 +251,7 @@ async def test_weak_starter_battery_fails_the_crank_voltage_criterion(bench: Ben
 async def test_fuel_sensor_fault_fails_the_test(bench: Bench) -> None:
     bench.world("fuel_sender_open", True)
     await bench.step(5)
-    bench.runner.settings = GenTestSettings(duration_min=1)
+    bench.runner.settings = GenTestSettings(duration_min=1, min_duration_min=1)
     await bench.runner.start("anna")
     done = await bench.run(3 * 60, 5)
     assert done is not None and done.outcome is Outcome.FAILED
@@ -246,7 +293,7 @@ async def test_mains_lost_during_the_test_aborts_without_stopping_the_generator(
     assert bench.runner.active is not None and bench.runner.active.phase == "RUNNING"
     bench.world("mains_present", False)
     done = await bench.run(30, 2)
-    assert done is not None and done.outcome is Outcome.ABORTED_MAINS_LOST
+    assert done is not None and done.outcome is Outcome.ABORTED and done.end is End.MAINS_LOST
     assert done.passed is None
     # no stop command was given: only the start
     assert bench.writes == [("gen_test_run", True, "anna")]
@@ -256,7 +303,7 @@ async def test_mains_lost_during_the_test_aborts_without_stopping_the_generator(
     assert bench.value("gen_running") is True
     # an aborted test says nothing about the set: readiness does not count it
     assert last_gentest(bench.conn) is None
-    assert bench.runner.store.get(rec.id).outcome is Outcome.ABORTED_MAINS_LOST
+    assert bench.runner.store.get(rec.id).end is End.MAINS_LOST
     # an operator cannot stop it either while mains is absent
     with pytest.raises(CommandRejected):
         await bench.service.poller.write_coil("power", "gen_test_run", False, "mallory")
@@ -278,7 +325,7 @@ async def test_a_flapping_mains_return_delays_the_release(bench: Bench) -> None:
     await bench.run(60, 5)
     bench.world("mains_present", False)
     done = await bench.run(30, 2)
-    assert done is not None and done.outcome is Outcome.ABORTED_MAINS_LOST
+    assert done is not None and done.outcome is Outcome.ABORTED and done.end is End.MAINS_LOST
     for _ in range(3):  # back for 4 min, gone again: never 300 s in a row
         bench.world("mains_present", True)
         await bench.run(240, 30)
@@ -293,7 +340,8 @@ async def test_operator_abort_stops_the_generator_while_mains_is_present(bench: 
     rec = await bench.runner.start("anna")
     await bench.run(60, 5)
     done = await bench.runner.abort(rec.id, "piet")
-    assert done.outcome is Outcome.ABORTED_BY_OPERATOR and done.ended_by == "piet"
+    assert done.outcome is Outcome.ABORTED and done.end is End.BY_OPERATOR
+    assert done.ended_by == "piet"
     assert bench.writes[-1] == ("gen_test_run", False, "piet")
     await bench.run(60, 10)
     assert bench.snapshot()["gen_state"] == "off"
@@ -316,6 +364,25 @@ async def test_store_keeps_ten_years(tmp_path: Path) -> None:
         assert len(left) == 1 and left[0].started_at.year == START.year - 9
         GenTestStore(conn)  # migrating again is a no-op
         assert conn.execute("SELECT version FROM schema_versions WHERE component = 'gentests'"
-                            ).fetchone() == (1,)
+                            ).fetchone() == (2,)
+    finally:
+        conn.close()
+
+
+async def test_rows_of_earlier_versions_read_as_the_four_outcome_words(tmp_path: Path) -> None:
+    """A row written before the four words (outcome FAILED_TO_START, ABORTED_...) reads as
+    FAILED / ABORTED with how it ended; a stored PASSED stays as it was judged."""
+    conn = open_db(tmp_path / "site.db")
+    try:
+        store = GenTestStore(conn)
+        for word in ("FAILED_TO_START", "ABORTED_MAINS_LOST", "PASSED"):
+            rec = GenTestRecord("s", "power", "anna", START, 1800, ended_at=START)
+            store.insert(rec)
+            with conn:
+                conn.execute("UPDATE gentests SET outcome = ?, end_reason = NULL WHERE id = ?",
+                             (word, rec.id))
+        got = [(r.outcome, r.end) for r in reversed(store.list())]
+        assert got == [(Outcome.FAILED, End.FAILED_TO_START), (Outcome.ABORTED, End.MAINS_LOST),
+                       (Outcome.PASSED, None)]
     finally:
         conn.close()

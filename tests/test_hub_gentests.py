@@ -105,7 +105,8 @@ def test_due_state_per_site_uses_the_edge_schedule(hub: RunningHub, region: dict
     assert {k: v["state"] for k, v in by_id.items()} == {
         "nsp-fresh": "failed", "nsp-late": "overdue", "nsp-due": "due", "nsp-none": "never"}
     fresh = by_id["nsp-fresh"]
-    assert fresh["last"]["outcome"] == "FAILED_TO_START"  # the newest test, shown as it is
+    assert fresh["last"]["outcome"] == "FAILED"  # the newest test, shown as it is
+    assert fresh["last"]["end"] == "FAILED_TO_START"
     assert fresh["due"]["last_test"] == iso(NOW - timedelta(days=10)).replace("Z", "+00:00")
     assert fresh["due"]["status"] != "overdue"  # failed although the window is still fine
     late = by_id["nsp-late"]
@@ -197,8 +198,8 @@ def test_cli_prints_the_register(hub: RunningHub, region: dict[str, bytes],
     assert [(r["site_id"], r["test_id"]) for r in rows] == [
         ("nsp-late", "7"), ("nsp-fresh", "1"), ("nsp-due", "4"), ("nsp-fresh", "2")]
     out = cli("--from", "2026-01-01", "--to", "2026-03-01", "--site", "nsp-fresh", "--json")
-    assert [t["outcome"] for t in json.loads(out.stdout)["tests"]] == [
-        "PASSED", "PASSED", "FAILED_TO_START"]
+    assert [(t["outcome"], t["end"]) for t in json.loads(out.stdout)["tests"]] == [
+        ("PASSED", None), ("PASSED", None), ("FAILED", "FAILED_TO_START")]
     out = cli("--from", "2026-01-01", "--to", "2026-03-01")
     assert "nsp-late" in out.stdout and "5 test(s) ended 2026-01-01 .. 2026-03-01" in out.stdout
     bad = cli("--from", "2026-03-02", "--to", "2026-03-01")

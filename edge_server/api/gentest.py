@@ -35,6 +35,9 @@ class StartRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     node: str | None = Field(None, description="power node; default from [gentest] node")
     notes: str = Field("", max_length=2000, description="remarks for the report")
+    short_exercise: bool = Field(False, description=(
+        "a run shorter than [gentest] min_duration_min: recorded as a short exercise, never "
+        "PASSED, never counts as the monthly test (without it such a start is refused, 409)"))
 
 
 def _conflict(exc: Refused) -> JSONResponse:
@@ -76,6 +79,7 @@ async def test_status(_reader: SiteReader, gentests: GenTests,
     return {
         "now": service.clock.now().isoformat(),
         "duration_min": service.config.gentest.duration_min,
+        "min_duration_min": service.config.gentest.min_duration_min,
         "active": runner.progress(),
         "last": None if last is None else last.to_json(),
         "next": gentests.due().to_json(),
@@ -110,7 +114,8 @@ async def start_test(user: Technician, gentests: GenTests,
     """Start a generator test now as the logged-in technician."""
     req = body or StartRequest()
     try:
-        rec = await gentests.require().start(user.name, node=req.node, notes=req.notes)
+        rec = await gentests.require().start(user.name, node=req.node, notes=req.notes,
+                                             short_exercise=req.short_exercise)
     except Refused as exc:
         return _conflict(exc)
     return rec.to_json()

@@ -44,8 +44,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                     help="a world key set before the test, e.g. gen_will_start=false")
     sc.add_argument("--cut-mains-after-min", type=float, default=None,
                     help="cut mains this many minutes after the start command")
+    sc.add_argument("--duration-min", type=_minutes, default=None,
+                    help="planned run under load (default [gentest] duration_min, 30); shorter "
+                         "than the site minimum it runs as a short exercise, never PASSED")
     sc.add_argument("--out", type=output_file, help="write the result as JSON to this file")
     p.set_defaults(func=run)
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 24 * 60:
+        raise argparse.ArgumentTypeError(f"{text!r}: give minutes, more than 0 and at most 1440")
+    return value
 
 
 def _store(config: SiteConfig) -> GenTestStore:
@@ -118,6 +131,7 @@ def _scenario(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="nsp-gentest-") as tmp:
         result = asyncio.run(run_gentest_scenario(
             GENERATOR_MONTHLY_TEST, Path(tmp), world=world, cut_mains_after_s=cut,
+            duration_min=args.duration_min,
             progress=lambda text: print(text, file=sys.stderr)))
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.out is not None:

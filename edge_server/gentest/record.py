@@ -1,8 +1,18 @@
 """One generator test: what was measured, each criterion's verdict and the outcome.
 
-`passed` is 1 (PASSED), 0 (FAILED, FAILED_TO_START) or NULL while running and for tests that
-were aborted (mains lost, operator, node offline): an aborted test says nothing about the set,
-so readiness (edge_server.rules.readiness.last_gentest) skips it.
+The outcome is one of four words wherever a result is shown (page, PDF, uplink, hub register):
+PASSED (every criterion measured and met, for at least the site's minimum under load), FAILED
+(a criterion not met: the set failed to start, stopped by itself, started too slowly...),
+NOT_VERIFIED (the set ran, but something the monthly test needs was not measured, e.g. the load,
+or the run was a short exercise) and ABORTED (mains lost, an operator, the node went silent: says
+nothing about the set). `end` says how the test ended (FAILED_TO_START, MAINS_LOST, ...).
+
+A short exercise (`kind = "short_exercise"`: shorter than [gentest] min_duration_min, started
+only when marked so) is recorded as such and is never PASSED: it never counts as the monthly test.
+
+`passed` is 1 (PASSED), 0 (FAILED) or NULL (running, NOT_VERIFIED, ABORTED): readiness
+(edge_server.rules.readiness.last_gentest) and the monthly schedule read only 1 and 0, so a test
+that was not verified neither moves the next test a month nor marks the set as failed.
 """
 
 from __future__ import annotations
@@ -17,33 +27,70 @@ class Outcome(StrEnum):
     RUNNING = "RUNNING"
     PASSED = "PASSED"
     FAILED = "FAILED"
-    FAILED_TO_START = "FAILED_TO_START"
-    ABORTED_MAINS_LOST = "ABORTED_MAINS_LOST"
-    ABORTED_BY_OPERATOR = "ABORTED_BY_OPERATOR"
-    ABORTED_NODE_OFFLINE = "ABORTED_NODE_OFFLINE"
+    NOT_VERIFIED = "NOT_VERIFIED"
+    ABORTED = "ABORTED"
 
     @property
     def passed(self) -> bool | None:
         if self is Outcome.PASSED:
             return True
-        if self in (Outcome.FAILED, Outcome.FAILED_TO_START):
+        if self is Outcome.FAILED:
             return False
         return None
 
+
+class End(StrEnum):
+    """How a test ended (the detail behind the outcome word)."""
+
+    COMPLETED = "COMPLETED"  # ran its planned duration and was stopped by the runner
+    FAILED_TO_START = "FAILED_TO_START"
+    GEN_STOPPED = "GEN_STOPPED"  # the set stopped by itself during the run
+    MAINS_LOST = "MAINS_LOST"
+    BY_OPERATOR = "BY_OPERATOR"
+    NODE_OFFLINE = "NODE_OFFLINE"
+
+
+KIND_MONTHLY = "monthly"
+KIND_SHORT = "short_exercise"
 
 OUTCOME_TEXTS: dict[Outcome, tuple[str, str]] = {
     Outcome.RUNNING: ("Test running", "Test loopt"),
     Outcome.PASSED: ("Passed", "Geslaagd"),
     Outcome.FAILED: ("Failed", "Afgekeurd"),
-    Outcome.FAILED_TO_START: ("Generator failed to start", "Aggregaat startte niet"),
-    Outcome.ABORTED_MAINS_LOST: (
-        "Aborted: mains lost during the test; the generator was left running (it carries the site)",
-        "Afgebroken: netstroom viel uit tijdens de test; het aggregaat bleef draaien "
-        "(het levert nu de stroom)"),
-    Outcome.ABORTED_BY_OPERATOR: ("Aborted by an operator", "Afgebroken door een bediener"),
-    Outcome.ABORTED_NODE_OFFLINE: ("Aborted: the power node stopped answering",
-                                   "Afgebroken: het stroomknooppunt reageerde niet meer"),
+    Outcome.NOT_VERIFIED: ("Not verified: does not count as the monthly test",
+                           "Niet geverifieerd: telt niet als maandelijkse test"),
+    Outcome.ABORTED: ("Aborted", "Afgebroken"),
 }
+
+END_TEXTS: dict[End, tuple[str, str]] = {
+    End.COMPLETED: ("Ran its planned duration", "Geplande looptijd gedraaid"),
+    End.FAILED_TO_START: ("Generator failed to start", "Aggregaat startte niet"),
+    End.GEN_STOPPED: ("The generator stopped by itself during the test",
+                      "Het aggregaat stopte vanzelf tijdens de test"),
+    End.MAINS_LOST: (
+        "Mains lost during the test; the generator was left running (it carries the site)",
+        "Netstroom viel uit tijdens de test; het aggregaat bleef draaien "
+        "(het levert nu de stroom)"),
+    End.BY_OPERATOR: ("Aborted by an operator", "Afgebroken door een bediener"),
+    End.NODE_OFFLINE: ("The power node stopped answering",
+                       "Het stroomknooppunt reageerde niet meer"),
+}
+
+# Outcome words written by earlier versions (stored rows, older edges' messages): read as
+# (outcome, end). A stored PASSED stays PASSED: it was judged by the rules of its day.
+LEGACY_OUTCOMES: dict[str, tuple[Outcome, End | None]] = {
+    "FAILED_TO_START": (Outcome.FAILED, End.FAILED_TO_START),
+    "ABORTED_MAINS_LOST": (Outcome.ABORTED, End.MAINS_LOST),
+    "ABORTED_BY_OPERATOR": (Outcome.ABORTED, End.BY_OPERATOR),
+    "ABORTED_NODE_OFFLINE": (Outcome.ABORTED, End.NODE_OFFLINE),
+}
+
+
+def read_outcome(word: str, end: str | None) -> tuple[Outcome, End | None]:
+    """(outcome, end) from stored words, also those of earlier versions."""
+    if word in LEGACY_OUTCOMES:
+        return LEGACY_OUTCOMES[word]
+    return Outcome(word), None if end is None else End(end)
 
 
 @dataclass
@@ -88,6 +135,8 @@ class GenTestRecord:
     planned_s: float
     id: int = 0
     outcome: Outcome = Outcome.RUNNING
+    end: End | None = None
+    kind: str = KIND_MONTHLY  # KIND_MONTHLY | KIND_SHORT
     ended_at: datetime | None = None
     ended_by: str | None = None
     running_at: datetime | None = None  # first poll that saw gen_running
@@ -109,6 +158,11 @@ class GenTestRecord:
         return self.outcome.passed
 
     @property
+    def counts_as_monthly(self) -> bool:
+        """Only a PASSED monthly test moves the schedule (a short exercise is never PASSED)."""
+        return self.kind == KIND_MONTHLY and self.outcome is Outcome.PASSED
+
+    @property
     def fuel_used_l(self) -> float | None:
         if self.fuel_start_l is None or self.fuel_end_l is None:
             return None
@@ -116,12 +170,16 @@ class GenTestRecord:
 
     def to_json(self, *, samples: bool = False) -> dict[str, Any]:
         en, nl = OUTCOME_TEXTS[self.outcome]
+        end_en, end_nl = (None, None) if self.end is None else END_TEXTS[self.end]
         out: dict[str, Any] = {
             "id": self.id, "site_id": self.site_id, "node": self.node,
             "started_by": self.started_by, "started_at": self.started_at.isoformat(),
             "ended_at": None if self.ended_at is None else self.ended_at.isoformat(),
             "ended_by": self.ended_by, "outcome": self.outcome.value, "passed": self.passed,
-            "outcome_en": en, "outcome_nl": nl, "planned_s": self.planned_s,
+            "outcome_en": en, "outcome_nl": nl,
+            "end": None if self.end is None else self.end.value, "end_en": end_en,
+            "end_nl": end_nl, "kind": self.kind, "counts_as_monthly": self.counts_as_monthly,
+            "planned_s": self.planned_s,
             "start_time_s": self.start_time_s, "ran_s": self.ran_s,
             "crank_min_v": self.crank_min_v, "starter_v_before": self.starter_v_before,
             "fuel_start_l": self.fuel_start_l, "fuel_end_l": self.fuel_end_l,

@@ -19,7 +19,7 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from edge_server.gentest.record import OUTCOME_TEXTS, GenTestRecord, Outcome
+from edge_server.gentest.record import END_TEXTS, KIND_SHORT, OUTCOME_TEXTS, GenTestRecord, Outcome
 from edge_server.gentest.settings import GenTestSettings
 
 GEN_STATE_LEVEL = {"stopped": 0.0, "start_failed": 0.0, "starting": 0.5, "cooldown": 0.75,
@@ -40,7 +40,7 @@ def _when(at: datetime | None) -> str:
 
 def _verdict(ok: bool | None) -> str:
     if ok is None:
-        return "n.v.t. / not judged"
+        return "NIET GEMETEN / NOT MEASURED"
     return "VOLDAAN / PASS" if ok else "NIET VOLDAAN / FAIL"
 
 
@@ -87,15 +87,26 @@ def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings) ->
                        ("TOPPADDING", (0, 0), (-1, -1), 1.5),
                        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)])
     en, nl = OUTCOME_TEXTS[rec.outcome]
-    colour = {Outcome.PASSED: "green", Outcome.FAILED: "red",
-              Outcome.FAILED_TO_START: "red"}.get(rec.outcome, "darkorange")
+    colour = {Outcome.PASSED: "green", Outcome.FAILED: "red"}.get(rec.outcome, "darkorange")
+    word = {Outcome.PASSED: "GESLAAGD / PASSED", Outcome.FAILED: "AFGEKEURD / FAILED",
+            Outcome.NOT_VERIFIED: "NIET GEVERIFIEERD / NOT VERIFIED",
+            Outcome.ABORTED: "AFGEBROKEN / ABORTED"}.get(rec.outcome, rec.outcome.value)
+    how = ""
+    if rec.end is not None:
+        end_en, end_nl = END_TEXTS[rec.end]
+        how = f" ({end_nl} / {end_en})"
     story: list[object] = [
         Paragraph("Testrapport noodstroomaggregaat / Generator test report", h1),
         Paragraph(f"<b>Locatie / Site:</b> {site_name} ({rec.site_id}) &nbsp; "
                   f"<b>Test:</b> #{rec.id} &nbsp; <b>Knooppunt / Node:</b> {rec.node}", small),
-        Paragraph(f"<b>Uitslag / Result:</b> <font color='{colour}'><b>{rec.outcome.value}"
-                  f"</b></font> - {nl} / {en}", small),
+        Paragraph(f"<b>Uitslag / Result:</b> <font color='{colour}'><b>{word}"
+                  f"</b></font> - {nl} / {en}{how}", small),
     ]
+    if rec.kind == KIND_SHORT:
+        story.append(Paragraph(
+            "<b>KORTE OEFENRUN / SHORT EXERCISE</b>: telt niet als de maandelijkse test / does "
+            f"not count as the monthly test (minimum {settings.min_duration_min:g} min onder "
+            "last / under load)", small))
     rh_delta = None
     if rec.run_hours_start_h is not None and rec.run_hours_end_h is not None:
         rh_delta = rec.run_hours_end_h - rec.run_hours_start_h

@@ -7,10 +7,13 @@
 
 Phases: STARTING (start command sent; wait for gen_running, at most start_confirm_s) ->
 RUNNING (duration_min of running; cool-down after the stop does not count) -> finished with an
-Outcome and a verdict per criterion. Commands go through `Poller.write_coil`, which applies the
+Outcome (PASSED / FAILED / NOT_VERIFIED / ABORTED), how it ended and a verdict per criterion.
+A test planned shorter than min_duration_min starts only when marked a short exercise and is
+never PASSED; a criterion not measured (the load, without a controller) makes it NOT_VERIFIED.
+Commands go through `Poller.write_coil`, which applies the
 edge's interlocks (the node applies its own too). Safety rules kept here as well:
 - never start unless mains is known present, the node is online and the set is not running;
-- mains lost during the test: ABORTED_MAINS_LOST and NO stop command: the set carries the site;
+- mains lost during the test: ABORTED (MAINS_LOST) and NO stop command: the set carries the site;
 - an operator's abort stops the set only while mains is known present.
 Every command and every end is logged and written as an event with who gave it.
 """
@@ -20,15 +23,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from edge_server import regmap
 from edge_server.clock import Clock
 from edge_server.gentest.record import (
+    KIND_MONTHLY,
+    KIND_SHORT,
     OUTCOME_TEXTS,
     Criterion,
+    End,
     GenTestRecord,
     Outcome,
     Sample,
@@ -79,6 +85,8 @@ class _Active:
     phase: str = "STARTING"  # STARTING | RUNNING
     offline_since: datetime | None = None
     last_sample_s: float | None = None
+    # load readings of the loaded part (RUNNING, after load_warmup_s); None: a cycle without one
+    loads: list[float | None] = field(default_factory=list)
 
 
 class GenTestRunner:
@@ -93,6 +101,7 @@ class GenTestRunner:
         *,
         on_event: EventSink | None = None,
         on_finished: Callable[[GenTestRecord], None] | None = None,
+        load_pct: Callable[[], float | None] | None = None,
     ) -> None:
         self.commands = commands
         self.state = state
@@ -102,6 +111,9 @@ class GenTestRunner:
         self.site_id = site_id
         self.on_event = on_event
         self.on_finished = on_finished
+        # % of rated kW as a generator controller measures it (None: not measured); without a
+        # source the LOAD criterion is not measured and no test can PASS
+        self.load_pct = load_pct
         self.active: _Active | None = None
         self.release: _Release | None = None
         # start, tick and abort await Modbus writes: one at a time, so an abort arriving while
@@ -207,23 +219,45 @@ class GenTestRunner:
             "start_confirm_s": self.settings.start_confirm_s,
         }
 
-    async def start(self, who: str, *, node: str | None = None, notes: str = "") -> GenTestRecord:
+    async def start(self, who: str, *, node: str | None = None, notes: str = "",
+                    short_exercise: bool = False) -> GenTestRecord:
         """Start a test now; raises Refused (mains absent/unknown, test running, node offline,
-        generator already running, command refused or not confirmed)."""
+        generator already running, shorter than the site minimum and not marked a short
+        exercise, command refused or not confirmed)."""
         async with self._lock:
-            return await self._start(who, node, notes)
+            return await self._start(who, node, notes, short_exercise)
 
-    async def _start(self, who: str, node: str | None, notes: str) -> GenTestRecord:
+    def check_duration(self, short_exercise: bool) -> str:
+        """The kind of test the settings give; raises Refused when [gentest] duration_min is
+        below min_duration_min and the test is not marked a short exercise."""
+        s = self.settings
+        if short_exercise:
+            return KIND_SHORT
+        if s.duration_min < s.min_duration_min:
+            raise Refused(
+                "TOO_SHORT",
+                f"A test of {s.duration_min:g} min is shorter than the site minimum of "
+                f"{s.min_duration_min:g} min under load: it can never pass as the monthly test. "
+                "Mark it a short exercise, or set [gentest] duration_min >= min_duration_min",
+                f"Een test van {s.duration_min:g} min is korter dan het minimum van "
+                f"{s.min_duration_min:g} min onder last: hij kan nooit slagen als maandelijkse "
+                "test. Markeer hem als korte oefenrun, of zet [gentest] duration_min >= "
+                "min_duration_min")
+        return KIND_MONTHLY
+
+    async def _start(self, who: str, node: str | None, notes: str,
+                     short_exercise: bool) -> GenTestRecord:
         from edge_server.poller import CommandFailed, CommandRejected
 
         if not who.strip():
             raise Refused("NO_WHO", "A test needs the name of who starts it",
                           "Een test heeft de naam nodig van wie hem start")
+        kind = self.check_duration(short_exercise)
         name = self.check_start(node)
         now = self.clock.now()
         rec = GenTestRecord(
             site_id=self.site_id, node=name, started_by=who, started_at=now,
-            planned_s=self.settings.duration_min * 60, notes=notes,
+            planned_s=self.settings.duration_min * 60, notes=notes, kind=kind,
             starter_v_before=self._value(name, "starter_battery_v"),
             fuel_start_l=self._value(name, "fuel_l"),
             run_hours_start_h=self._value(name, "run_hours_h"),
@@ -270,7 +304,7 @@ class GenTestRunner:
             if (now - act.offline_since).total_seconds() >= s.offline_abort_s:
                 rec.reasons.append("node offline: no command sent; the node ends its test run "
                                    "by itself (test_max_s)")
-                return self._finish(Outcome.ABORTED_NODE_OFFLINE, None)
+                return self._finish(Outcome.ABORTED, End.NODE_OFFLINE, None)
             return None
         act.offline_since = None
         self._sample(act, now)
@@ -278,7 +312,7 @@ class GenTestRunner:
         if mains is False:
             # The set carries (or is about to carry) the site: never stop it.
             rec.reasons.append("mains lost during the test: generator NOT stopped")
-            return self._finish(Outcome.ABORTED_MAINS_LOST, None)
+            return self._finish(Outcome.ABORTED, End.MAINS_LOST, None)
         running = self._value(node, "gen_running")
         gen_state = self._enum(node, "gen_state", self._gen_states)
         elapsed = (now - rec.started_at).total_seconds()
@@ -314,15 +348,17 @@ class GenTestRunner:
             rec.crank_min_v = crank
         assert rec.running_at is not None
         ran = (now - rec.running_at).total_seconds()
+        if ran >= s.load_warmup_s:  # warm-up does not count toward the load criterion
+            act.loads.append(None if self.load_pct is None else self.load_pct())
         if running is False:
             rec.reasons.append(f"generator stopped by itself after {ran:.0f} s")
             rec.ran_s = round(ran, 1)
             await self._stop(rec, RUNNER, "generator stopped during the test")
-            return self._finish(Outcome.FAILED, None)
+            return self._finish(Outcome.FAILED, End.GEN_STOPPED, None)
         if ran >= rec.planned_s:
             rec.ran_s = round(ran, 1)
             await self._stop(rec, RUNNER, "test duration reached")
-            return self._finish(None, None)
+            return self._finish(None, End.COMPLETED, None)
         return None
 
     def _sample(self, act: _Active, now: datetime) -> None:
@@ -342,7 +378,7 @@ class GenTestRunner:
         rec = self.active.record
         # Release the start request (mains is present here, so the interlocks allow it).
         await self._stop(rec, RUNNER, "no start confirmed")
-        return self._finish(Outcome.FAILED_TO_START, None)
+        return self._finish(Outcome.FAILED, End.FAILED_TO_START, None)
 
     async def _stop(self, rec: GenTestRecord, who: str, why: str) -> bool:
         """Stop command; only while mains is known present (write_coil refuses otherwise too)."""
@@ -378,7 +414,7 @@ class GenTestRunner:
         stopped = await self._stop(rec, who, "aborted by an operator")
         if not stopped:
             rec.reasons.append("generator left running (it may carry the site)")
-        done = self._finish(Outcome.ABORTED_BY_OPERATOR, who)
+        done = self._finish(Outcome.ABORTED, End.BY_OPERATOR, who)
         if not stopped:
             self.release = _Release(done.id, done.node)
         return done
@@ -445,12 +481,46 @@ class GenTestRunner:
         need = (ran or 0) / 3600 - s.run_hours_tolerance_h
         add("RUN_HOURS", rh is not None and rh >= need, rh, f">= {max(need, 0):.2f} h",
             "Run-hour meter advanced", "Urenteller liep op")
-        add("LOAD", None, None, f">= {s.min_load_pct:g} % nameplate kW",
-            "Load: not measured by the system; record it on the report",
-            "Belasting: niet gemeten door het systeem; noteer op het rapport")
+        loads = [] if self.active is None else self.active.loads
+        limit = f">= {s.min_load_pct:g} % nameplate kW"
+        if not loads or any(v is None for v in loads):
+            # one cycle without a reading is enough: the whole loaded part must be measured
+            add("LOAD", None, None, limit,
+                "Load: not measured by the system (no generator controller reading); the test "
+                "is not verified",
+                "Belasting: niet gemeten door het systeem (geen meting van de "
+                "aggregaatregelaar); de test is niet geverifieerd")
+        else:
+            low = round(min(v for v in loads if v is not None), 1)
+            add("LOAD", low >= s.min_load_pct, low, limit,
+                "Lowest load while loaded (warm-up not counted)",
+                "Laagste belasting onder last (opwarmen telt niet)")
         return out
 
-    def _finish(self, outcome: Outcome | None, who: str | None) -> GenTestRecord:
+    def _judge(self, rec: GenTestRecord) -> Outcome:
+        """The outcome of a test that ran its planned duration: FAILED when a criterion is not
+        met; NOT_VERIFIED when it is a short exercise or a criterion was not measured (never
+        PASSED on what the system did not see); PASSED only when everything was measured and
+        met for at least the site minimum under load."""
+        failed = [c for c in rec.criteria if c.ok is False]
+        rec.reasons.extend(f"{c.code}: {c.value} (limit {c.limit})" for c in failed)
+        if failed:
+            return Outcome.FAILED
+        verified = True
+        if rec.kind == KIND_SHORT or rec.planned_s < self.settings.min_duration_min * 60:
+            rec.reasons.append(
+                f"short exercise ({rec.planned_s / 60:g} min; site minimum "
+                f"{self.settings.min_duration_min:g} min under load): does not count as the "
+                "monthly test")
+            verified = False
+        unmeasured = [c.code for c in rec.criteria if c.ok is None]
+        if unmeasured:
+            rec.reasons.append(f"not measured: {', '.join(unmeasured)}: the test is not "
+                               "verified")
+            verified = False
+        return Outcome.PASSED if verified else Outcome.NOT_VERIFIED
+
+    def _finish(self, outcome: Outcome | None, end: End, who: str | None) -> GenTestRecord:
         assert self.active is not None
         rec = self.active.record
         now = self.clock.now()
@@ -461,19 +531,18 @@ class GenTestRunner:
         rec.run_hours_end_h = self._value(node, "run_hours_h")
         rec.criteria = self._criteria(rec)
         if outcome is None:
-            failed = [c for c in rec.criteria if c.ok is False]
-            rec.reasons.extend(f"{c.code}: {c.value} (limit {c.limit})" for c in failed)
-            outcome = Outcome.FAILED if failed else Outcome.PASSED
-        rec.outcome = outcome
+            outcome = self._judge(rec)
+        rec.outcome, rec.end = outcome, end
         self.active = None
-        if outcome in (Outcome.ABORTED_MAINS_LOST, Outcome.ABORTED_NODE_OFFLINE):
+        if end in (End.MAINS_LOST, End.NODE_OFFLINE):
             self.release = _Release(rec.id, node)
         self.store.update(rec)
         en, nl = OUTCOME_TEXTS[outcome]
-        severity = "info" if outcome in (Outcome.PASSED, Outcome.ABORTED_BY_OPERATOR) else "warning"
+        severity = "info" if outcome is Outcome.PASSED or end is End.BY_OPERATOR else "warning"
         self._event("GENTEST_FINISHED", f"Generator test {rec.id}: {en}",
                     f"Aggregaattest {rec.id}: {nl}",
-                    {"test_id": rec.id, "outcome": outcome.value, "who": rec.ended_by or RUNNER,
+                    {"test_id": rec.id, "outcome": outcome.value, "end": end.value,
+                     "kind": rec.kind, "who": rec.ended_by or RUNNER,
                      "reasons": rec.reasons}, severity)
         if self.on_finished is not None:
             try:

@@ -11,7 +11,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from edge_server.gentest.record import Criterion, GenTestRecord, Outcome, Sample
+from edge_server.gentest.record import Criterion, GenTestRecord, Sample, read_outcome
 from edge_server.storage.db import migrate
 
 RETENTION_DAYS = 3660  # records kept 10 years (docs/sources.md)
@@ -45,11 +45,19 @@ SCHEMA = [
     );
     CREATE INDEX gentests_ended ON gentests(ended_at);
     """,
+    # 2: the four outcome words (PASSED / FAILED / NOT_VERIFIED / ABORTED) with how the test
+    # ended, and short exercises (never count as the monthly test). Older rows keep their
+    # words; edge_server.gentest.record.read_outcome reads them.
+    """
+    ALTER TABLE gentests ADD COLUMN end_reason TEXT;
+    ALTER TABLE gentests ADD COLUMN kind TEXT NOT NULL DEFAULT 'monthly';
+    """,
 ]
 
 _COLS = ("site_id, node, started_by, started_at, ended_at, ended_by, outcome, passed, planned_s, "
          "running_at, start_time_s, ran_s, crank_min_v, starter_v_before, fuel_start_l, "
-         "fuel_end_l, run_hours_start_h, run_hours_end_h, criteria, reasons, samples, notes")
+         "fuel_end_l, run_hours_start_h, run_hours_end_h, criteria, reasons, samples, notes, "
+         "end_reason, kind")
 
 
 class GenTestNotFound(LookupError):
@@ -71,18 +79,20 @@ def _values(r: GenTestRecord) -> tuple[Any, ...]:
             _iso(r.running_at), r.start_time_s, r.ran_s, r.crank_min_v, r.starter_v_before,
             r.fuel_start_l, r.fuel_end_l, r.run_hours_start_h, r.run_hours_end_h,
             json.dumps([c.to_json() for c in r.criteria]), json.dumps(r.reasons),
-            json.dumps([s.to_json() for s in r.samples]), r.notes)
+            json.dumps([s.to_json() for s in r.samples]), r.notes,
+            None if r.end is None else r.end.value, r.kind)
 
 
 def _record(row: tuple[Any, ...]) -> GenTestRecord:
     (id_, site_id, node, started_by, started_at, ended_at, ended_by, outcome, _passed, planned_s,
      running_at, start_time_s, ran_s, crank_min_v, starter_v_before, fuel_start_l, fuel_end_l,
-     rh_start, rh_end, criteria, reasons, samples, notes) = row
+     rh_start, rh_end, criteria, reasons, samples, notes, end_reason, kind) = row
     started = _dt(started_at)
     assert started is not None
+    outcome_, end = read_outcome(outcome, end_reason)
     return GenTestRecord(
         site_id=site_id, node=node, started_by=started_by, started_at=started,
-        planned_s=planned_s, id=id_, outcome=Outcome(outcome), ended_at=_dt(ended_at),
+        planned_s=planned_s, id=id_, outcome=outcome_, end=end, kind=kind, ended_at=_dt(ended_at),
         ended_by=ended_by, running_at=_dt(running_at), start_time_s=start_time_s, ran_s=ran_s,
         crank_min_v=crank_min_v, starter_v_before=starter_v_before, fuel_start_l=fuel_start_l,
         fuel_end_l=fuel_end_l, run_hours_start_h=rh_start, run_hours_end_h=rh_end,
@@ -99,7 +109,7 @@ class GenTestStore:
     def insert(self, record: GenTestRecord) -> int:
         with self.conn:
             cur = self.conn.execute(
-                f"INSERT INTO gentests({_COLS}) VALUES ({', '.join('?' * 22)})", _values(record))
+                f"INSERT INTO gentests({_COLS}) VALUES ({', '.join('?' * 24)})", _values(record))
         record.id = int(cur.lastrowid or 0)
         return record.id
 
@@ -122,9 +132,11 @@ class GenTestStore:
         return [_record(r) for r in rows]
 
     def last_passed_at(self) -> datetime | None:
-        """End of the newest PASSED test (what the monthly schedule counts from)."""
+        """End of the newest PASSED monthly test (what the monthly schedule counts from; a short
+        exercise is never PASSED, and is excluded here as well in case an older row says so)."""
         row = self.conn.execute(
             "SELECT ended_at FROM gentests WHERE passed = 1 AND ended_at IS NOT NULL "
+            "AND kind = 'monthly' "
             "ORDER BY ended_at DESC LIMIT 1").fetchone()
         return None if row is None else _dt(row[0])
 

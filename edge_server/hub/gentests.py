@@ -44,7 +44,8 @@ except ZoneInfoNotFoundError:  # no tz database on this machine: UTC days, said 
     log.warning("hub: no time zone data for Europe/Amsterdam: the register uses UTC days")
 
 CSV_COLUMNS = (
-    "site_id", "test_id", "started_at", "ended_at", "outcome", "passed", "started_by",
+    "site_id", "test_id", "started_at", "ended_at", "outcome", "end", "kind", "passed",
+    "started_by",
     "ended_by", "planned_min", "ran_min", "start_time_s", "load", "fuel_used_l",
     "run_hours_start_h", "run_hours_end_h", "reasons", "notes",
 )
@@ -74,6 +75,9 @@ def register_row(site_id: str, body: dict[str, Any]) -> dict[str, Any]:
         "outcome": body.get("outcome"),
         "outcome_en": body.get("outcome_en"),
         "outcome_nl": body.get("outcome_nl"),
+        "end": body.get("end"),
+        # a short exercise never counts as the monthly test; older edges sent no kind
+        "kind": body.get("kind") or "monthly",
         "passed": body.get("passed"),
         "started_by": body.get("started_by"),
         "ended_by": body.get("ended_by"),

@@ -230,10 +230,11 @@ def sample_gentest(
     site_id: str = "nsp-a",
 ) -> dict[str, Any]:
     """A finished generator test as the edge sends it (docs/schemas/gentest-body.json)."""
-    from edge_server.gentest.record import OUTCOME_TEXTS, Outcome
+    from edge_server.gentest.record import OUTCOME_TEXTS, read_outcome
     from edge_server.uplink.protocol import iso
 
-    result = Outcome(outcome)
+    # an earlier word (FAILED_TO_START...) gives the four-word outcome and how it ended
+    result, end = read_outcome(outcome, None)
     started = ended_at - timedelta(seconds=(ran_s or 0) + 120)
     en, nl = OUTCOME_TEXTS[result]
     return {
@@ -245,6 +246,7 @@ def sample_gentest(
         "ended_at": iso(ended_at),
         "ended_by": None,
         "outcome": result.value,
+        "end": None if end is None else end.value,
         "passed": result.passed,
         "outcome_en": en,
         "outcome_nl": nl,

@@ -184,10 +184,15 @@ class EventBody(BaseModel):
 
 
 # The outcome words of a finished generator test (edge_server/gentest/record.py: Outcome, without
-# RUNNING, which is never sent). Keep in step with docs/schemas/gentest-body.json (a test checks).
+# RUNNING, which is never sent): PASSED / FAILED / NOT_VERIFIED / ABORTED, with `end` saying how
+# it ended. The four words after them are what edges before that sent (still accepted, read as
+# FAILED / ABORTED). Keep in step with docs/schemas/gentest-body.json (a test checks).
 GentestOutcome = Literal[
-    "PASSED", "FAILED", "FAILED_TO_START", "ABORTED_MAINS_LOST", "ABORTED_BY_OPERATOR",
-    "ABORTED_NODE_OFFLINE",
+    "PASSED", "FAILED", "NOT_VERIFIED", "ABORTED",
+    "FAILED_TO_START", "ABORTED_MAINS_LOST", "ABORTED_BY_OPERATOR", "ABORTED_NODE_OFFLINE",
+]
+GentestEnd = Literal[
+    "COMPLETED", "FAILED_TO_START", "GEN_STOPPED", "MAINS_LOST", "BY_OPERATOR", "NODE_OFFLINE",
 ]
 
 
@@ -214,6 +219,12 @@ class GentestBody(BaseModel):
     passed: bool | None
     outcome_en: str | None = None
     outcome_nl: str | None = None
+    end: GentestEnd | None = None
+    end_en: str | None = None
+    end_nl: str | None = None
+    # a short exercise never counts as the monthly test (and is never PASSED)
+    kind: Literal["monthly", "short_exercise"] = "monthly"
+    counts_as_monthly: bool | None = None
     planned_s: Annotated[float, Field(gt=0)]
     start_time_s: Seconds | None
     ran_s: Seconds | None

@@ -21,7 +21,10 @@ const T = {
     gt_failed: "Laatste test mislukt",
     gt_due_before: "uiterlijk", gt_overdue_since: "sinds", gt_last: "laatste",
     gt_by: "door", gt_min: "min", gt_load: "last", gt_load_na: "last niet gemeten",
-    PASSED: "geslaagd", FAILED: "afgekeurd", FAILED_TO_START: "startte niet",
+    PASSED: "geslaagd", FAILED: "afgekeurd", NOT_VERIFIED: "niet geverifieerd",
+    ABORTED: "afgebroken", short_exercise: "korte oefenrun", FAILED_TO_START: "startte niet",
+    MAINS_LOST: "afgebroken (netuitval)", BY_OPERATOR: "afgebroken", NODE_OFFLINE:
+    "afgebroken (knooppunt stil)", GEN_STOPPED: "stopte vanzelf",
     ABORTED_MAINS_LOST: "afgebroken (netuitval)", ABORTED_BY_OPERATOR: "afgebroken",
     ABORTED_NODE_OFFLINE: "afgebroken (knooppunt stil)",
     gt_filter: "Alleen aggregaattests mislukt, te laat of nooit getest",
@@ -47,7 +50,10 @@ const T = {
     gt_failed: "Last test failed",
     gt_due_before: "by", gt_overdue_since: "since", gt_last: "last",
     gt_by: "by", gt_min: "min", gt_load: "load", gt_load_na: "load not measured",
-    PASSED: "passed", FAILED: "failed", FAILED_TO_START: "failed to start",
+    PASSED: "passed", FAILED: "failed", NOT_VERIFIED: "not verified", ABORTED: "aborted",
+    short_exercise: "short exercise", FAILED_TO_START: "failed to start",
+    MAINS_LOST: "aborted (mains lost)", BY_OPERATOR: "aborted",
+    NODE_OFFLINE: "aborted (node silent)", GEN_STOPPED: "stopped by itself",
     ABORTED_MAINS_LOST: "aborted (mains lost)", ABORTED_BY_OPERATOR: "aborted",
     ABORTED_NODE_OFFLINE: "aborted (node silent)",
     gt_filter: "Only generator tests failed, overdue or never done",
@@ -120,7 +126,10 @@ function gentestCell(tr, g) {
   td.appendChild(head);
   if (g.last) {
     const l = g.last;
-    const parts = [t("gt_last") + " " + fmtDay(l.ended_at) + ": " + t(l.outcome)];
+    // how it ended where that says more than the word (FAILED: "startte niet")
+    const word = l.end && l.end !== "COMPLETED" && T[lang][l.end] !== undefined ? l.end : l.outcome;
+    const parts = [t("gt_last") + " " + fmtDay(l.ended_at) + ": " + t(word)
+      + (l.kind === "short_exercise" ? " (" + t("short_exercise") + ")" : "")];
     if (l.started_by) parts.push(t("gt_by") + " " + l.started_by);
     if (l.ran_min != null) parts.push(num(l.ran_min, 0) + " " + t("gt_min"));
     parts.push(l.load == null ? t("gt_load_na") : t("gt_load") + " " + l.load);
