@@ -168,3 +168,14 @@ def test_bad_limit_is_refused() -> None:
         Limit(8.0, timing=Timing.CUMULATIVE, delay_s=3600, window_s=60)
     with pytest.raises(ValueError, match="hysteresis"):
         Limit(8.0, hysteresis=-1)
+
+
+def test_alert_sentences_name_the_node_and_say_durations_in_words() -> None:
+    from edge_server.rules.engine import duration, for_people, shown
+
+    assert for_people("fridge1.door_open_s") == "fridge1" and for_people("power1") == "power1"
+    assert [duration(s, "en") for s in (45, 301, 3600, 4800, 7260, 3 * 86400 + 4 * 3600)] == [
+        "45 s", "5 min", "1 h", "1 h 20 min", "2 h 1 min", "3 d 4 h"]
+    assert duration(4800, "nl") == "1 u 20 min"
+    assert shown(301, " s", "nl") == "5 min" and shown(9.14, " °C", "en") == "9.14 °C"
+    assert shown(7, " months", "nl") == "7 maanden" and shown(None, " V", "en") == "?"

@@ -34,3 +34,19 @@ async def test_times_are_the_sites_not_the_browsers(edge: Edge, browser: Any) ->
     utc = newest.strftime("%H:%M")
     assert wall in shown and wall != utc, (shown, wall, utc)  # CET/CEST is never UTC
     await context.close()
+
+
+async def test_no_channel_name_in_any_alert_shown_to_people(edge: Edge, browser: Any) -> None:  # noqa: F811
+    """Alert sentences name the node and say values in words (`n1`, not `n1.door_open_s`)."""
+    import re
+
+    from playwright.async_api import expect
+
+    context = await browser.new_context(viewport=DESKTOP, locale="nl-NL")
+    page = await context.new_page()
+    await page.goto(edge.url + "/")
+    await expect(page.locator("#alerts li").first).to_be_visible(timeout=10_000)
+    texts = await page.locator("#alerts li").all_text_contents()
+    channel = re.compile(r"\b[a-z0-9_-]+\.[a-z0-9]+_[a-z0-9_]+\b")  # node.register
+    assert texts and not [t for t in texts if channel.search(t)], texts
+    await context.close()

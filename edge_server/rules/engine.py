@@ -159,11 +159,46 @@ class Condition(ABC):
         return []
 
     def texts(self, sample: Sample) -> tuple[str, str]:
-        value = "?" if sample.value is None else f"{sample.value:.4g}{self.unit}"
+        """The alert's sentences for people: the node's name, not the channel (power1, not
+        power1.door_open_s), and a value in words (a duration as "5 min", not "301 s")."""
+        subject = for_people(sample.subject)
         return (
-            self.text_en.format(subject=sample.subject, value=value),
-            self.text_nl.format(subject=sample.subject, value=value),
+            self.text_en.format(subject=subject, value=shown(sample.value, self.unit, "en")),
+            self.text_nl.format(subject=subject, value=shown(sample.value, self.unit, "nl")),
         )
+
+
+# Units in the Dutch sentences (the English ones read as written in the condition).
+_UNIT_NL = {" months": " maanden", " people": " personen", " h": " uur"}
+
+
+def for_people(subject: str) -> str:
+    """A subject as people read it: the node's name for a channel "node.register"."""
+    return subject.split(".", 1)[0]
+
+
+def shown(value: float | None, unit: str, lang: str) -> str:
+    """A value with its unit for a sentence; seconds become minutes or hours."""
+    if value is None:
+        return "?"
+    if unit.strip() == "s":
+        return duration(value, lang)
+    return f"{value:.4g}{_UNIT_NL.get(unit, unit) if lang == 'nl' else unit}"
+
+
+def duration(seconds: float, lang: str) -> str:
+    """45 s, 5 min, 1 h 20 min (nl: 1 u 20 min), 3 d 4 h."""
+    s = int(round(seconds))
+    hour = "u" if lang == "nl" else "h"
+    if s < 90:
+        return f"{s} s"
+    minutes = s // 60 if s < 3600 else round(s / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} {hour} {rest} min" if rest else f"{hours} {hour}"
+    return f"{hours // 24} d {hours % 24} {hour}"
 
 
 @dataclass(frozen=True)
@@ -174,10 +209,10 @@ class EventSpec:
     text_nl: str
 
     def texts(self, subject: str, value: float | None = None) -> tuple[str, str]:
-        shown = "?" if value is None else f"{value:.4g}"
+        number = "?" if value is None else f"{value:.4g}"
         return (
-            self.text_en.format(subject=subject, value=shown),
-            self.text_nl.format(subject=subject, value=shown),
+            self.text_en.format(subject=for_people(subject), value=number),
+            self.text_nl.format(subject=for_people(subject), value=number),
         )
 
 
