@@ -24,7 +24,7 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,17 +101,26 @@ def site_fields(site: SiteConfig, node: NodeSection) -> tuple[dict[str, Any], li
     return {"node_id": node.unit, "roles": list(node.roles), "modbus": modbus}, notes
 
 
-def node_config(site: SiteConfig, name: str) -> tuple[dict[str, Any], list[str]]:
+def node_config(site: SiteConfig, name: str,
+                write_allow: Sequence[str] = ()) -> tuple[dict[str, Any], list[str]]:
     """(config.json object for the node, notes). Site fields plus the firmware's pin defaults
-    for the node's roles and the RS-485 UART, checked by the firmware's validator."""
+    for the node's roles and the RS-485 UART, checked by the firmware's validator.
+    write_allow: the masters' IPv4 addresses that may write over Modbus TCP (the edge's)."""
     node = find_node(site, name)
     given, notes = site_fields(site, node)
+    if write_allow:
+        given["modbus"]["tcp_write_allow"] = list(write_allow)
+    elif not isinstance(site.bus(node.bus), RtuBus):
+        notes.append("modbus.tcp_write_allow is empty: no master may write to this node over "
+                     "TCP (generator test, alarm silence, limits); give the edge's address with "
+                     "--write-allow IP (docs/security.md)")
     checked = firmware_check(given)
     if checked["errors"]:
         raise DeployError("the firmware refuses this config.json:\n  "
                           + "\n  ".join(checked["errors"]))
     cfg, modbus = checked["cfg"], checked["modbus"]
-    order = ("baud", "parity", "uart", "tx_pin", "rx_pin", "de_pin", "tcp_port")
+    order = ("baud", "parity", "uart", "tx_pin", "rx_pin", "de_pin", "tcp_port",
+             "tcp_write_allow")
     out: dict[str, Any] = {"node_id": cfg["node_id"], "roles": cfg["roles"], "modbus": {
         k: modbus[k] for k in sorted(modbus, key=lambda k: (order + (k,)).index(k))}}
     for role in cfg["roles"]:

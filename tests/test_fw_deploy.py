@@ -370,3 +370,14 @@ def test_mpremote_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setitem(sys.modules, "mpremote.transport", None)
     with pytest.raises(fwdeploy.DeployError, match="mpremote is not installed"):
         fwdeploy.Board(str(tmp_path / "tty")).connect()
+
+
+def test_write_allow_goes_into_config_json(micropython: str) -> None:
+    tcp_node = next(n for n in EXAMPLE.nodes if not isinstance(EXAMPLE.bus(n.bus), RtuBus))
+    cfg, notes = fwdeploy.node_config(EXAMPLE, tcp_node.name)
+    assert cfg["modbus"]["tcp_write_allow"] == []  # the firmware's default: no TCP writes
+    assert any("--write-allow" in n for n in notes)
+    cfg, notes = fwdeploy.node_config(EXAMPLE, tcp_node.name, ["192.168.10.2"])
+    assert cfg["modbus"]["tcp_write_allow"] == ["192.168.10.2"] and notes == []
+    with pytest.raises(fwdeploy.DeployError, match="modbus.tcp_write_allow must be a list"):
+        fwdeploy.node_config(EXAMPLE, tcp_node.name, ["edge.local"])

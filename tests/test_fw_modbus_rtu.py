@@ -17,11 +17,13 @@ import pytest
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient
 
+from edge_server import regmap
 from edge_server.vnode import VirtualNode
 from tests.conftest import need_tool
 from tests.vnode_fixtures import vnode_factory  # noqa: F401  (fixture)
 
 UNIT = 9
+SIZE = regmap.load().image_size  # the register image's end: reads past it get exception 02
 
 
 def crc16(data: bytes) -> bytes:
@@ -82,7 +84,7 @@ async def test_pymodbus_rtu_every_table(node: VirtualNode, pty_pair: tuple[str, 
         assert co.bits[:4] == [False, True, True, True]
         di = await client.read_discrete_inputs(0, count=6, device_id=UNIT)
         assert not di.isError() and di.bits[:6] == [False] * 6
-        bad = await client.read_holding_registers(85, count=10, device_id=UNIT)
+        bad = await client.read_holding_registers(SIZE - 5, count=10, device_id=UNIT)
         assert bad.isError() and bad.exception_code == 2
     finally:
         client.close()
@@ -142,7 +144,7 @@ def test_bad_rtu_frames(node: VirtualNode, pty_pair: tuple[str, str]) -> None:
         assert line.exchange(frame(UNIT + 1, struct.pack(">BHH", 3, 1, 1)), 0.3) == b""
         assert line.exchange(frame(UNIT, b"\x2b\x0e\x01\x00"), expect=5) == \
             frame(UNIT, b"\xab\x01")
-        assert line.exchange(frame(UNIT, struct.pack(">BHH", 4, 90, 1)), expect=5) == \
+        assert line.exchange(frame(UNIT, struct.pack(">BHH", 4, SIZE, 1)), expect=5) == \
             frame(UNIT, b"\x84\x02")
         assert line.exchange(frame(UNIT, struct.pack(">BHH", 1, 0, 2001)), expect=5) == \
             frame(UNIT, b"\x81\x03")

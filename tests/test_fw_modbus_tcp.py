@@ -214,3 +214,40 @@ def test_control_channel_world_and_virtual_clock(node: VirtualNode) -> None:
         reply = _exchange(s, _mbap(1, UNIT, struct.pack(">BHH", 3, 6, 2)))
     assert struct.unpack(">HH", reply[-4:]) == (0, 90)  # uptime_s follows the virtual clock
     assert node.control({"op": "advance", "ms": -1})["ok"] is False
+
+
+def test_writes_only_from_the_allow_list(vnode_factory: Callable[..., VirtualNode]) -> None:  # noqa: F811
+    """modbus.tcp_write_allow names 127.0.0.1 (the edge here): a master on 127.0.0.2 (another
+    machine on the LAN, as far as the node can tell) is refused with exception 01 and changes
+    nothing; reads stay open; the edge's writes work and are counted with their writer."""
+    node = vnode_factory(unit=UNIT, roles=(), virtual_clock=True,
+                         config_extra={"modbus": {"tcp_write_allow": ["127.0.0.1"]}})
+    low = RMAP.register("fridge_low_c").address
+
+    def exchange(source: str, pdu: bytes) -> bytes:
+        with socket.socket() as s:
+            s.bind((source, 0))
+            s.settimeout(5)
+            s.connect(("127.0.0.1", node.tcp_port))
+            s.sendall(struct.pack(">HHHB", 1, 0, len(pdu) + 1, UNIT) + pdu)
+            reply = s.recv(260)
+        return reply[7:]
+
+    def read(addr: int, count: int = 1) -> list[int]:
+        reply = exchange("127.0.0.1", struct.pack(">BHH", 3, addr, count))
+        return list(struct.unpack(f">{count}H", reply[2:]))
+
+    before = read(low)
+    assert exchange("127.0.0.2", struct.pack(">BHH", 6, low, 150)) == b"\x86\x01"
+    assert exchange("127.0.0.2", struct.pack(">BHH", 5, 3, 0xFF00)) == b"\x85\x01"
+    assert exchange("127.0.0.2", struct.pack(">BHH", 3, low, 1))[:2] == b"\x03\x02"  # reads open
+    assert read(low) == before
+    comms = RMAP.blocks["comms"]
+    got = RMAP.decode_block("comms", read(comms.start, comms.size))
+    assert got["writes_refused"] == 2 and got["writes_accepted"] == 0
+    assert exchange("127.0.0.1", struct.pack(">BHH", 6, low, 150)) == struct.pack(
+        ">BHH", 6, low, 150)
+    assert read(low) == [150]
+    got = RMAP.decode_block("comms", read(comms.start, comms.size))
+    assert got["writes_accepted"] == 1 and got["last_writer_ip"] == 0x7F000001
+    assert (got["last_write_address"], got["last_write_fc"]) == (low, 6)

@@ -31,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c.add_argument("--config", type=Path, required=True, help="the site config (site.toml)")
     c.add_argument("--node", required=True, help="the [[nodes]] name, e.g. fridge")
     c.add_argument("--out", type=output_file, help="write here (default: print)")
+    _write_allow_arg(c)
     c.set_defaults(func=run_config)
 
     b = fw.add_parser("build", help="compile firmware/nsp with mpy-cross, write a manifest")
@@ -55,8 +56,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     f.add_argument("--dry-run", action="store_true", help="print what would be done, touch nothing")
     f.add_argument("--verify-only", action="store_true",
                    help="only compare the board's files with the build and config (sha256)")
+    _write_allow_arg(f)
     f.add_argument("--board-root", default="/", help=argparse.SUPPRESS)  # the virtual board's dir
     f.set_defaults(func=run_flash)
+
+
+def _write_allow_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--write-allow", action="append", default=[], metavar="IP",
+                   help="IPv4 address of a master that may write over Modbus TCP (the edge); "
+                        "repeat for more. Without it the node refuses every TCP write")
 
 
 def _fail(message: str) -> int:
@@ -68,8 +76,8 @@ def _site(path: Path) -> SiteConfig:
     return load_config(path)
 
 
-def _node_config(site: SiteConfig, node: str) -> dict[str, Any]:
-    cfg, notes = fwdeploy.node_config(site, node)
+def _node_config(site: SiteConfig, node: str, write_allow: list[str]) -> dict[str, Any]:
+    cfg, notes = fwdeploy.node_config(site, node, write_allow)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return cfg
@@ -77,7 +85,7 @@ def _node_config(site: SiteConfig, node: str) -> dict[str, Any]:
 
 def run_config(args: argparse.Namespace) -> int:
     try:
-        cfg = _node_config(_site(args.config), args.node)
+        cfg = _node_config(_site(args.config), args.node, args.write_allow)
     except (ConfigError, fwdeploy.DeployError) as exc:
         return _fail(str(exc))
     data = fwdeploy.config_bytes(cfg)
@@ -122,7 +130,7 @@ def run_flash(args: argparse.Namespace) -> int:
                              + "\n  ".join(problems))
             config = args.config_json.read_bytes()
         else:
-            config = fwdeploy.config_bytes(_node_config(site, args.node))
+            config = fwdeploy.config_bytes(_node_config(site, args.node, args.write_allow))
         build_dir = args.build
         if build_dir is None:
             tmp = fwdeploy.temp_build(args.arch)

@@ -35,11 +35,13 @@ class Engine:
         # "Cable pulled" (virtual node control op `offline`): every request is ignored.
         self.offline = False
 
-    def handle(self, unit, req, off, n, resp, roff):
+    def handle(self, unit, req, off, n, resp, roff, peer=None):
         """Serve the request PDU req[off:off+n] sent to `unit`.
 
-        Writes the response PDU at resp[roff:] and returns its length; returns 0 when no reply is
-        due (broadcast, another unit's request, node offline, empty PDU)."""
+        `peer` is the TCP connection's nsp.tcp.Peer (its address and whether it may write), None
+        on the RS-485 bus, where the bus itself is the boundary. Writes the response PDU at
+        resp[roff:] and returns its length; returns 0 when no reply is due (broadcast, another
+        unit's request, node offline, empty PDU)."""
         if self.offline or n < 1:
             return 0
         if unit != self.unit and unit != BROADCAST:
@@ -47,10 +49,23 @@ class Engine:
         img = self.image
         img.inc_u16(rm.R_RX_FRAMES)
         fc = req[off]
-        try:
-            result = self._serve(fc, req, off, n, resp, roff)
-        except Exception:  # a bug must not kill the server: answer "server failure"
-            result = -EX_SERVER_FAILURE
+        write = fc == 5 or fc == 6 or fc == 15 or fc == 16
+        if write and peer is not None and not peer.may_write:
+            # Exception 01: this function is not allowed for this master (docs/security.md).
+            img.inc_u16(rm.R_WRITES_REFUSED)
+            result = -EX_ILLEGAL_FUNCTION
+        else:
+            try:
+                result = self._serve(fc, req, off, n, resp, roff)
+            except Exception:  # a bug must not kill the server: answer "server failure"
+                result = -EX_SERVER_FAILURE
+            if write and result > 0:
+                regs = img.regs
+                img.inc_u16(rm.R_WRITES_ACCEPTED)
+                regs[rm.R_LAST_WRITER_IP] = peer.ip_hi if peer is not None else 0
+                regs[rm.R_LAST_WRITER_IP + 1] = peer.ip_lo if peer is not None else 0
+                regs[rm.R_LAST_WRITE_ADDRESS] = (req[off + 1] << 8) | req[off + 2]
+                regs[rm.R_LAST_WRITE_FC] = fc
         if unit == BROADCAST:
             return 0
         if result < 0:

@@ -115,10 +115,14 @@ class Node:
         d[rm.D_ANY_FAULT] = 1 if fault else 0
 
     # ------------------------------------------------------------------ transports
-    def add_tcp(self, host, port, max_clients=4):
+    def add_tcp(self, host, port, max_clients=4, write_allow=None):
+        """Modbus TCP; writes only from write_allow (default: config.json modbus.tcp_write_allow,
+        itself empty by default: no master may write over TCP until one is named)."""
         from nsp.tcp import TcpServer
 
-        srv = TcpServer(self.engine, host, port, max_clients=max_clients)
+        if write_allow is None:
+            write_allow = modbus_settings(self.cfg)[0]["tcp_write_allow"]
+        srv = TcpServer(self.engine, host, port, max_clients=max_clients, write_allow=write_allow)
         self.servers.append(srv)
         return srv
 
@@ -299,9 +303,10 @@ def make_node(cfg, errors, config_crc, store=None, ticks_ms=None, **kw):
 
 # The node's own config.json section (fwconfig passes it through untouched):
 # "modbus": {"baud": 19200, "parity": "even", "uart": 2, "tx_pin": 17, "rx_pin": 16,
-#            "de_pin": 5, "tcp_port": 502}  (tcp_port 0 = no Modbus TCP)
+#            "de_pin": 5, "tcp_port": 502, "tcp_write_allow": ["192.168.1.10"]}
+# (tcp_port 0 = no Modbus TCP; tcp_write_allow: the masters that may write over TCP, IPv4)
 MODBUS_DEFAULTS = {"baud": 19200, "parity": "even", "uart": 2, "tx_pin": 17, "rx_pin": 16,
-                   "de_pin": 5, "tcp_port": 502}
+                   "de_pin": 5, "tcp_port": 502, "tcp_write_allow": ()}
 _BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
@@ -321,6 +326,15 @@ def modbus_settings(cfg):
                 out[key] = value
             else:
                 errors.append("config.json: modbus.parity must be even, odd or none, got %r" % (value,))
+        elif key == "tcp_write_allow":
+            from nsp.tcp import ipv4_words
+
+            ok = isinstance(value, list) and all(ipv4_words(a) is not None for a in value)
+            if ok:
+                out[key] = value
+            else:
+                errors.append("config.json: modbus.tcp_write_allow must be a list of IPv4 "
+                              "addresses like \"192.168.1.10\", got %r; no TCP writes" % (value,))
         elif key == "baud" and value not in _BAUDS:
             errors.append("config.json: modbus.baud must be one of %s, got %r" % (_BAUDS, value))
         elif not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > 65535:

@@ -3,7 +3,7 @@
 from micropython import const
 
 MAP_VERSION = const(1)
-IMAGE_SIZE = const(90)
+IMAGE_SIZE = const(106)
 N_COILS = const(4)
 N_DISCRETE = const(6)
 NA_U16 = const(0xFFFF)
@@ -16,6 +16,7 @@ BLOCK_POWER = (20, 30)
 BLOCK_FRIDGE = (50, 20)
 BLOCK_ENTRANCE = (70, 10)
 BLOCK_SETTINGS = (80, 10)
+BLOCK_COMMS = (90, 16)
 
 # Registers (address; 32-bit values take this and the next address)
 R_MAP_VERSION = const(0)  # u16
@@ -68,6 +69,11 @@ R_FRIDGE_LOW_C = const(80)  # i16 °C
 R_FRIDGE_HIGH_C = const(81)  # i16 °C
 R_FRIDGE_ALARM_DELAY_S = const(82)  # u16 s
 R_GEN_START_DEADLINE_S = const(83)  # u16 s
+R_WRITES_ACCEPTED = const(90)  # u16
+R_LAST_WRITER_IP = const(91)  # u32
+R_LAST_WRITE_ADDRESS = const(93)  # u16
+R_LAST_WRITE_FC = const(94)  # u16
+R_WRITES_REFUSED = const(95)  # u16
 
 # Writable registers: (address, default raw value)
 WRITABLE = ((80, 200), (81, 800), (82, 1800), (83, 30), )

@@ -224,7 +224,10 @@ class VNode:
         where = []
         if opts["tcp"]:
             host, port = host_port(opts["tcp"], "--tcp")
-            node.add_tcp(host, port)
+            # The virtual node's masters (the edge, tests, the demo) run on this machine: unless
+            # config.json names its own list, loopback may write (a board's default: nobody).
+            allow = self.cfg.get("modbus", {}).get("tcp_write_allow", ["127.0.0.1"])
+            node.add_tcp(host, port, write_allow=allow)
             where.append("tcp %s:%d" % (host, port))
         if opts["rtu"]:
             from nsp.rtu import open_pty

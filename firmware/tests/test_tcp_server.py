@@ -15,13 +15,16 @@ class FakeWriter:
     async def wait_closed(self):
         pass
 
+    def get_extra_info(self, name):
+        return ("192.168.1.20", 50000) if name == "peername" else None  # as the ESP32 port gives
+
 
 class EofReader:
     async def readinto(self, buf):
         return 0  # the client hung up at once
 
 
-def _no_heap(engine):
+def _no_heap(engine, peer=None):
     raise MemoryError("memory allocation failed, allocating 260 bytes")
 
 
