@@ -1,0 +1,1 @@
+"""Generator controllers on Modbus, described by profile files (docs/generators.md)."""
