@@ -158,6 +158,41 @@ const LABELS = {
   entrance_faults: ["Storingen ingang", "Entrance faults"],
 };
 
+// Values of enum registers and fault bits (registers.toml's words) as people read them:
+// [Dutch, English]. tests/test_site_page_words.py fails when a word of the map is missing here.
+const WORDS = {
+  power: ["voeding", "power"], fridge: ["koelkast", "fridge"], entrance: ["ingang", "entrance"],
+  unknown: ["onbekend", "unknown"], power_on: ["aangezet", "powered on"],
+  hard: ["harde reset", "hard reset"], watchdog: ["watchdog (vastgelopen)", "watchdog (stuck)"],
+  deep_sleep: ["uit diepe slaap", "from deep sleep"], soft: ["herstart", "soft restart"],
+  config_error: ["fout in config.json", "config.json error"], safe_mode: ["veilige modus", "safe mode"],
+  persist_error: ["opslag op het bord faalt", "board storage failing"],
+  virtual_clock: ["virtuele klok (test)", "virtual clock (test)"],
+  stopped: ["gestopt", "stopped"], starting: ["start op", "starting"], running: ["draait", "running"],
+  start_failed: ["start mislukt", "start failed"], cooldown: ["koelt af", "cooling down"],
+  none: ["geen", "none"], mains_lost: ["netstroom weg", "mains lost"], test: ["test", "test"],
+  unexpected: ["onverwacht", "unexpected"],
+  fuel_open_loop: ["brandstofsensor los (open kring)", "fuel sender open loop"],
+  fuel_over_range: ["brandstofsensor buiten bereik", "fuel sender over range"],
+  starter_sense: ["meting startaccu faalt", "starter battery sense fault"],
+  battery_sensor: ["accumeter faalt", "battery monitor fault"],
+  mains_sense: ["meting netstroom faalt", "mains sense fault"],
+  accepted: ["uitgevoerd", "accepted"],
+  refused_mains_absent: ["geweigerd: geen netstroom", "refused: mains absent"],
+  refused_carrying_site: ["geweigerd: aggregaat levert de stroom", "refused: set carries the site"],
+  fridge_probe_missing: ["koelkastvoeler ontbreekt", "fridge probe missing"],
+  fridge_probe_crc: ["koelkastvoeler geeft foute data", "fridge probe CRC error"],
+  fridge_probe_power_on: ["koelkastvoeler net aangezet (85 °C)", "fridge probe power-on value (85 °C)"],
+  ambient_probe_fault: ["kamervoeler storing", "room probe fault"],
+  beam_a_blocked: ["lichtstraal A geblokkeerd", "beam A blocked"],
+  beam_b_blocked: ["lichtstraal B geblokkeerd", "beam B blocked"],
+};
+
+function word(name) {
+  const w = WORDS[name];
+  return w ? w[lang === "nl" ? 0 : 1] : name;
+}
+
 // Poller counters (GET /api/v1/site nodes.*.counters): [Dutch, English].
 const COUNTERS = {
   reads_ok: ["gelukte lezingen", "reads ok"], timeouts: ["geen antwoord", "timeouts"],
@@ -213,10 +248,10 @@ function show(name, r, meta) {
   if (r.quality !== "good" || r.value === null) return t("unavailable");
   if (typeof r.value === "boolean") return r.value ? t("yes") : t("no");
   const m = meta[name];
-  if (m && m.enum && m.enum[r.value] !== undefined) return m.enum[r.value];
+  if (m && m.enum && m.enum[r.value] !== undefined) return word(m.enum[r.value]);
   if (m && m.bits) {
     const set = Object.entries(m.bits).filter(([bit]) => r.value & (1 << Number(bit)));
-    return set.length ? set.map(([, n]) => n).join(", ") : "-";
+    return set.length ? set.map(([, n]) => word(n)).join(", ") : "-";
   }
   const v = typeof r.value === "number" && !Number.isInteger(r.value)
     ? r.value.toLocaleString(lang, { maximumFractionDigits: 2 }) : String(r.value);
