@@ -15,6 +15,7 @@ import sys
 COMMANDS = (
     "run",
     "node_sim",
+    "genset_sim",
     "demo",
     "regmap",
     "users",
