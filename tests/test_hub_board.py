@@ -152,3 +152,76 @@ def test_board_assets_are_local_only(hub: RunningHub) -> None:
     assert httpx.get(hub.url + "/static/..%2Fapp.py").status_code == 404
     for text in (html, js.text):
         assert "http://" not in text and "https://" not in text  # no CDN, works offline
+
+
+def test_board_names_sites_as_registered_and_filters_by_region(hub: RunningHub,
+                                                               capsys: pytest.CaptureFixture[str]
+                                                               ) -> None:
+    """Sites by name, municipality and region (from `hub add-site` / `set-site`), the id under
+    them; a region filter; and the registration is editable."""
+    need_tool("chromium", "apt-get install -y chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    clock = hub.clock
+    key_a = hub.store.add_site("nsp-ut-001", clock.now(), name="Buurthuis De Linde",
+                               municipality="Utrecht", region="Utrecht").encode()
+    key_b = hub.store.add_site("nsp-asd-007", clock.now(), municipality="Amsterdam",
+                               region="Amsterdam-Amstelland").encode()
+    for site_id, key in (("nsp-ut-001", key_a), ("nsp-asd-007", key_b)):
+        send(hub, site_id, key, [("status", sample_status(fuel_autonomy_h=30, at=clock.now()))])
+    assert hub.store.set_site_info("nsp-asd-007", name="Sporthal Noord")["name"] == \
+        "Sporthal Noord"
+    with pytest.raises(LookupError):
+        hub.store.set_site_info("nsp-nope", name="x")
+    api = httpx.get(hub.url + "/api/v1/sites",
+                    headers={"Authorization": f"Bearer {hub.store.add_user('olga', 'operator')}"})
+    by_id = {s["site_id"]: s for s in api.json()["sites"]}
+    assert by_id["nsp-ut-001"]["region"] == "Utrecht"
+    assert by_id["nsp-asd-007"]["municipality"] == "Amsterdam"
+    token = hub.store.add_user("piet", "operator")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(hub.url + "/")
+            page.fill("#token", token)
+            page.click("#login button[type=submit]")
+            expect(page.locator("body[data-loaded='1']")).to_have_count(1)
+            ut = page.locator("tr[data-site='nsp-ut-001'] td.site")
+            expect(ut.locator(".site-name")).to_have_text("Buurthuis De Linde")
+            expect(ut.locator("small")).to_have_text("Utrecht · Utrecht · nsp-ut-001")
+            expect(page.locator("tr[data-site='nsp-asd-007'] .site-name")).to_have_text(
+                "Sporthal Noord")
+            expect(page.locator("#sites tbody tr")).to_have_count(2)
+            page.select_option("#region-filter", "Amsterdam-Amstelland")
+            expect(page.locator("#sites tbody tr")).to_have_count(1)
+            expect(page.locator("#sites tbody tr")).to_have_attribute("data-site", "nsp-asd-007")
+            page.select_option("#region-filter", "")
+            expect(page.locator("#sites tbody tr")).to_have_count(2)
+        finally:
+            browser.close()
+
+
+def test_hub_cli_registers_and_edits_what_the_board_shows(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    from edge_server import cli
+    from edge_server.hub.store import HubStore
+
+    data = str(tmp_path / "hub")
+    assert cli.main(["hub", "add-site", "nsp-x-01", "--data", data, "--name", "Kerk Oost",
+                     "--municipality", "Zwolle", "--region", "IJsselland"]) == 0
+    assert cli.main(["hub", "add-site", "nsp-x-02", "nsp-x-03", "--data", data,
+                     "--name", "Twee"]) == 2  # one name for two sites: refused
+    assert "--name names one site" in capsys.readouterr().err
+    assert cli.main(["hub", "set-site", "nsp-x-01", "--data", data, "--name", "Kerk West"]) == 0
+    assert "name 'Kerk West', municipality 'Zwolle', region 'IJsselland'" in \
+        capsys.readouterr().out
+    assert cli.main(["hub", "set-site", "nsp-x-09", "--data", data, "--name", "x"]) == 1
+    store = HubStore(Path(data))
+    try:
+        site = store.site("nsp-x-01")
+        assert site is not None and (site["name"], site["region"]) == ("Kerk West", "IJsselland")
+    finally:
+        store.close()

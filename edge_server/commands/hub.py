@@ -2,7 +2,9 @@
 
 nsp-edge hub --data DIR --listen HOST:PORT [--stale-min 15] [--clock-off-min 30]
              [--master-key FILE]
-nsp-edge hub add-site ID [ID ...] --data DIR     # prints "ID KEY" per site (give KEY to the site)
+nsp-edge hub add-site ID [ID ...] --data DIR [--name N] [--municipality M] [--region R]
+                                                 # prints "ID KEY" per site (give KEY to the site)
+nsp-edge hub set-site ID --data DIR [--name N] [--municipality M] [--region R]   # for the board
 nsp-edge hub rotate-key ID --data DIR [--grace-hours 72]   # "ID KEY"; the old key works meanwhile
 nsp-edge hub revoke-key ID --data DIR            # "ID KEY"; the old key is refused at once
 nsp-edge hub add-user NAME --role operator|admin --data DIR   # last word printed: the token
@@ -65,9 +67,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         sp.add_argument("--data", type=Path, default=argparse.SUPPRESS)
         sp.add_argument("--master-key", type=Path, default=argparse.SUPPRESS, metavar="FILE")
 
+    def site_info(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--name", help="the site as people call it, e.g. 'Buurthuis De Linde'")
+        sp.add_argument("--municipality", help="e.g. Utrecht")
+        sp.add_argument("--region", help="the safety region (veiligheidsregio), e.g. Utrecht")
+
     a = hs.add_parser("add-site", help="register sites; prints 'ID KEY' per site")
     a.add_argument("ids", nargs="+", metavar="ID")
+    site_info(a)
     common(a)
+    ss = hs.add_parser("set-site", help="change a site's name, municipality or region "
+                                        "(what the board shows beside its id)")
+    ss.add_argument("site_id", metavar="ID")
+    site_info(ss)
+    common(ss)
     r = hs.add_parser(
         "rotate-key",
         help="a new key for a site; the old one stays valid for a grace period; prints 'ID KEY'",
@@ -175,8 +188,19 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
+            if len(ids) > 1 and args.name:
+                print(f"{prog}: --name names one site: give one ID with it (a municipality and "
+                      "region may go with several)", file=sys.stderr)
+                return 2
             for site_id in ids:
-                print(f"{site_id} {store.add_site(site_id, now)}")
+                key = store.add_site(site_id, now, name=args.name or "",
+                                     municipality=args.municipality or "",
+                                     region=args.region or "")
+                print(f"{site_id} {key}")
+        elif command == "set-site":
+            info = store.set_site_info(args.site_id, name=args.name,
+                                       municipality=args.municipality, region=args.region)
+            print(f"{args.site_id}: " + ", ".join(f"{k} {v!r}" for k, v in info.items()))
         elif command == "rotate-key":
             grace = timedelta(hours=args.grace_hours)
             key = store.rotate_key(args.site_id, now, grace, by)

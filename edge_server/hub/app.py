@@ -317,6 +317,10 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
                 refuel = iso(parse_iso(received) + timedelta(hours=hours))
         return {
             "site_id": site["site_id"],
+            # From the registration (`hub add-site --name/--municipality/--region`, `set-site`).
+            "name": site.get("name", ""),
+            "municipality": site.get("municipality", ""),
+            "region": site.get("region", ""),
             "readiness": readiness,
             "reported_readiness": status.get("readiness"),
             "stale": stale,

@@ -94,7 +94,11 @@ CREATE TABLE IF NOT EXISTS compact_seen (
 # existed fills them from its stored messages once (marked in hub_meta).
 _DERIVED_MARK = "derived_gentest_commissioning_v1"
 # Added by key rotation; ALTER TABLE brings an older database up to date at start.
-_SITE_COLUMNS = {"old_key": "TEXT", "old_key_until": "TEXT"}
+_SITE_COLUMNS = {"old_key": "TEXT", "old_key_until": "TEXT",
+                 # What the board shows beside the id (`hub add-site --name ...`, `hub set-site`).
+                 "name": "TEXT NOT NULL DEFAULT ''", "municipality": "TEXT NOT NULL DEFAULT ''",
+                 "region": "TEXT NOT NULL DEFAULT ''"}
+SITE_INFO = ("name", "municipality", "region")
 # Sender clocks are data, not truth: when the hub received a site's newest status, and
 # the arrival order (messages.seq) of each alert's newest state, which orders the alert list and
 # makes its cursor. Rows of an older database get -rowid: older than any new row, still unique.
@@ -288,19 +292,40 @@ class HubStore:
             self._db.close()
 
     # -- sites and users ----------------------------------------------------------------------
-    def add_site(self, site_id: str, now: datetime) -> str:
+    def add_site(self, site_id: str, now: datetime, *, name: str = "", municipality: str = "",
+                 region: str = "") -> str:
         """Register a new site; returns its key. SiteExists for a registered id (re-keying is
         rotate_key or revoke_key: never a silent cut-over)."""
         key = secrets.token_urlsafe(32)
         with self._lock:
             try:
                 self._db.execute(
-                    "INSERT INTO sites(id, key, created_at) VALUES (?, ?, ?)",
-                    (site_id, self._box.seal(site_id, key), iso(now)),
+                    "INSERT INTO sites(id, key, created_at, name, municipality, region) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (site_id, self._box.seal(site_id, key), iso(now), name.strip(),
+                     municipality.strip(), region.strip()),
                 )
             except sqlite3.IntegrityError as exc:
                 raise SiteExists(f"site {site_id!r} is already registered") from exc
         return key
+
+    def set_site_info(self, site_id: str, **info: str | None) -> dict[str, str]:
+        """Change a site's name, municipality or region (None: keep); returns all three."""
+        unknown = set(info) - set(SITE_INFO)
+        if unknown:
+            raise ValueError(f"unknown site fields: {', '.join(sorted(unknown))}")
+        changes = {k: v.strip() for k, v in info.items() if v is not None}
+        with self._lock:
+            if changes:
+                self._db.execute(
+                    "UPDATE sites SET " + ", ".join(f"{k} = ?" for k in changes)
+                    + " WHERE id = ?", [*changes.values(), site_id])
+            row = self._db.execute(
+                "SELECT name, municipality, region FROM sites WHERE id = ?", (site_id,)
+            ).fetchone()
+        if row is None:
+            raise UnknownSite(site_id)
+        return dict(zip(SITE_INFO, row, strict=True))
 
     def has_site(self, site_id: str) -> bool:
         with self._lock:
@@ -605,7 +630,7 @@ class HubStore:
                 " ORDER BY g.rowid DESC LIMIT 1), "
                 "(SELECT g.ended_at FROM gentests g WHERE g.site_id = s.id AND g.passed = 1 "
                 " ORDER BY g.rowid DESC LIMIT 1), "
-                "c.body, st.received_at, cs.last_radio_at "
+                "c.body, st.received_at, cs.last_radio_at, s.name, s.municipality, s.region "
                 "FROM sites s LEFT JOIN site_status st ON st.site_id = s.id "
                 "LEFT JOIN site_commissioning c ON c.site_id = s.id "
                 "LEFT JOIN compact_seen cs ON cs.site_id = s.id "
@@ -625,6 +650,9 @@ class HubStore:
                 "commissioning": _loads(r[7]) if r[7] else None,
                 "status_received_at": r[8],
                 "last_radio_at": r[9],
+                "name": r[10],
+                "municipality": r[11],
+                "region": r[12],
             }
             for r in rows
         ]

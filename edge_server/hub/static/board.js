@@ -28,6 +28,7 @@ const T = {
     ABORTED_MAINS_LOST: "afgebroken (netuitval)", ABORTED_BY_OPERATOR: "afgebroken",
     ABORTED_NODE_OFFLINE: "afgebroken (knooppunt stil)",
     gt_filter: "Alleen aggregaattests mislukt, te laat of nooit getest",
+    region_all: "alle regio's", region: "Regio",
     gt_count: "Aggregaattest mislukt, te laat of nooit", commissioned_on: "in bedrijf gesteld op",
     not_commissioned: "niet vastgelegd", register_link: "Register generatortests (CSV)",
     register_from: "van", register_to: "t/m",
@@ -57,6 +58,7 @@ const T = {
     ABORTED_MAINS_LOST: "aborted (mains lost)", ABORTED_BY_OPERATOR: "aborted",
     ABORTED_NODE_OFFLINE: "aborted (node silent)",
     gt_filter: "Only generator tests failed, overdue or never done",
+    region_all: "all regions", region: "Region",
     gt_count: "Generator test failed, overdue or never", commissioned_on: "commissioned on",
     not_commissioned: "not recorded", register_link: "Generator test register (CSV)",
     register_from: "from", register_to: "to",
@@ -150,11 +152,43 @@ function commissionCell(tr, c) {
   return td;
 }
 
+// The site as people know it (its registered name, municipality and region), the id below.
+function siteCell(tr, s) {
+  const td = cell(tr, "", "site");
+  const name = document.createElement("span");
+  name.className = "site-name";
+  name.textContent = s.name || s.site_id;
+  td.appendChild(name);
+  const place = [s.municipality, s.region].filter(Boolean).join(" · ");
+  const small = document.createElement("small");
+  small.textContent = s.name ? (place ? place + " · " : "") + s.site_id : place;
+  if (small.textContent) {
+    td.appendChild(document.createElement("br"));
+    td.appendChild(small);
+  }
+  return td;
+}
+
+// The region filter lists the regions the sites are registered in (all, by default).
+function regionOptions(sites) {
+  const sel = $("#region-filter");
+  const regions = [...new Set(sites.map((s) => s.region).filter(Boolean))].sort();
+  const have = [...sel.options].slice(1).map((o) => o.value);
+  if (have.join("|") === regions.join("|")) return;
+  const keep = sel.value;
+  while (sel.options.length > 1) sel.remove(1);
+  for (const r of regions) sel.add(new Option(r, r));
+  sel.value = regions.includes(keep) ? keep : "";
+}
+
 function render(sites, alerts, now) {
   const counts = { READY: 0, DEGRADED: 0, NOT_READY: 0, UNKNOWN: 0 };
   const body = $("#sites tbody");
   body.textContent = "";
   const onlyLate = $("#gt-filter").checked;
+  regionOptions(sites);
+  const region = $("#region-filter").value;
+  if (region) sites = sites.filter((s) => s.region === region);
   let sorted = sites.slice().sort((a, b) => refuelKey(a) - refuelKey(b)
     || a.site_id.localeCompare(b.site_id));
   if (onlyLate) {
@@ -169,7 +203,7 @@ function render(sites, alerts, now) {
   for (const s of sorted) {
     const tr = document.createElement("tr");
     tr.dataset.site = s.site_id;
-    cell(tr, s.site_id);
+    siteCell(tr, s);
     const badge = document.createElement("span");
     badge.className = "badge " + s.readiness;
     badge.textContent = t(s.readiness);
@@ -359,6 +393,9 @@ $("#gt-filter").addEventListener("change", () => {
   if (last) render(last.sites, last.alerts, last.now);
 });
 $("#register").addEventListener("click", downloadRegister);
+$("#region-filter").addEventListener("change", () => {
+  if (last) render(last.sites, last.alerts, last.now);
+});
 
 applyLang();
 if (localStorage.getItem("nsp-hub-token")) showBoard(); else showLogin("");
