@@ -120,7 +120,7 @@ def node_config(site: SiteConfig, name: str,
                           + "\n  ".join(checked["errors"]))
     cfg, modbus = checked["cfg"], checked["modbus"]
     order = ("baud", "parity", "uart", "tx_pin", "rx_pin", "de_pin", "tcp_port",
-             "tcp_write_allow")
+             "tcp_write_allow", "tcp_idle_s")
     out: dict[str, Any] = {"node_id": cfg["node_id"], "roles": cfg["roles"], "modbus": {
         k: modbus[k] for k in sorted(modbus, key=lambda k: (order + (k,)).index(k))}}
     for role in cfg["roles"]:

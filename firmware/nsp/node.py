@@ -38,6 +38,7 @@ class Node:
         self.unit = cfg.get("node_id", 1)  # the Modbus unit id (nsp/fwconfig.py)
         self.engine = Engine(image, self.unit)
         self.servers = []  # objects with serve() coroutines or start() (TCP)
+        self._tcp = []  # the TCP servers: their silent clients are closed from tick()
         self.crashed = None  # the exception that stopped the node, if any
         self.role_errors = 0
         self._checkins = {}
@@ -91,6 +92,8 @@ class Node:
                 regs[rm.R_STATUS] |= rm.B_PERSIST_ERROR
             else:
                 regs[rm.R_STATUS] &= ~rm.B_PERSIST_ERROR & 0xFFFF
+        for srv in self._tcp:
+            srv.reap(now_ms)
         self.refresh(now_ms)
 
     def refresh(self, now_ms=None):
@@ -120,10 +123,14 @@ class Node:
         itself empty by default: no master may write over TCP until one is named)."""
         from nsp.tcp import TcpServer
 
+        mb = modbus_settings(self.cfg)[0]
         if write_allow is None:
-            write_allow = modbus_settings(self.cfg)[0]["tcp_write_allow"]
-        srv = TcpServer(self.engine, host, port, max_clients=max_clients, write_allow=write_allow)
+            write_allow = mb["tcp_write_allow"]
+        idle_s = mb["tcp_idle_s"]
+        srv = TcpServer(self.engine, host, port, max_clients=max_clients, write_allow=write_allow,
+                        idle_ms=idle_s * 1000 if idle_s else 0, ticks_ms=self.ticks_ms)
         self.servers.append(srv)
+        self._tcp.append(srv)
         return srv
 
     def add_rtu(self, stream, baud=19200, de_pin=None):
@@ -303,10 +310,11 @@ def make_node(cfg, errors, config_crc, store=None, ticks_ms=None, **kw):
 
 # The node's own config.json section (fwconfig passes it through untouched):
 # "modbus": {"baud": 19200, "parity": "even", "uart": 2, "tx_pin": 17, "rx_pin": 16,
-#            "de_pin": 5, "tcp_port": 502, "tcp_write_allow": ["192.168.1.10"]}
-# (tcp_port 0 = no Modbus TCP; tcp_write_allow: the masters that may write over TCP, IPv4)
+#            "de_pin": 5, "tcp_port": 502, "tcp_write_allow": ["192.168.1.10"], "tcp_idle_s": 60}
+# (tcp_port 0 = no Modbus TCP; tcp_write_allow: the masters that may write over TCP, IPv4;
+# tcp_idle_s: a TCP client that completes no request for this long is closed, 0 = never)
 MODBUS_DEFAULTS = {"baud": 19200, "parity": "even", "uart": 2, "tx_pin": 17, "rx_pin": 16,
-                   "de_pin": 5, "tcp_port": 502, "tcp_write_allow": ()}
+                   "de_pin": 5, "tcp_port": 502, "tcp_write_allow": (), "tcp_idle_s": 60}
 _BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 

@@ -74,6 +74,7 @@ R_LAST_WRITER_IP = const(91)  # u32
 R_LAST_WRITE_ADDRESS = const(93)  # u16
 R_LAST_WRITE_FC = const(94)  # u16
 R_WRITES_REFUSED = const(95)  # u16
+R_TCP_CLIENTS_DROPPED = const(96)  # u16
 
 # Writable registers: (address, default raw value)
 WRITABLE = ((80, 200), (81, 800), (82, 1800), (83, 30), )

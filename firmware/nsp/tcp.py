@@ -9,6 +9,8 @@
 # Writes (FC05/06/15/16) are carried out only for a master whose IPv4 address is in the node's
 # modbus.tcp_write_allow list; others get exception 01 (docs/security.md: Modbus has no
 # authentication, so the address is all the node can check).
+from time import ticks_diff
+
 from micropython import const
 
 MBAP_LEN = const(7)
@@ -97,21 +99,46 @@ async def _fill(reader, mv, start, end):
     return True
 
 
+# A client that has served a request within this long is never dropped for a newcomer: then the
+# newcomer is refused instead (several busy masters keep their connections).
+EVICT_MIN_IDLE_MS = const(2000)
+
+
+class _Conn:
+    """One client's bookkeeping: its task (cancelled to drop it) and when it last completed a
+    request (accept time until then)."""
+
+    def __init__(self, task, now_ms):
+        self.task = task
+        self.last_ms = now_ms
+        self.served = False
+
+
 class TcpServer:
     # Each client costs ~1 KB (two 260-byte buffers, a task, a socket): cap them on a ~100 KB heap.
+    # Silent and slow clients must not lock the others out (4 silent sockets once kept the edge
+    # off a node until they closed): a client that completes no request for idle_ms is closed
+    # (reap(), from the node's tick), and a newcomer at the cap takes the place of the client
+    # that has been idle longest, first those that never completed a request.
     def __init__(self, engine, host="0.0.0.0", port=502, checkin=None, max_clients=4,
-                 write_allow=()):
+                 write_allow=(), idle_ms=60000, ticks_ms=None):
+        import time
+
         self.engine = engine
+        self.max_clients = max_clients
         # (hi, lo) address words of the masters that may write; bad entries were reported by
         # nsp.node.modbus_settings and are left out here.
         self.write_allow = [w for w in (ipv4_words(a) for a in write_allow) if w is not None]
-        self.max_clients = max_clients
+        self.idle_ms = idle_ms
+        self.ticks_ms = ticks_ms or time.ticks_ms
         self.host = host
         self.port = port
         self.checkin = checkin
         self.server = None
         self.clients = 0
         self.refused = 0
+        self.dropped = 0
+        self.conns = []
 
     async def start(self):
         import asyncio
@@ -123,10 +150,48 @@ class TcpServer:
         if self.server is not None:
             self.server.close()
 
+    def _count_drop(self):
+        if self.engine is not None:
+            from nsp import regmap as rm
+
+            self.engine.image.inc_u16(rm.R_TCP_CLIENTS_DROPPED)
+
+    def _drop(self, conn):
+        if conn in self.conns:
+            self.conns.remove(conn)  # at once: the cancelled task cleans up when it next runs
+            self.dropped += 1
+            self._count_drop()
+            conn.task.cancel()
+
+    def reap(self, now_ms):
+        """Close every client silent for longer than idle_ms (called from the node's tick)."""
+        if not self.idle_ms:
+            return
+        for conn in self.conns:
+            if ticks_diff(now_ms, conn.last_ms) > self.idle_ms:
+                self._drop(conn)
+                return  # one per tick: the list changed; the next tick takes the next
+
+    def _evict_for_newcomer(self):
+        """Drop the longest-idle client (never-served first); False if all are busy."""
+        now = self.ticks_ms()
+        best = None
+        for conn in self.conns:
+            if best is None or (best.served and not conn.served) or (
+                    best.served == conn.served and ticks_diff(best.last_ms, conn.last_ms) > 0):
+                best = conn
+        if best is None or (best.served and ticks_diff(now, best.last_ms) < EVICT_MIN_IDLE_MS):
+            return False
+        self._drop(best)
+        return True
+
     async def _client(self, reader, writer):
-        if self.clients >= self.max_clients:
+        import asyncio
+
+        if len(self.conns) >= self.max_clients and not self._evict_for_newcomer():
             self.refused += 1
-            writer.close()  # too many masters: hang up at once rather than run out of heap
+            self._count_drop()
+            writer.close()  # too many busy masters: hang up at once rather than run out of heap
             await writer.wait_closed()
             return
         try:
@@ -134,6 +199,7 @@ class TcpServer:
             framer = TcpFramer(self.engine, Peer(hi, lo, (hi, lo) in self.write_allow))
             req_mv = memoryview(framer.req)
             resp_mv = memoryview(framer.resp)
+            conn = _Conn(asyncio.current_task(), self.ticks_ms())
         except MemoryError:
             # No heap for this client's buffers (measured at 104k on the unix port with a 4th
             # client): refuse this one master, keep serving the others. An uncaught error here
@@ -142,6 +208,7 @@ class TcpServer:
             writer.close()
             await writer.wait_closed()
             return
+        self.conns.append(conn)
         self.clients += 1
         try:
             while True:
@@ -153,6 +220,8 @@ class TcpServer:
                 if not await _fill(reader, req_mv, MBAP_LEN, MBAP_LEN + pdu_len):
                     break
                 n = framer.process(pdu_len)
+                conn.last_ms = self.ticks_ms()
+                conn.served = True
                 if n:
                     writer.write(resp_mv[:n])
                     await writer.drain()
@@ -160,12 +229,16 @@ class TcpServer:
                     self.checkin()
         except (EOFError, OSError):
             pass  # hang-up or reset by the client
+        except asyncio.CancelledError:
+            pass  # dropped: idle too long, or the oldest idle one when a newcomer came
         except MemoryError:
             self.refused += 1  # the stream machinery ran out of heap: drop this client only
         finally:
             self.clients -= 1
+            if conn in self.conns:
+                self.conns.remove(conn)
             try:
                 writer.close()
                 await writer.wait_closed()
-            except OSError:
+            except (OSError, asyncio.CancelledError):
                 pass

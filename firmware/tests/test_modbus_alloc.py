@@ -1,6 +1,9 @@
 # The request path allocates nothing: every function code, exception replies, the RTU framer
 # (feed + CRC + engine + reply CRC) and the TCP MBAP framer run inside micropython.heap_lock(),
 # where any allocation raises MemoryError. All state (buffers, requests) is made beforehand.
+# fw-test-heap: 128k
+# (Compiling test_modbus.py and nsp/tcp.py from source needs more than 96k; the heap budget is
+# checked on .mpy files by tests/test_fw_wasm_heap.py and test_fw_soak.py.)
 import struct
 
 import micropython
