@@ -115,3 +115,20 @@ def test_a_port_in_use_is_exit_2_naming_listen(tmp_path) -> None:
         out = cli("--data", str(tmp_path / "hub"), "--listen", f"127.0.0.1:{port}")
     assert out.returncode == 2 and f"--listen 127.0.0.1:{port}" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_hub_says_where_it_listens(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_server.cli", "hub", "--data", str(tmp_path / "hub"),
+         "--listen", f"127.0.0.1:{port}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert f"board http://127.0.0.1:{port}/" in line, line
+        assert f"http://127.0.0.1:{port}/api/v1/ingest" in line and str(tmp_path) in line
+        wait_http(f"http://127.0.0.1:{port}/")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -387,6 +387,9 @@ def _serve(
         return store
     settings = HubSettings(stale_after_min=stale_min, clock_off_min=clock_off_min)
     app = create_app(store, SystemClock(), settings)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"NSP C-NSP hub: board http://{shown}:{port}/ (sites post to "
+          f"http://{shown}:{port}/api/v1/ingest), data in {data}; Ctrl-C stops it", flush=True)
     # No forwarded headers: the hub names sites by their signature, not by their address.
     config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)
     try:
