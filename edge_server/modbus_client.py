@@ -143,6 +143,11 @@ class BusClient:
         await self._request(f"writing register {address}",
                             lambda c: c.write_register(address, raw, device_id=unit))
 
+    async def write_registers(self, unit: int, address: int, raws: list[int]) -> None:
+        """FC16: several registers in ONE request (GenComm's control key and its complement)."""
+        await self._request(f"writing registers {address}..{address + len(raws) - 1}",
+                            lambda c: c.write_registers(address, raws, device_id=unit))
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
