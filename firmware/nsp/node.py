@@ -39,6 +39,7 @@ class Node:
         self.engine = Engine(image, self.unit)
         self.servers = []  # objects with serve() coroutines or start() (TCP)
         self._tcp = []  # the TCP servers: their silent clients are closed from tick()
+        self.net = None  # nsp.net.Net when config.json names a network: brought up from tick()
         self.crashed = None  # the exception that stopped the node, if any
         self.role_errors = 0
         self._checkins = {}
@@ -94,6 +95,8 @@ class Node:
                 regs[rm.R_STATUS] &= ~rm.B_PERSIST_ERROR & 0xFFFF
         for srv in self._tcp:
             srv.reap(now_ms)
+        if self.net is not None:
+            self.net.tick(now_ms)
         self.refresh(now_ms)
 
     def refresh(self, now_ms=None):
@@ -109,7 +112,7 @@ class Node:
         d[rm.D_RELAY_ON] = 1 if regs[rm.R_RELAY_ON] == 1 else 0
         d[rm.D_DOOR_OPEN] = 1 if regs[rm.R_DOOR_OPEN] == 1 else 0
         d[rm.D_FRIDGE_ALARM] = 1 if regs[rm.R_FRIDGE_ALARM] == 1 else 0
-        fault = regs[rm.R_STATUS] & (rm.B_CONFIG_ERROR | rm.B_PERSIST_ERROR)
+        fault = regs[rm.R_STATUS] & (rm.B_CONFIG_ERROR | rm.B_PERSIST_ERROR | rm.B_NET_DOWN)
         for role in self.roles:
             try:
                 fault |= role.fault_bits()
@@ -132,6 +135,17 @@ class Node:
         self.servers.append(srv)
         self._tcp.append(srv)
         return srv
+
+    def add_net(self, network):
+        """Bring up config.json's network (nsp/net.py) from tick(), never blocking; returns the
+        Net, or None when config.json names none. `network` is MicroPython's network module."""
+        from nsp.net import Net, network_settings
+
+        settings, _errors = network_settings(self.cfg)  # errors were printed at boot
+        if settings is None:
+            return None
+        self.net = Net(settings, self.image, network, self.ticks_ms)
+        return self.net
 
     def add_rtu(self, stream, baud=19200, de_pin=None):
         from nsp.rtu import RtuServer

@@ -75,6 +75,10 @@ R_LAST_WRITE_ADDRESS = const(93)  # u16
 R_LAST_WRITE_FC = const(94)  # u16
 R_WRITES_REFUSED = const(95)  # u16
 R_TCP_CLIENTS_DROPPED = const(96)  # u16
+R_NET_STATE = const(97)  # u16
+R_NET_IP = const(98)  # u32
+R_NET_RSSI_DBM = const(100)  # i16 dBm
+R_NET_DROPS = const(101)  # u16
 
 # Writable registers: (address, default raw value)
 WRITABLE = ((80, 200), (81, 800), (82, 1800), (83, 30), )
@@ -87,6 +91,7 @@ B_CONFIG_ERROR = const(1)  # status
 B_SAFE_MODE = const(2)  # status
 B_PERSIST_ERROR = const(4)  # status
 B_VIRTUAL_CLOCK = const(8)  # status
+B_NET_DOWN = const(16)  # status
 B_FUEL_OPEN_LOOP = const(1)  # power_faults
 B_FUEL_OVER_RANGE = const(2)  # power_faults
 B_STARTER_SENSE = const(4)  # power_faults
@@ -122,6 +127,10 @@ LAST_COMMAND_REFUSED_MAINS_ABSENT = const(2)
 LAST_COMMAND_REFUSED_CARRYING_SITE = const(3)
 LAST_COMMAND_START_FAILED = const(4)
 LAST_COMMAND_STOPPED = const(5)
+NET_STATE_NONE = const(0)
+NET_STATE_DOWN = const(1)
+NET_STATE_CONNECTING = const(2)
+NET_STATE_UP = const(3)
 
 # Coils
 C_GEN_TEST_RUN = const(0)

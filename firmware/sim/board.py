@@ -18,7 +18,8 @@ import vfs
 
 def boot(root):
     import machine
-    import onewire  # noqa: F401  (the fridge role's 1-Wire bus; no sim path after the remount)
+    import network  # noqa: F401  (sim/network.py: its link is up; no sim path after the remount)
+    import onewire  # noqa: F401  (the fridge role's 1-Wire bus)
     import world
 
     from nsp.rtu import open_pty
