@@ -187,6 +187,43 @@ SCENARIOS += (
     ),
 )
 
+# The crisis rehearsed (issue: radio backup): mains AND the data link fail together at t=0 (after
+# the settling quarter hour); the runner stops the hub's HTTP server for link_down_s and the
+# radio fallback takes over (scenarios/runner.py LinkRehearsal, docs/radio.md).
+T0 = SETTLE.duration_s
+SCENARIOS += (
+    Scenario(
+        "blackout-and-link-down-72h",
+        "Mains and the data link fail together; the backup radio tells the C-NSP for 70 hours",
+        "Netstroom en datalijn vallen samen uit; de noodradio informeert het C-NSP 70 uur lang",
+        (
+            SETTLE,
+            Phase("mains and the data link fail: the generator starts", 30 * MIN, MIN,
+                  (world("power", "mains_present", False),)),
+            Phase("on the generator, heard only by radio", 20 * H - 30 * MIN, 10 * MIN,
+                  tick_ms=10000),
+            Phase("t=20 h: the fridge door is left open", 2 * H, MIN,
+                  (world("fridge", "door_open", True),), tick_ms=5000),
+            Phase("door closed again", 38 * H, 10 * MIN,
+                  (world("fridge", "door_open", False),), tick_ms=10000),
+            Phase("t=60 h: fuel runs low (drawn off at 150 l/h for 4 h)", 4 * H, 5 * MIN,
+                  (world("power", "fuel_leak_lph", 150.0),), tick_ms=10000),
+            Phase("fuel no longer drawn off", 6 * H, 10 * MIN,
+                  (world("power", "fuel_leak_lph", 0.0),), tick_ms=10000),
+            Phase("t=70 h: the data link is back", 2 * H, MIN, tick_ms=10000),
+        ),
+        # Two hours open: the air passes 15 °C, FRIDGE_HIGH_INSTANT is the critical alert the
+        # radio must carry.
+        frozenset({"MAINS_LOST", "GEN_RUNNING_ON_OUTAGE", "FRIDGE_DOOR_OPEN",
+                   "FRIDGE_HIGH_INSTANT", "FUEL_LOW"}),
+        extra={"link_down_s": (T0, T0 + 70 * H), "radio": {"sf": 12}},
+        notes="Expected: the radio takes over 10 min after the link fails; the hub knows each "
+              "change of readiness within 15 min by radio, each critical alert too, never over "
+              "36 s of airtime in any hour; from t=70 h every alert and event goes over the "
+              "primary link once, in order.",
+    ),
+)
+
 # The monthly generator test (NFPA 110 §8.4). Not in SCENARIOS: it needs the generator-test
 # runner, which scenarios.runner does not drive; edge_server.gentest.scenario runs it
 # (`nsp-edge gentest scenario`, tests/test_gentest_scenario.py). The test starts with phase 1.
