@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from edge_server.genset.profile import ProfileError, load_profile
+from edge_server.genset.settings import GeneratorSection
 from edge_server.gentest.settings import GenTestSettings
 from edge_server.localtime import zone
 from edge_server.radio.settings import RadioSettings
@@ -157,6 +159,43 @@ class TcpBus(_Strict):
 Bus = Annotated[RtuBus | TcpBus, Field(discriminator="kind")]
 
 
+_IPV4 = r"^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)$"
+
+
+class FirmwareNetwork(_Strict):
+    """[firmware.network]: the network `nsp-edge firmware config` writes into config.json for
+    nodes on a TCP bus (firmware/README.md). The Wi-Fi password never lives in site.toml: it is
+    read from password_file or the environment variable password_env when the file is made."""
+
+    kind: Literal["wifi", "lan"]
+    ssid: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    password_file: Path | None = None
+    password_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
+    phy: Literal["LAN8720", "IP101", "RTL8201", "DP83848", "KSZ8041"] = "LAN8720"
+    mdc_pin: Annotated[int, Field(ge=0, le=39)] = 23
+    mdio_pin: Annotated[int, Field(ge=0, le=39)] = 18
+    phy_addr: Annotated[int, Field(ge=0, le=31)] = 1
+    power_pin: Annotated[int, Field(ge=-1, le=39)] = -1
+
+    @model_validator(mode="after")
+    def _wifi_needs_ssid_and_one_secret(self) -> FirmwareNetwork:
+        if self.kind == "wifi":
+            if self.ssid is None:
+                raise ValueError("firmware.network.ssid: a Wi-Fi network needs its SSID")
+            if (self.password_file is None) == (self.password_env is None):
+                raise ValueError("firmware.network: give the Wi-Fi password as exactly one of "
+                                 "password_file = \"/path\" or password_env = \"VAR\" (never "
+                                 "the password itself in site.toml)")
+        return self
+
+
+class FirmwareSection(_Strict):
+    network: FirmwareNetwork | None = None
+    # IPv4 addresses of the masters that may write to nodes over Modbus TCP (the edge's own);
+    # docs/security.md, "Writes to a node over Modbus TCP".
+    write_allow: list[Annotated[str, Field(pattern=_IPV4)]] = []
+
+
 class NodeSection(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
     bus: str
@@ -176,6 +215,8 @@ class SiteConfig(_Strict):
     uplink: UplinkSettings = UplinkSettings()
     gentest: GenTestSettings = GenTestSettings()  # docs/generator-tests.md
     radio: RadioSettings = RadioSettings()  # the backup LoRa link, docs/radio.md
+    generators: list[GeneratorSection] = []  # generator controllers, docs/generators.md
+    firmware: FirmwareSection = FirmwareSection()  # what `nsp-edge firmware config` adds
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SiteConfig:
@@ -198,6 +239,22 @@ class SiteConfig(_Strict):
                 )
             names.add(node.name)
             units.add((node.bus, node.unit))
+        for i, gen in enumerate(self.generators):
+            if gen.bus not in bus_names:
+                raise ValueError(f"generators[{i}].bus: no bus named {gen.bus!r}; define it under "
+                                 f"[[buses]] (known: {', '.join(bus_names)})")
+            if gen.name in names:
+                raise ValueError(f"generators[{i}].name: {gen.name!r} is used twice (nodes and "
+                                 "generators share names)")
+            if (gen.bus, gen.unit) in units:
+                raise ValueError(f"generators[{i}].unit: unit {gen.unit} is used twice on bus "
+                                 f"{gen.bus!r}")
+            names.add(gen.name)
+            units.add((gen.bus, gen.unit))
+            try:
+                load_profile(gen.profile)
+            except ProfileError as exc:
+                raise ValueError(f"generators[{i}].profile: {exc}") from None
         if self.radio.enabled and not self.uplink.enabled:
             raise ValueError(
                 "radio.enabled: the radio is the backup of the uplink and signs with its key: "
@@ -251,6 +308,8 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         shown = "" if e["type"] in ("missing", "model_type") or isinstance(got, dict) else (
             f" (got {got!r})"
         )
+        if re.search(r"password|secret", field):  # never echo a secret put where it must not be
+            shown = " (value not shown)"
         hint = FIX_HINTS.get(re.sub(r"\[\d+\]", "", field))
         if hint and e["type"] not in ("extra_forbidden",):
             shown += f"; fix: {hint}"

@@ -52,6 +52,9 @@ class BusHub:
         self.lock = asyncio.Lock()
         self.gap_s = rtu_gap_s(bus.baudrate) if isinstance(bus, RtuBus) else 0.0
         self.nodes: list[NodeRunner] = []
+        # Other devices on this bus (generator controllers, edge_server.genset.monitor): polled
+        # after the nodes in every cycle, under the same lock and gap.
+        self.devices: list[Callable[[], Awaitable[None]]] = []
         # The gap is a property of the wire, so it uses real time, not the injected clock.
         self._last_frame_end = 0.0
 
@@ -158,6 +161,11 @@ class Poller:
         for runner in hub.nodes:
             if self.clock.monotonic() >= runner.next_due_s:
                 await self._poll_node(hub, runner)
+        for device in hub.devices:
+            try:
+                await device()
+            except Exception:  # one device's bug must not stop the bus
+                log.exception("polling a device on bus %s failed", hub.bus.name)
 
     async def _poll_node(self, hub: BusHub, runner: NodeRunner) -> None:
         status = runner.status

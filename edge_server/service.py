@@ -14,7 +14,11 @@ The parts and what each is given (an arrow: "is handed to"):
                                              outbox + sender to the C-NSP hub; puts itself in
                                              as the rules' sink and link check, hands the hub's
                                              acknowledgements back to the rules
-    Poller, SiteState, Clock, StorageComponent (event log), UplinkComponent ─▶ GenTestComponent
+    Poller (bus hubs), SiteState, Clock ─▶ GensetMonitor ([[generators]])
+                                             generator controllers polled on their bus's hub
+                                             in every cycle (docs/generators.md)
+    Poller, SiteState, Clock, StorageComponent (event log), UplinkComponent,
+    GensetMonitor (load) ─▶ GenTestComponent
                                              generator tests; finished records to the uplink
     RulesComponent, UplinkComponent, Clock ─▶ RadioFallback ([radio] enabled)
                                              the backup LoRa link while the uplink is down
@@ -41,6 +45,7 @@ from typing import Protocol
 
 from edge_server.clock import Clock, SystemClock
 from edge_server.config import SiteConfig
+from edge_server.genset.monitor import GensetMonitor
 from edge_server.gentest.component import GenTestComponent
 from edge_server.poller import Poller
 from edge_server.radio.fallback import RadioFallback, build_fallback
@@ -60,8 +65,9 @@ class Part(enum.Flag):
     UPLINK = enum.auto()
     GENTEST = enum.auto()
     RADIO = enum.auto()  # built only when [radio] enabled = true
+    GENSET = enum.auto()  # built only when [[generators]] names a controller
     NONE = 0
-    ALL = STORAGE | RULES | UPLINK | GENTEST | RADIO
+    ALL = STORAGE | RULES | UPLINK | GENTEST | RADIO | GENSET
 
 
 class Lifecycle(Protocol):
@@ -94,10 +100,15 @@ class Service:
                             self.clock, rules=self.rules, events=self.storage)
             if Part.UPLINK in parts else None
         )
+        self.genset = (
+            GensetMonitor(config.generators, self.poller, self.state, self.clock)
+            if Part.GENSET in parts and config.generators else None
+        )
         self.gentest = (
             GenTestComponent(config.site.id, config.gentest, config.rules, site_db,
                              self.poller, self.state, self.clock,
-                             events=self.storage, uplink=self.uplink)
+                             events=self.storage, uplink=self.uplink,
+                             load_pct=None if self.genset is None else self.genset.load_pct)
             if Part.GENTEST in parts else None
         )
         # The backup radio reads the rules' status and alerts and the uplink's link state.
@@ -108,7 +119,8 @@ class Service:
         )
         # The start order; stop() walks it backwards.
         self._parts: tuple[Lifecycle, ...] = tuple(
-            p for p in (self.storage, self.rules, self.uplink, self.gentest, self.radio)
+            p for p in (self.storage, self.rules, self.uplink, self.genset, self.gentest,
+                        self.radio)
             if p is not None
         )
         self._started: list[Lifecycle] = []

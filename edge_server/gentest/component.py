@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ class GenTestComponent:
         *,
         events: EventLog | None = None,
         uplink: UplinkComponent | None = None,
+        load_pct: Callable[[], float | None] | None = None,
     ) -> None:
         self.site_id = site_id
         self.settings = settings
@@ -55,6 +57,7 @@ class GenTestComponent:
         self.clock = clock
         self.events = events
         self.uplink = uplink
+        self.load_pct = load_pct  # % of rated kW from a generator controller (None: unmeasured)
         self.conn: sqlite3.Connection | None = None
         self.runner: GenTestRunner | None = None
         self._tick: asyncio.Task[Any] | None = None
@@ -68,7 +71,7 @@ class GenTestComponent:
             log.info("gentest: %d records older than 10 years removed", purged)
         self.runner = GenTestRunner(
             self.commands, self.state, self.clock, store, self.settings, self.site_id,
-            on_event=self._event, on_finished=self._finished)
+            on_event=self._event, on_finished=self._finished, load_pct=self.load_pct)
         self.state.subscribe(self.on_cycle)
 
     async def stop(self) -> None:
