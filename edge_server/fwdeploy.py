@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_server import regmap
-from edge_server.config import NodeSection, RtuBus, SiteConfig
+from edge_server.config import FirmwareNetwork, NodeSection, RtuBus, SiteConfig
 from edge_server.vnode import FIRMWARE, build_romfs, find_micropython, find_tool, mpy_cross_all
 
 MANIFEST = "manifest.json"
@@ -54,10 +54,12 @@ _FW_CHECK = """
 import sys, json
 from nsp import fwconfig
 from nsp.node import modbus_settings
+from nsp.net import network_settings
 obj = json.loads(sys.stdin.read())
 cfg, errors = fwconfig.validate(obj)
 mb, mb_errors = modbus_settings(cfg)
-print(json.dumps({"cfg": cfg, "modbus": mb, "errors": errors + mb_errors}))
+_net, net_errors = network_settings(cfg)
+print(json.dumps({"cfg": cfg, "modbus": mb, "errors": errors + mb_errors + net_errors}))
 """
 
 
@@ -98,7 +100,37 @@ def site_fields(site: SiteConfig, node: NodeSection) -> tuple[dict[str, Any], li
                          "firmware sends 1 stop bit when a parity bit is used (Modbus 8E1/8O1)")
     else:
         modbus = {"tcp_port": bus.port}
+        if site.firmware.write_allow:
+            modbus["tcp_write_allow"] = list(site.firmware.write_allow)
     return {"node_id": node.unit, "roles": list(node.roles), "modbus": modbus}, notes
+
+
+def wifi_password(net: FirmwareNetwork) -> str:
+    """The Wi-Fi password from [firmware.network] password_file or password_env (never from
+    site.toml itself); DeployError naming the field when it cannot be read."""
+    if net.password_file is not None:
+        try:
+            return net.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise DeployError(f"firmware.network.password_file: cannot read "
+                              f"{net.password_file}: {exc.strerror}") from None
+    assert net.password_env is not None  # the config's validator asks for one of the two
+    value = os.environ.get(net.password_env)
+    if value is None:
+        raise DeployError(f"firmware.network.password_env: the environment variable "
+                          f"{net.password_env} is not set; export it before this command")
+    return value
+
+
+def network_section(site: SiteConfig, node: NodeSection) -> dict[str, Any] | None:
+    """config.json's "network" for a node on a TCP bus ([firmware.network]), else None."""
+    net = site.firmware.network
+    if net is None or isinstance(site.bus(node.bus), RtuBus):
+        return None
+    if net.kind == "wifi":
+        return {"kind": "wifi", "ssid": net.ssid, "password": wifi_password(net)}
+    return {"kind": "lan", "phy": net.phy, "mdc_pin": net.mdc_pin, "mdio_pin": net.mdio_pin,
+            "phy_addr": net.phy_addr, "power_pin": net.power_pin}
 
 
 def node_config(site: SiteConfig, name: str,
@@ -110,7 +142,7 @@ def node_config(site: SiteConfig, name: str,
     given, notes = site_fields(site, node)
     if write_allow:
         given["modbus"]["tcp_write_allow"] = list(write_allow)
-    elif not isinstance(site.bus(node.bus), RtuBus):
+    elif not isinstance(site.bus(node.bus), RtuBus) and not site.firmware.write_allow:
         notes.append("modbus.tcp_write_allow is empty: no master may write to this node over "
                      "TCP (generator test, alarm silence, limits); give the edge's address with "
                      "--write-allow IP (docs/security.md)")
@@ -125,7 +157,18 @@ def node_config(site: SiteConfig, name: str,
         k: modbus[k] for k in sorted(modbus, key=lambda k: (order + (k,)).index(k))}}
     for role in cfg["roles"]:
         out[role] = {k: v for k, v in sorted(cfg[role].items()) if k.endswith("_pin")}
+    network = network_section(site, node)
+    if network is not None:
+        out["network"] = network
     return out, notes
+
+
+def masked(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config.json to show on a console: the Wi-Fi password replaced."""
+    net = cfg.get("network")
+    if not isinstance(net, dict) or "password" not in net:
+        return cfg
+    return {**cfg, "network": {**net, "password": "(hidden)"}}
 
 
 def check_config(obj: Any, site: SiteConfig, name: str) -> list[str]:

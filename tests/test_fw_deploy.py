@@ -381,3 +381,45 @@ def test_write_allow_goes_into_config_json(micropython: str) -> None:
     assert cfg["modbus"]["tcp_write_allow"] == ["192.168.10.2"] and notes == []
     with pytest.raises(fwdeploy.DeployError, match="modbus.tcp_write_allow must be a list"):
         fwdeploy.node_config(EXAMPLE, tcp_node.name, ["edge.local"])
+
+
+def _site_with_network(tmp_path: Path, section: str) -> Path:
+    path = tmp_path / "site.toml"
+    path.write_text(SITE.read_text() + "\n" + section)
+    return path
+
+
+def test_network_from_site_toml_with_the_password_from_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    micropython: str,
+) -> None:
+    site = _site_with_network(tmp_path, '[firmware]\nwrite_allow = ["192.168.10.2"]\n'
+                              '[firmware.network]\nkind = "wifi"\nssid = "nsp-site"\n'
+                              'password_env = "NSP_WIFI_PASSWORD"\n')
+    tcp_node = next(n for n in EXAMPLE.nodes if not isinstance(EXAMPLE.bus(n.bus), RtuBus))
+    rtu_node = next(n for n in EXAMPLE.nodes if isinstance(EXAMPLE.bus(n.bus), RtuBus))
+    monkeypatch.delenv("NSP_WIFI_PASSWORD", raising=False)
+    argv = ["firmware", "config", "--config", str(site), "--node", tcp_node.name]
+    assert main(argv) == 2
+    assert "firmware.network.password_env: the environment variable NSP_WIFI_PASSWORD" in \
+        capsys.readouterr().err
+    monkeypatch.setenv("NSP_WIFI_PASSWORD", "s3cret-pass")
+    assert main(argv) == 0
+    shown = capsys.readouterr().out
+    assert "s3cret" not in shown and '"password": "(hidden)"' in shown  # never on a console
+    out = tmp_path / "config.json"
+    assert main([*argv, "--out", str(out)]) == 0
+    cfg = json.loads(out.read_text())
+    assert cfg["network"] == {"kind": "wifi", "ssid": "nsp-site", "password": "s3cret-pass"}
+    assert cfg["modbus"]["tcp_write_allow"] == ["192.168.10.2"]
+    assert "network" not in fwdeploy.node_config(load_config(site), rtu_node.name)[0]
+
+
+def test_password_in_site_toml_is_refused(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    site = _site_with_network(tmp_path, '[firmware.network]\nkind = "wifi"\nssid = "x"\n'
+                              'password = "s3cret"\n')
+    tcp_node = next(n for n in EXAMPLE.nodes if not isinstance(EXAMPLE.bus(n.bus), RtuBus))
+    assert main(["firmware", "config", "--config", str(site), "--node", tcp_node.name]) == 2
+    err = capsys.readouterr().err
+    assert "firmware.network.password: unknown field" in err and "s3cret" not in err

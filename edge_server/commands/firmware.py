@@ -89,8 +89,8 @@ def run_config(args: argparse.Namespace) -> int:
     except (ConfigError, fwdeploy.DeployError) as exc:
         return _fail(str(exc))
     data = fwdeploy.config_bytes(cfg)
-    if args.out is None:
-        sys.stdout.write(data.decode())
+    if args.out is None:  # a console: never the Wi-Fi password (it is in the file with --out)
+        sys.stdout.write(fwdeploy.config_bytes(fwdeploy.masked(cfg)).decode())
     else:
         args.out.write_bytes(data)
         print(f"wrote {args.out}: node_id {cfg['node_id']}, roles {', '.join(cfg['roles'])} "
