@@ -108,7 +108,8 @@ class Service:
             GenTestComponent(config.site.id, config.gentest, config.rules, site_db,
                              self.poller, self.state, self.clock,
                              events=self.storage, uplink=self.uplink,
-                             load_pct=None if self.genset is None else self.genset.load_pct)
+                             load_pct=None if self.genset is None else self.genset.load_pct,
+                             electrical=None if self.genset is None else self.genset.electrical)
             if Part.GENTEST in parts else None
         )
         # The backup radio reads the rules' status and alerts and the uplink's link state.

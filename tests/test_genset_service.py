@@ -96,6 +96,7 @@ async def test_the_controller_is_polled_into_the_state(tmp_path: Path,
         assert get("gen.in_auto").value is False  # type: ignore[union-attr]  (test mode)
         assert get("gen.shutdown_alarm").value is False  # type: ignore[union-attr]
         assert service.genset.load_pct() == pytest.approx(43.8, abs=0.05)
+        assert service.genset.electrical() == (pytest.approx(230.0, abs=0.2), 50.0)
         assert service.state.nodes["power"].online is False  # its bus is dead: polled anyway
         ctrl.fail_reads = True
         await service.poller.poll_once()
@@ -103,5 +104,6 @@ async def test_the_controller_is_polled_into_the_state(tmp_path: Path,
         kw = get("gen.gen_kw")
         assert kw is not None and not kw.ok and kw.value is None
         assert service.genset.load_pct() is None
+        assert service.genset.electrical() == (None, None)
     finally:
         await service.stop()

@@ -66,6 +66,7 @@ class Bench:
         self.writes: list[tuple[str, bool, str]] = []
         # % of rated kW a generator controller would report (None: not measured)
         self.load: float | None = 45.0
+        self.electrical: tuple[float | None, float | None] = (231.0, 50.0)  # L1-N V, Hz
 
     def world(self, key: str, value: object) -> None:
         reply = self.node.control({"op": "set", "key": key, "value": value})
@@ -119,7 +120,8 @@ async def bench(tmp_path: Path,
     holder: list[Bench] = []
     runner = GenTestRunner(RecordingPoller(lambda: holder[0], service), service.state, clock,
                            GenTestStore(conn), GenTestSettings(), config.site.id,
-                           load_pct=lambda: holder[0].load)
+                           load_pct=lambda: holder[0].load,
+                           electrical=lambda: holder[0].electrical)
     b = Bench(node, service, clock, runner, conn)
     holder.append(b)
     runner.on_event = lambda at, code, sev, en, nl, data: b.events.append((code, data))
@@ -161,7 +163,8 @@ async def test_monthly_test_passes_and_records_every_log_field(bench: Bench) -> 
     assert done.run_hours_end_h is not None and done.run_hours_end_h - rh0 >= 0.45
     verdicts = {c.code: c.ok for c in done.criteria}
     assert verdicts == {"START_TIME": True, "CRANK_VOLTAGE": True, "RUN_DURATION": True,
-                        "FUEL_SENSOR": True, "RUN_HOURS": True, "LOAD": True}
+                        "FUEL_SENSOR": True, "RUN_HOURS": True, "LOAD": True,
+                        "VOLTAGE": True, "FREQUENCY": True}
     assert done.kind == "monthly" and done.end is End.COMPLETED and done.counts_as_monthly
     assert len(done.samples) > 20
     # stored, readable back, and readiness sees a pass at its end time
@@ -198,6 +201,20 @@ async def test_load_below_30_percent_of_rated_kw_fails(bench: Bench) -> None:
     assert done is not None and done.outcome is Outcome.FAILED
     load = next(c for c in done.criteria if c.code == "LOAD")
     assert load.ok is False and load.value == 22.0
+
+
+async def test_frequency_outside_the_band_while_loaded_fails(bench: Bench) -> None:
+    """EN 50160's island band (49-51 Hz by default): a governor holding 47.5 Hz fails the test;
+    a voltage reading missing for a cycle leaves VOLTAGE not measured (not verified)."""
+    bench.electrical = (231.0, 47.5)
+    await bench.runner.start("anna")
+    assert await bench.run(20, 2) is None
+    bench.electrical = (None, 47.5)
+    done = await bench.run(32 * 60, 60)
+    assert done is not None and done.outcome is Outcome.FAILED
+    crit = {c.code: c for c in done.criteria}
+    assert crit["FREQUENCY"].ok is False and crit["FREQUENCY"].value == "47.5-47.5"
+    assert crit["FREQUENCY"].limit == "49-51 Hz" and crit["VOLTAGE"].ok is None
 
 
 async def test_a_short_run_is_refused_unless_marked_and_never_passes(bench: Bench) -> None:

@@ -70,6 +70,14 @@ class GensetMonitor:
         put(Reading(name, "shutdown_alarm", any(a.severity == "shutdown" for a in r.alarms), "",
                     now, Quality.GOOD))
 
+    def electrical(self) -> tuple[float | None, float | None]:
+        """(L1-N voltage, frequency) of the first controller; None where not read. L1 only: a
+        single-phase set reads 0 V on L2 and L3, which is no fault."""
+        r = self.last.get(self.generators[0].name) if self.generators else None
+        if r is None or not r.online:
+            return None, None
+        return r.values.get("gen_l1n_v"), r.values.get("gen_frequency_hz")
+
     def load_pct(self) -> float | None:
         if not self.generators:
             return None

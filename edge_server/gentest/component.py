@@ -47,6 +47,7 @@ class GenTestComponent:
         events: EventLog | None = None,
         uplink: UplinkComponent | None = None,
         load_pct: Callable[[], float | None] | None = None,
+        electrical: Callable[[], tuple[float | None, float | None]] | None = None,
     ) -> None:
         self.site_id = site_id
         self.settings = settings
@@ -58,6 +59,7 @@ class GenTestComponent:
         self.events = events
         self.uplink = uplink
         self.load_pct = load_pct  # % of rated kW from a generator controller (None: unmeasured)
+        self.electrical = electrical  # (volts, hertz) from the controller
         self.conn: sqlite3.Connection | None = None
         self.runner: GenTestRunner | None = None
         self._tick: asyncio.Task[Any] | None = None
@@ -71,7 +73,8 @@ class GenTestComponent:
             log.info("gentest: %d records older than 10 years removed", purged)
         self.runner = GenTestRunner(
             self.commands, self.state, self.clock, store, self.settings, self.site_id,
-            on_event=self._event, on_finished=self._finished, load_pct=self.load_pct)
+            on_event=self._event, on_finished=self._finished, load_pct=self.load_pct,
+            electrical=self.electrical)
         self.state.subscribe(self.on_cycle)
 
     async def stop(self) -> None:

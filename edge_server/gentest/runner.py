@@ -87,6 +87,8 @@ class _Active:
     last_sample_s: float | None = None
     # load readings of the loaded part (RUNNING, after load_warmup_s); None: a cycle without one
     loads: list[float | None] = field(default_factory=list)
+    volts: list[float | None] = field(default_factory=list)
+    freqs: list[float | None] = field(default_factory=list)
 
 
 class GenTestRunner:
@@ -102,6 +104,7 @@ class GenTestRunner:
         on_event: EventSink | None = None,
         on_finished: Callable[[GenTestRecord], None] | None = None,
         load_pct: Callable[[], float | None] | None = None,
+        electrical: Callable[[], tuple[float | None, float | None]] | None = None,
     ) -> None:
         self.commands = commands
         self.state = state
@@ -114,6 +117,9 @@ class GenTestRunner:
         # % of rated kW as a generator controller measures it (None: not measured); without a
         # source the LOAD criterion is not measured and no test can PASS
         self.load_pct = load_pct
+        # (L1-N voltage, frequency) from the controller; None: no controller, and the
+        # VOLTAGE / FREQUENCY criteria are left to the technician's fill-in on the report
+        self.electrical = electrical
         self.active: _Active | None = None
         self.release: _Release | None = None
         # start, tick and abort await Modbus writes: one at a time, so an abort arriving while
@@ -350,6 +356,10 @@ class GenTestRunner:
         ran = (now - rec.running_at).total_seconds()
         if ran >= s.load_warmup_s:  # warm-up does not count toward the load criterion
             act.loads.append(None if self.load_pct is None else self.load_pct())
+            if self.electrical is not None:
+                volts, hz = self.electrical()
+                act.volts.append(volts)
+                act.freqs.append(hz)
         if running is False:
             rec.reasons.append(f"generator stopped by itself after {ran:.0f} s")
             rec.ran_s = round(ran, 1)
@@ -495,6 +505,22 @@ class GenTestRunner:
             add("LOAD", low >= s.min_load_pct, low, limit,
                 "Lowest load while loaded (warm-up not counted)",
                 "Laagste belasting onder last (opwarmen telt niet)")
+        if self.electrical is not None:
+            act = self.active
+            for code, got, lo, hi, unit, en, nl in (
+                    ("VOLTAGE", [] if act is None else act.volts, s.voltage_min_v,
+                     s.voltage_max_v, "V", "Generator voltage L-N while loaded",
+                     "Generatorspanning F-N onder last"),
+                    ("FREQUENCY", [] if act is None else act.freqs, s.frequency_min_hz,
+                     s.frequency_max_hz, "Hz", "Generator frequency while loaded",
+                     "Generatorfrequentie onder last")):
+                band = f"{lo:g}-{hi:g} {unit}"
+                if not got or any(v is None for v in got):
+                    add(code, None, None, band, en + ": not measured", nl + ": niet gemeten")
+                    continue
+                vals = [v for v in got if v is not None]
+                add(code, lo <= min(vals) and max(vals) <= hi,
+                    f"{min(vals):g}-{max(vals):g}", band, en, nl)
         return out
 
     def _judge(self, rec: GenTestRecord) -> Outcome:

@@ -33,3 +33,9 @@ class GenTestSettings(BaseModel):
     # the first part of the run is warm-up: its load is not judged (our choice: the loaded part
     # starts 1 min after the set runs; docs/generator-tests.md)
     load_warmup_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    # while loaded, judged when a generator controller measures them: EN 50160 §4.2.2 supply
+    # voltage 230 V +/- 10 %, §4.2.1 frequency of an island system 50 Hz +/- 2 %
+    voltage_min_v: Annotated[float, Field(gt=0, le=1000)] = 207.0
+    voltage_max_v: Annotated[float, Field(gt=0, le=1000)] = 253.0
+    frequency_min_hz: Annotated[float, Field(gt=0, le=70)] = 49.0
+    frequency_max_hz: Annotated[float, Field(gt=0, le=70)] = 51.0

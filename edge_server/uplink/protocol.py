@@ -198,7 +198,8 @@ GentestEnd = Literal[
 
 class Criterion(BaseModel):
     model_config = _BODY
-    code: Literal["START_TIME", "CRANK_VOLTAGE", "RUN_DURATION", "FUEL_SENSOR", "RUN_HOURS", "LOAD"]
+    code: Literal["START_TIME", "CRANK_VOLTAGE", "RUN_DURATION", "FUEL_SENSOR", "RUN_HOURS", "LOAD",
+                  "VOLTAGE", "FREQUENCY"]
     ok: bool | None
     value: float | str | None
     limit: str
