@@ -32,3 +32,6 @@ async def test_blackout_and_link_down_72h(tmp_path: Path) -> None:
     assert checks["airtime_max_in_any_hour_s"]["measured"]["max_s"] <= 36.0
     assert checks["primary_link_exactly_once_in_order"]["measured"]["missing"] == 0
     assert result["link"]["radio"]["frames"] > 0
+    # The fuel drawn off at t=60 h takes the site to NOT_READY, and the radio carried that.
+    states = [t["state"] for t in result["readiness"]]
+    assert states[0] == "READY" and "NOT_READY" in states and states[-1] == "READY"

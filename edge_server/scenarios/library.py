@@ -206,6 +206,7 @@ SCENARIOS += (
                   (world("fridge", "door_open", True),), tick_ms=5000),
             Phase("door closed again", 38 * H, 10 * MIN,
                   (world("fridge", "door_open", False),), tick_ms=10000),
+            # The learned rate jumps: autonomy below 72 h, then below 24 h (NOT_READY).
             Phase("t=60 h: fuel runs low (drawn off at 150 l/h for 4 h)", 4 * H, 5 * MIN,
                   (world("power", "fuel_leak_lph", 150.0),), tick_ms=10000),
             Phase("fuel no longer drawn off", 6 * H, 10 * MIN,
@@ -215,7 +216,7 @@ SCENARIOS += (
         # Two hours open: the air passes 15 °C, FRIDGE_HIGH_INSTANT is the critical alert the
         # radio must carry.
         frozenset({"MAINS_LOST", "GEN_RUNNING_ON_OUTAGE", "FRIDGE_DOOR_OPEN",
-                   "FRIDGE_HIGH_INSTANT", "FUEL_LOW"}),
+                   "FRIDGE_HIGH_INSTANT", "FUEL_LOW", "FUEL_AUTONOMY_LOW"}),
         extra={"link_down_s": (T0, T0 + 70 * H), "radio": {"sf": 12}},
         notes="Expected: the radio takes over 10 min after the link fails; the hub knows each "
               "change of readiness within 15 min by radio, each critical alert too, never over "

@@ -57,7 +57,11 @@ class VirtualNodeWorld:
     def start(self) -> None:
         try:
             for spec in self.specs:
-                node = VirtualNode(spec.unit, spec.roles, control=True, virtual_clock=True)
+                # No TCP idle timeout: a step moves the node's clock by up to 10 min at once,
+                # so the default 60 s would close the poller's connection in every long step
+                # (every other poll then misses) where a real edge polls every minute.
+                node = VirtualNode(spec.unit, spec.roles, control=True, virtual_clock=True,
+                                   config_extra={"modbus": {"tcp_idle_s": 0}})
                 self.nodes[spec.name] = node
                 node.start()
         except BaseException:
