@@ -35,9 +35,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     if args.scenario_action == "list":
         for s in library.SCENARIOS:
-            print(f"{s.name:24s} {s.duration_s / 3600:5.1f} h  {s.title_en}")
-            print(f"{'':24s} {'':5s}    {s.title_nl}")
-            print(f"{'':24s} {'':5s}    expects: {', '.join(sorted(s.expected))}")
+            print(f"{s.name:28s} {s.duration_s / 3600:5.1f} h  {s.title_en}")
+            print(f"{'':28s} {'':5s}    {s.title_nl}")
+            print(f"{'':28s} {'':5s}    expects: {', '.join(sorted(s.expected))}")
         return 0
     try:
         scenario = library.get(args.name)
@@ -63,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
     for a in result["alerts"]:
         print(f"  {a['code']:22s} raised {a['raised_at']}  cleared {a['cleared_at']}",
               file=sys.stderr)
+    for c in result.get("checks", []):  # the link rehearsal's checks (docs/radio.md)
+        print(f"  {'ok ' if c['passed'] else 'BAD'} {c['check']:36s} {c['measured']}",
+              file=sys.stderr)
+    failed = [c["check"] for c in result.get("checks", []) if not c["passed"]]
     verdict = "PASSED" if result["passed"] else (
-        f"FAILED: missing {result['missing']}, unexpected {result['unexpected']}")
+        f"FAILED: missing {result['missing']}, unexpected {result['unexpected']}"
+        + (f", failed checks {failed}" if failed else ""))
     print(f"scenario {scenario.name}: {verdict} ({result['wall_s']} s)", file=sys.stderr)
     return 0 if result["passed"] else 1
