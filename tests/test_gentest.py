@@ -403,3 +403,32 @@ async def test_rows_of_earlier_versions_read_as_the_four_outcome_words(tmp_path:
                        (Outcome.PASSED, None)]
     finally:
         conn.close()
+
+
+def test_report_plots_the_controller_readings_on_one_page(tmp_path: Path) -> None:
+    """With a controller's load, voltage and frequency in the samples the PDF plots them too and
+    stays one page; a record without them (older, or no controller) reads back unchanged."""
+    import re
+    import subprocess
+
+    from edge_server.gentest.record import Criterion, Sample
+    from edge_server.gentest.report import render_pdf
+    from tests.conftest import need_tool
+
+    need_tool("pdfinfo", "apt-get install -y poppler-utils")
+    codes = ("START_TIME", "CRANK_VOLTAGE", "RUN_DURATION", "FUEL_SENSOR", "RUN_HOURS", "LOAD",
+             "VOLTAGE", "FREQUENCY")
+    rec = GenTestRecord("nsp-a", "power", "anna", START, 1800.0, id=7, outcome=Outcome.PASSED,
+                        end=End.COMPLETED, ended_at=START + timedelta(minutes=31),
+                        criteria=[Criterion(c, True, 1.0, "-", c, c) for c in codes],
+                        samples=[Sample(i * 10.0, 13.6, True, "running", 45.0, 231.0, 50.0)
+                                 for i in range(180)])
+    pdf = tmp_path / "r.pdf"
+    pdf.write_bytes(render_pdf(rec, "Buurthuis De Linde", GenTestSettings()))
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True)
+    assert re.search(r"^Pages:\s+1$", info.stdout, re.M), info.stdout
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "Belasting / load" in text and "GESLAAGD / PASSED" in text
+    assert Sample.from_json([1.0, 12.0, True, "running"]).load_pct is None
+    assert Sample.from_json(rec.samples[0].to_json()) == rec.samples[0]

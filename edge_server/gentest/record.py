@@ -117,13 +117,21 @@ class Sample:
     starter_battery_v: float | None
     gen_running: bool | None
     gen_state: str | None
+    # from a generator controller, when the site has one (older records: absent)
+    load_pct: float | None = None
+    voltage_v: float | None = None
+    frequency_hz: float | None = None
 
     def to_json(self) -> list[Any]:
-        return [round(self.t_s, 1), self.starter_battery_v, self.gen_running, self.gen_state]
+        out = [round(self.t_s, 1), self.starter_battery_v, self.gen_running, self.gen_state]
+        if (self.load_pct, self.voltage_v, self.frequency_hz) != (None, None, None):
+            out += [self.load_pct, self.voltage_v, self.frequency_hz]
+        return out
 
     @classmethod
     def from_json(cls, v: list[Any]) -> Sample:
-        return cls(float(v[0]), v[1], v[2], v[3])
+        extra = list(v[4:7]) + [None] * (7 - max(len(v), 4))
+        return cls(float(v[0]), v[1], v[2], v[3], *extra)
 
 
 @dataclass

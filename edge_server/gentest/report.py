@@ -44,29 +44,52 @@ def _verdict(ok: bool | None) -> str:
     return "VOLDAAN / PASS" if ok else "NIET VOLDAAN / FAIL"
 
 
-def _plot(rec: GenTestRecord) -> Drawing | None:
-    pts_v = [(s.t_s / 60, s.starter_battery_v) for s in rec.samples
-             if s.starter_battery_v is not None]
-    pts_g = [(s.t_s / 60, GEN_STATE_LEVEL.get(s.gen_state or "", 0.0) * 4 + 8)
-             for s in rec.samples if s.gen_state is not None]
-    if len(pts_v) < 2 and len(pts_g) < 2:
+Series = list[tuple[float, float]]
+
+
+def _chart(lines: list[tuple[Series, colors.Color]], y: tuple[float, float], legend: str,
+           h: float) -> Drawing | None:
+    """One line chart over the test's minutes; the lines with at least two points."""
+    shown = [(pts, colour) for pts, colour in lines if len(pts) >= 2]
+    if not shown:
         return None
-    d = Drawing(170 * mm, 42 * mm)
+    d = Drawing(170 * mm, (h + 12) * mm)
     lp = LinePlot()
-    lp.x, lp.y, lp.width, lp.height = 12 * mm, 8 * mm, 150 * mm, 30 * mm
-    lp.data = [p for p in (pts_v, pts_g) if len(p) >= 2]
-    lp.lines[0].strokeColor = colors.darkblue
-    lp.lines[1].strokeColor = colors.darkorange
-    lp.yValueAxis.valueMin, lp.yValueAxis.valueMax = 6.0, 15.0
+    lp.x, lp.y, lp.width, lp.height = 12 * mm, 8 * mm, 150 * mm, h * mm
+    lp.data = [pts for pts, _ in shown]
+    for i, (_, colour) in enumerate(shown):
+        lp.lines[i].strokeColor = colour
+    lp.yValueAxis.valueMin, lp.yValueAxis.valueMax = y
     lp.yValueAxis.labels.fontSize = 6
     lp.xValueAxis.labels.fontSize = 6
     lp.xValueAxis.valueMin = 0
     d.add(lp)
-    d.add(String(12 * mm, 39 * mm,
-                 "Startaccu / starter battery (V, blauw/blue); aggregaat / generator state "
-                 "(oranje/orange: 8 = uit/off, 12 = draait/running) - minuten / minutes",
-                 fontSize=6.5))
+    d.add(String(12 * mm, (h + 9) * mm, legend, fontSize=6.5))
     return d
+
+
+def _plot(rec: GenTestRecord, h: float = 30.0) -> Drawing | None:
+    pts_v = [(s.t_s / 60, s.starter_battery_v) for s in rec.samples
+             if s.starter_battery_v is not None]
+    pts_g = [(s.t_s / 60, GEN_STATE_LEVEL.get(s.gen_state or "", 0.0) * 4 + 8)
+             for s in rec.samples if s.gen_state is not None]
+    return _chart([(pts_v, colors.darkblue), (pts_g, colors.darkorange)], (6.0, 15.0),
+                  "Startaccu / starter battery (V, blauw/blue); aggregaat / generator state "
+                  "(oranje/orange: 8 = uit/off, 12 = draait/running) - minuten / minutes", h)
+
+
+def _controller_plot(rec: GenTestRecord, h: float = 30.0) -> Drawing | None:
+    """Load (% of rated kW), voltage / 10 and frequency over the test, when a controller
+    measured them (one axis 0-60: 23 = 230 V, 50 = 50 Hz)."""
+    return _chart([
+        ([(s.t_s / 60, s.load_pct) for s in rec.samples if s.load_pct is not None],
+         colors.darkgreen),
+        ([(s.t_s / 60, s.voltage_v / 10) for s in rec.samples if s.voltage_v is not None],
+         colors.purple),
+        ([(s.t_s / 60, s.frequency_hz) for s in rec.samples if s.frequency_hz is not None],
+         colors.red),
+    ], (0.0, 60.0), "Belasting / load (% kW, groen/green); spanning / voltage (V / 10, "
+       "paars/purple); frequentie / frequency (Hz, rood/red) - minuten / minutes", h)
 
 
 def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings) -> bytes:
@@ -146,9 +169,13 @@ def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings) ->
               Paragraph("<br/>".join(remarks), small)]
     if rec.notes:
         story.append(Paragraph(f"<b>Opmerkingen / Notes:</b> {rec.notes}", small))
-    plot = _plot(rec)
+    # with the controller's plot as well, both are lower: the report stays one page
+    measured = _controller_plot(rec, 14.0)
+    plot = _plot(rec, 30.0 if measured is None else 14.0)
     if plot is not None:
         story += [Paragraph("Verloop / Course of the test", h2), plot]
+    if measured is not None:
+        story.append(measured)
     manual = [["In te vullen door de monteur / To be filled in by the technician", ""],
               ["Spanning / Voltage (V)", ""], ["Frequentie / Frequency (Hz)", ""],
               [f"Belasting / Load (kW; >= {settings.min_load_pct:g} % van het typeplaatje / "

@@ -379,9 +379,11 @@ class GenTestRunner:
                 and t_s - act.last_sample_s < self.settings.sample_every_s):
             return
         act.last_sample_s = t_s
+        load = None if self.load_pct is None else self.load_pct()
+        volts, hz = (None, None) if self.electrical is None else self.electrical()
         rec.samples.append(Sample(
             t_s, self._value(rec.node, "starter_battery_v"), self._value(rec.node, "gen_running"),
-            self._enum(rec.node, "gen_state", self._gen_states)))
+            self._enum(rec.node, "gen_state", self._gen_states), load, volts, hz))
 
     async def _fail_to_start(self) -> GenTestRecord:
         assert self.active is not None
