@@ -432,3 +432,25 @@ def test_report_plots_the_controller_readings_on_one_page(tmp_path: Path) -> Non
     assert "Belasting / load" in text and "GESLAAGD / PASSED" in text
     assert Sample.from_json([1.0, 12.0, True, "running"]).load_pct is None
     assert Sample.from_json(rec.samples[0].to_json()) == rec.samples[0]
+
+
+def test_the_report_gives_official_times_in_the_sites_zone_with_the_offset(tmp_path) -> None:
+    """The municipality's record: the site's wall clock with CET/CEST and the offset, winter and
+    summer; never bare UTC (it was an hour off in winter and two in summer)."""
+    import subprocess
+
+    from edge_server.gentest.report import render_pdf
+    from tests.conftest import need_tool
+
+    need_tool("pdftotext", "apt-get install -y poppler-utils")
+    cases = ((datetime(2026, 1, 12, 9, 0, tzinfo=UTC), "2026-01-12 10:00:00 CET (UTC+01:00)"),
+             (datetime(2026, 7, 6, 9, 0, tzinfo=UTC), "2026-07-06 11:00:00 CEST (UTC+02:00)"))
+    for start, want in cases:
+        rec = GenTestRecord("nsp-a", "power", "anna", start, 1800.0, id=1,
+                            outcome=Outcome.ABORTED, ended_at=start + timedelta(minutes=3))
+        pdf = tmp_path / "r.pdf"
+        pdf.write_bytes(render_pdf(rec, "Buurthuis De Linde", GenTestSettings(),
+                                   "Europe/Amsterdam"))
+        text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                              text=True, check=True).stdout
+        assert want in text and "UTC " not in text.replace("(UTC+", "("), text

@@ -214,7 +214,8 @@ async def test_an_unverified_test_report_pdf_and_readiness(tmp_path: Path,
                                    text=True).stdout
             assert re.search(r"^Pages:\s+1$", pages, re.M), pages
             for needle in ("Buurthuis De Linde", "nsp-linde", "NIET GEVERIFIEERD / NOT VERIFIED",
-                           "2026-05-04 10:00:02 UTC", "technician", "123.45 h", "123.93 h",
+                           "2026-05-04 12:00:02 CEST (UTC+02:00)",  # the site's zone
+                           "technician", "123.45 h", "123.93 h",
                            "900.0 L", "891.3 L", "9.85 V", "12.70 V", "6.0 s",
                            "Starttijd", "Start time", "Startaccu tijdens starten",
                            "Brandstofniveausensor", "Urenteller", "VOLDAAN / PASS",

@@ -103,7 +103,7 @@ async def report(test_id: RecordId, _reader: SiteReader, gentests: GenTests,
     except GenTestNotFound:
         raise _not_found(test_id) from None
     pdf = render_pdf(rec, service.config.site.name or service.config.site.id,
-                     service.config.gentest)
+                     service.config.gentest, service.config.site.timezone)
     return Response(pdf, media_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="gentest-{rec.site_id}-{rec.id}.pdf"'})
 

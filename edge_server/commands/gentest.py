@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"nsp-edge gentest report: {exc}", file=sys.stderr)
             return 2
         args.out.write_bytes(render_pdf(rec, config.site.name or config.site.id,
-                                        config.gentest))
+                                        config.gentest, config.site.timezone))
         print(f"{args.out}: report of generator test {rec.id} ({rec.outcome.value})")
         return 0
     finally:

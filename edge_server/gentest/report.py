@@ -21,6 +21,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from edge_server.gentest.record import END_TEXTS, KIND_SHORT, OUTCOME_TEXTS, GenTestRecord, Outcome
 from edge_server.gentest.settings import GenTestSettings
+from edge_server.localtime import DEFAULT_ZONE, for_people
 
 GEN_STATE_LEVEL = {"stopped": 0.0, "start_failed": 0.0, "starting": 0.5, "cooldown": 0.75,
                    "running": 1.0}
@@ -34,8 +35,10 @@ def _fmt(value: float | str | None, unit: str = "", digits: int = 1) -> str:
     return f"{value:.{digits}f}{(' ' + unit) if unit else ''}"
 
 
-def _when(at: datetime | None) -> str:
-    return "-" if at is None else at.strftime("%Y-%m-%d %H:%M:%S UTC")
+def _when(at: datetime | None, zone: str) -> str:
+    """An official time: the site's wall clock with its zone and offset, e.g.
+    '2026-12-03 12:35:00 CET (UTC+01:00)' (the record itself stays in UTC)."""
+    return for_people(at, zone, seconds=True, offset=True)
 
 
 def _verdict(ok: bool | None) -> str:
@@ -92,7 +95,9 @@ def _controller_plot(rec: GenTestRecord, h: float = 30.0) -> Drawing | None:
        "paars/purple); frequentie / frequency (Hz, rood/red) - minuten / minutes", h)
 
 
-def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings) -> bytes:
+def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings,
+               zone: str = DEFAULT_ZONE) -> bytes:
+    """The one-page report; times in the site's zone (`[site] timezone`) with the offset."""
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
                             topMargin=12 * mm, bottomMargin=12 * mm,
@@ -135,8 +140,8 @@ def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings) ->
         rh_delta = rec.run_hours_end_h - rec.run_hours_start_h
     rows = [
         ["Veld / Field", "Waarde / Value"],
-        ["Datum, start / Date, start", _when(rec.started_at)],
-        ["Einde / End", _when(rec.ended_at)],
+        ["Datum, start / Date, start", _when(rec.started_at, zone)],
+        ["Einde / End", _when(rec.ended_at, zone)],
         ["Gestart door / Started by", rec.started_by],
         ["Beeindigd door / Ended by", rec.ended_by or "automatisch / automatic"],
         ["Geplande looptijd / Planned run", _fmt(rec.planned_s / 60, "min")],
