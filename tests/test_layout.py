@@ -139,24 +139,21 @@ def source_files() -> Iterator[Path]:
             yield path
 
 
-def test_no_labels_of_how_the_work_was_split() -> None:
-    label = re.compile(r"\b(H[0-9][a-z]?|R[0-9]-[A-Z])\b")
+def lines_matching(pattern: re.Pattern[str]) -> list[str]:
+    """'path:line: text' of every source line (but this file's) where `pattern` is found."""
     here = Path(__file__).resolve()
-    hits = [f"{p.relative_to(ROOT)}:{n}: {line.strip()}"
+    return [f"{p.relative_to(ROOT)}:{n}: {line.strip()}"
             for p in source_files() if p != here
             for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace")
                                      .splitlines(), 1)
-            if label.search(line)]
-    assert hits == []
+            if pattern.search(line)]
+
+
+def test_no_labels_of_how_the_work_was_split() -> None:
+    assert lines_matching(re.compile(r"\b(H[0-9][a-z]?|R[0-9]-[A-Z])\b")) == []
 
 
 def test_docs_and_code_never_point_outside_the_repository() -> None:
     """A user of the repository has no ../shared: facts and their sources live in docs/."""
-    outside = re.compile(r"\.\./shared|\b(?:DOMAIN|TOOLCHAIN|ARCHITECTURE|STYLE)\.md\b")
-    here = Path(__file__).resolve()
-    hits = [f"{p.relative_to(ROOT)}:{n}: {line.strip()}"
-            for p in source_files() if p != here
-            for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace")
-                                     .splitlines(), 1)
-            if outside.search(line)]
-    assert hits == []
+    assert lines_matching(re.compile(
+        r"\.\./shared|\b(?:DOMAIN|TOOLCHAIN|ARCHITECTURE|STYLE)\.md\b")) == []

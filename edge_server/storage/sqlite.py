@@ -533,31 +533,37 @@ class SqliteStorage:
         used = self.resolve_step(start, end, step)
         a, b = to_ms(start), to_ms(end)
         with self._read_lock:
-            row = self._reader.execute(
-                "SELECT id FROM channels WHERE name = ?", (channel,)
-            ).fetchone()
-            if row is None:
-                raise KeyError(channel)
-            cid = int(row[0])
+            cid = self._channel_id(channel)
             if used == "raw":
                 raw: list[Point] = self._reader.execute(
                     "SELECT t, value, value, value FROM readings "
                     "WHERE channel_id = ? AND t >= ? AND t < ? ORDER BY t", (cid, a, b)
                 ).fetchall()
                 return History(channel, used, raw)
-            m_done, h_done = self._watermarks(self._reader)
-            if used == "1m":
-                rows = self._minute_rows(cid, a, b, m_done)
-                width = MINUTE_MS
-            else:
-                hour_done = h_done if h_done is not None else a
-                split = max(a, min(b, hour_done))
-                rows = list(self._reader.execute(
-                    "SELECT t, min, mean, max, count FROM agg_1h "
-                    "WHERE channel_id = ? AND t >= ? AND t < ? ORDER BY t", (cid, a, split)))
-                rows += _regroup(self._minute_rows(cid, split, b, m_done), HOUR_MS)
-                width = HOUR_MS
-        return History(channel, used, _with_gaps(rows, width))
+            rows = self._aggregate_rows(cid, a, b, used)
+        return History(channel, used, _with_gaps(rows, MINUTE_MS if used == "1m" else HOUR_MS))
+
+    def _channel_id(self, channel: str) -> int:
+        """The channel's id (under the read lock); KeyError for a channel never stored."""
+        row = self._reader.execute("SELECT id FROM channels WHERE name = ?", (channel,)).fetchone()
+        if row is None:
+            raise KeyError(channel)
+        return int(row[0])
+
+    def _aggregate_rows(
+        self, cid: int, a: int, b: int, used: str
+    ) -> list[tuple[int, float, float, float, int]]:
+        """(t, min, mean, max, count) per minute ("1m") or hour ("1h") in [a, b): from the
+        aggregate tables, and the tail they do not cover yet from the raw rows."""
+        m_done, h_done = self._watermarks(self._reader)
+        if used == "1m":
+            return self._minute_rows(cid, a, b, m_done)
+        hour_done = h_done if h_done is not None else a
+        split = max(a, min(b, hour_done))
+        rows = list(self._reader.execute(
+            "SELECT t, min, mean, max, count FROM agg_1h "
+            "WHERE channel_id = ? AND t >= ? AND t < ? ORDER BY t", (cid, a, split)))
+        return rows + _regroup(self._minute_rows(cid, split, b, m_done), HOUR_MS)
 
     def _bucketed(self, channel: str, start: datetime, end: datetime, step: str,
                   points: int) -> History:
@@ -571,12 +577,7 @@ class SqliteStorage:
         w = -(-(b - a) // (points - 1))
         w = -(-w // base) * base
         with self._read_lock:
-            row = self._reader.execute(
-                "SELECT id FROM channels WHERE name = ?", (channel,)
-            ).fetchone()
-            if row is None:
-                raise KeyError(channel)
-            cid = int(row[0])
+            cid = self._channel_id(channel)
             rows: list[tuple[int, float, float, float, int]]
             if used == "raw":
                 rows = self._reader.execute(
@@ -585,17 +586,7 @@ class SqliteStorage:
                     "AND value IS NOT NULL GROUP BY t / ? ORDER BY bt",
                     (w, w, cid, a, b, w)).fetchall()
             else:
-                m_done, h_done = self._watermarks(self._reader)
-                if used == "1m":
-                    rows = self._minute_rows(cid, a, b, m_done)
-                else:
-                    hour_done = h_done if h_done is not None else a
-                    split = max(a, min(b, hour_done))
-                    rows = list(self._reader.execute(
-                        "SELECT t, min, mean, max, count FROM agg_1h "
-                        "WHERE channel_id = ? AND t >= ? AND t < ? ORDER BY t", (cid, a, split)))
-                    rows += self._minute_rows(cid, split, b, m_done)
-                rows = _regroup(rows, w)
+                rows = _regroup(self._aggregate_rows(cid, a, b, used), w)
         filled = {t: (t, lo, mean, hi) for t, lo, mean, hi, _n in rows}
         grid = range(a // w * w, b, w)
         return History(channel, f"{w // 1000}s" if w >= 1000 else f"{w}ms",
