@@ -12,44 +12,16 @@ import pytest
 from pydantic import ValidationError
 
 from edge_server.clock import ManualClock
-from edge_server.hub.compact_ingest import ingest_compact_frame
 from edge_server.hub.store import HubStore
 from edge_server.hub.testing import sample_status
-from edge_server.radio.airtime import LoRaParams
 from edge_server.radio.budget import max_in_any_window
 from edge_server.radio.fallback import RadioFallback
+from edge_server.radio.hubair import HubAir
 from edge_server.radio.queue import Priority
 from edge_server.radio.settings import RadioSettings
-from edge_server.radio.transport import frame_airtime_s
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
 H = 3600.0
-
-
-class HubAir:
-    """The air straight into a real hub store (the serial path is tests/test_radio_e2e.py)."""
-
-    def __init__(self, store: HubStore, clock: ManualClock, params: LoRaParams) -> None:
-        self.store, self.clock, self.params = store, clock, params
-        self.log: list[tuple[float, float]] = []
-        self.heard: list[tuple[float, str]] = []
-
-    def send(self, site_id: str, frame: bytes) -> float:
-        air = frame_airtime_s(self.params, site_id, frame)
-        self.log.append((self.clock.monotonic(), air))
-        got = ingest_compact_frame(self.store, self.clock.now(), site_id, frame, 300, "radio")
-        assert got.outcome == "stored"
-        self.heard.append((self.clock.monotonic(), got.kind))
-        return air
-
-    def receive(self, timeout_s: float) -> tuple[str, bytes] | None:
-        return None
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def test_72_hours_down_by_radio(tmp_path: Path) -> None:
@@ -85,6 +57,7 @@ def test_72_hours_down_by_radio(tmp_path: Path) -> None:
         fb.tick(clock.now())
         clock.advance(5.0)
         t += 5.0
+    assert air.refused == [] and air.duplicates == 0  # every frame stored, once
     first = air.heard[0][0]
     assert 600 <= first < 610  # after 10 min down, not before
     assert max_in_any_window(air.log) <= 36.0 + 1e-6

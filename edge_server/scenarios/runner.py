@@ -30,13 +30,11 @@ from typing import Any
 from edge_server.clock import ManualClock
 from edge_server.config import SiteConfig, parse_config
 from edge_server.hub.app import HubSettings
-from edge_server.hub.compact_ingest import ingest_compact_frame
 from edge_server.hub.testing import RunningHub
-from edge_server.radio.airtime import LoRaParams
 from edge_server.radio.budget import max_in_any_window
 from edge_server.radio.fallback import RadioFallback
+from edge_server.radio.hubair import HubAir
 from edge_server.radio.settings import RadioSettings
-from edge_server.radio.transport import frame_airtime_s
 from edge_server.rules.component import RulesEngine
 from edge_server.scenarios.library import Action, Scenario
 from edge_server.scenarios.world import VirtualNodeWorld, WorldDriver
@@ -91,34 +89,6 @@ def _seed_gentest(conn: Any, at: datetime) -> None:
     with conn:
         conn.execute("CREATE TABLE IF NOT EXISTS gentests (started_at TEXT, passed INTEGER)")
         conn.execute("INSERT INTO gentests(started_at, passed) VALUES (?, 1)", (at.isoformat(),))
-
-
-class HubAir:
-    """The radio's air straight into the hub's store, through the hub's own compact ingest (the
-    serial path with a simulated air is tests/test_radio_e2e.py). Logs each packet's airtime."""
-
-    def __init__(self, store: Any, clock: ManualClock, params: LoRaParams) -> None:
-        self.store, self.clock, self.params = store, clock, params
-        self.log: list[tuple[float, float]] = []  # (monotonic start, airtime) per packet
-        self.refused: list[str] = []
-
-    def send(self, site_id: str, frame: bytes) -> float:
-        air = frame_airtime_s(self.params, site_id, frame)
-        self.log.append((self.clock.monotonic(), air))
-        try:
-            ingest_compact_frame(self.store, self.clock.now(), site_id, frame, 300, "radio")
-        except Exception as exc:  # counted: a refusal is a failed check, not a crash
-            self.refused.append(f"{type(exc).__name__}: {exc}")
-        return air
-
-    def receive(self, timeout_s: float) -> tuple[str, bytes] | None:
-        return None
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 RADIO_SLICE_S = 30.0  # the radio decides this often inside a poll step (virtual seconds)
