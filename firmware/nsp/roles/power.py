@@ -11,7 +11,7 @@ from nsp.drivers.ina226 import INA226
 from nsp.drivers.loop_current import LoopCurrent
 from nsp.filters import Debounce, Median, MovingAverage
 from nsp.genlogic import GenLogic
-from nsp.soc import SocEstimator
+from nsp.soc import SocEstimator, rest_table
 from nsp.tank import Tank
 
 OPEN_LOOP_MA = 3.6  # below: broken wire or dead sender (NAMUR NE43)
@@ -41,8 +41,9 @@ class PowerRole:
         get = store.get if store is not None else (lambda k, d=None: d)
         self.logic = GenLogic(cfg["test_max_s"] * 1000, get("gen_run_s", 0) * 1000, get("gen_starts", 0))
         soc = get("battery_soc_pm", None)
+        table, cells = rest_table(cfg["battery_chemistry"], cfg["battery_nominal_v"])
         self._soc = SocEstimator(cfg["battery_ah"], cfg["battery_rest_a"], cfg["battery_rest_s"] * 1000,
-                                 None if soc is None else soc / 1000)
+                                 None if soc is None else soc / 1000, table, cells)
         self._coil_seen = 0
         self.faults = 0
         self._next_fuel_ms = None
