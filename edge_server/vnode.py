@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
 # Firmware with all roles + simulated world + control channel from ROMFS: ~85 KB live after boot on
 # the 64-bit unix port; 104k ran a polled simulated day, 96k fails building the roles
-# (firmware/README.md, "Memory").
-DEFAULT_HEAP = "112k"
+# (firmware/README.md, "Memory"). 120k since the TCP allow-list, client bookkeeping and the comms
+# block: at 112k the fourth concurrent client's buffers no longer fit (measured 2026-12-03).
+DEFAULT_HEAP = "120k"
 # physics: firmware/sim/world.py (settable: set/get). scripted: firmware/sim/stim.py, the soak's
 # scripted day (get only), ~9 KB less heap (firmware/README.md, "Memory").
 WORLDS = ("physics", "scripted")

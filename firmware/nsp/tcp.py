@@ -44,12 +44,17 @@ def peer_words(peername):
 
 class Peer:
     """One TCP master, made at accept: its address and whether it may write (the engine reads
-    these on the request path, so nothing is computed per request)."""
+    these on the request path, so nothing is computed per request), and the server's
+    bookkeeping: its task (cancelled to drop it) and when it last completed a request (accept
+    time until then). One object per client: on a ~100 KB heap every object counts."""
 
-    def __init__(self, ip_hi, ip_lo, may_write):
+    def __init__(self, ip_hi, ip_lo, may_write, task=None, now_ms=0):
         self.ip_hi = ip_hi
         self.ip_lo = ip_lo
         self.may_write = may_write
+        self.task = task
+        self.last_ms = now_ms
+        self.served = False
 
 
 class TcpFramer:
@@ -102,16 +107,6 @@ async def _fill(reader, mv, start, end):
 # A client that has served a request within this long is never dropped for a newcomer: then the
 # newcomer is refused instead (several busy masters keep their connections).
 EVICT_MIN_IDLE_MS = const(2000)
-
-
-class _Conn:
-    """One client's bookkeeping: its task (cancelled to drop it) and when it last completed a
-    request (accept time until then)."""
-
-    def __init__(self, task, now_ms):
-        self.task = task
-        self.last_ms = now_ms
-        self.served = False
 
 
 class TcpServer:
@@ -196,10 +191,11 @@ class TcpServer:
             return
         try:
             hi, lo = peer_words(writer.get_extra_info("peername"))
-            framer = TcpFramer(self.engine, Peer(hi, lo, (hi, lo) in self.write_allow))
+            conn = Peer(hi, lo, (hi, lo) in self.write_allow, asyncio.current_task(),
+                        self.ticks_ms())
+            framer = TcpFramer(self.engine, conn)
             req_mv = memoryview(framer.req)
             resp_mv = memoryview(framer.resp)
-            conn = _Conn(asyncio.current_task(), self.ticks_ms())
         except MemoryError:
             # No heap for this client's buffers (measured at 104k on the unix port with a 4th
             # client): refuse this one master, keep serving the others. An uncaught error here
