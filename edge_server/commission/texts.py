@@ -68,6 +68,15 @@ BIT_TEXTS: dict[str, BitText] = {
         "oefenronde.",
         "Virtual node (simulator with a virtual clock), not a real board: fine for a rehearsal.",
     ),
+    "status.net_down": BitText(
+        Level.WARN,
+        "Het netwerk van het knooppunt (Wi-Fi of Ethernet uit config.json) is niet verbonden: "
+        "Modbus TCP is onbereikbaar, RS-485 werkt door. Controleer SSID/wachtwoord, bereik of "
+        "kabel (registers net_state, net_rssi_dbm).",
+        "The node's network (Wi-Fi or Ethernet from config.json) is not connected: Modbus TCP is "
+        "unreachable, RS-485 keeps working. Check the SSID/password, signal or cable (registers "
+        "net_state, net_rssi_dbm).",
+    ),
     # ------------------------------------------------------------ power faults
     "power_faults.fuel_open_loop": BitText(
         Level.FAIL,
