@@ -186,6 +186,8 @@ const WORDS = {
   ambient_probe_fault: ["kamervoeler storing", "room probe fault"],
   beam_a_blocked: ["lichtstraal A geblokkeerd", "beam A blocked"],
   beam_b_blocked: ["lichtstraal B geblokkeerd", "beam B blocked"],
+  net_down: ["netwerk van het bord weg", "board's network down"],
+  down: ["weg", "down"], connecting: ["verbinden", "connecting"], up: ["verbonden", "up"],
 };
 
 function word(name) {
