@@ -349,20 +349,12 @@ def _serve(
             file=sys.stderr,
         )
         return 2
-    if not 0 < stale_min <= _STALE_MIN_MAX:
-        print(
-            f"{prog}: --stale-min {stale_min:g}: use more than 0 and at most "
-            f"{_STALE_MIN_MAX:g} minutes (default 15)",
-            file=sys.stderr,
-        )
-        return 2
-    if not 0 < clock_off_min <= _STALE_MIN_MAX:
-        print(
-            f"{prog}: --clock-off-min {clock_off_min:g}: use more than 0 and at most "
-            f"{_STALE_MIN_MAX:g} minutes (default 30)",
-            file=sys.stderr,
-        )
-        return 2
+    for option, minutes, default in (("--stale-min", stale_min, 15),
+                                     ("--clock-off-min", clock_off_min, 30)):
+        if not 0 < minutes <= _STALE_MIN_MAX:
+            print(f"{prog}: {option} {minutes:g}: use more than 0 and at most "
+                  f"{_STALE_MIN_MAX:g} minutes (default {default})", file=sys.stderr)
+            return 2
     host = host.strip("[]")  # [::1]:8090
     # Bound here, not by uvicorn: a port in use is a clear message and exit 2, not a log line
     # and exit 1; uvicorn then serves on this very socket (no race for the port).
