@@ -50,3 +50,48 @@ async def test_no_channel_name_in_any_alert_shown_to_people(edge: Edge, browser:
     channel = re.compile(r"\b[a-z0-9_-]+\.[a-z0-9]+_[a-z0-9_]+\b")  # node.register
     assert texts and not [t for t in texts if channel.search(t)], texts
     await context.close()
+
+
+async def test_a_young_sites_plots_say_since_when_they_collect(tmp_path, browser: Any) -> None:  # noqa: F811
+    """Minutes after the first start: a few fridge readings are dots and the plot says
+    "gegevens sinds HH:MM" (the site's zone) instead of an empty frame."""
+    from datetime import timedelta
+
+    from playwright.async_api import expect
+
+    from edge_server.api.app import create_app, serving
+    from edge_server.clock import SystemClock
+    from edge_server.config import parse_config
+    from edge_server.service import Part, Service
+    from edge_server.storage.sqlite import Row, to_ms
+    from tests.conftest import free_port
+    from tests.test_poller import Peer, image, site
+
+    peer = Peer(free_port(), image(("fridge",), fridge_temp_c=500, fridge_faults=0))
+    await peer.start()
+    text = site({"n1": peer.port}, {"n1": '"fridge"'}).replace(
+        "[poll]", f'[storage]\ndata_dir = "{tmp_path / "data"}"\n\n[poll]')
+    clock = SystemClock()
+    service = Service(parse_config(text), clock, parts=Part.STORAGE)
+    try:
+        async with serving(create_app(service), "127.0.0.1", free_port()) as server:
+            assert service.storage is not None
+            # on a 3-minute boundary: the page's 24 h plot asks 720 buckets of 3 min, and the
+            # text names the first bucket's start
+            now_ms = to_ms(clock.now()) - 6 * 60_000
+            first = datetime.fromtimestamp(now_ms // 180_000 * 180, tz=clock.now().tzinfo)
+            rows = [Row("n1.fridge_temp_c", "°C", to_ms(first + timedelta(minutes=m)), 5.0)
+                    for m in (0, 1)]
+            assert service.storage.require().write_rows(rows)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            context = await browser.new_context(viewport=DESKTOP, timezone_id="UTC",
+                                                locale="nl-NL")
+            page = await context.new_page()
+            await page.goto(f"http://127.0.0.1:{port}/")
+            chart = page.locator("#fridge-chart")
+            await expect(chart.locator("text.nodata")).to_have_text(
+                f"gegevens sinds {local(first).strftime('%H:%M')}", timeout=10_000)
+            assert await chart.locator("circle.dot").count() >= 1
+            await context.close()
+    finally:
+        await peer.stop()

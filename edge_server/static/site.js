@@ -36,6 +36,7 @@ const TEXT = {
     acked_ok: "Bevestigd.",
     fridge_chart: "Medicijnkoelkast, laatste 24 uur", fuel_chart: "Brandstof in de tank, laatste 7 dagen",
     band: "2-8 °C", min: "min", max: "max", now: "nu", no_data: "Geen gegevens",
+    collecting: "gegevens sinds",
     tech: "Technische details", counters: "Tellers",
     up_title: "Verbinding met het C-NSP", up_off: "niet ingesteld", up_up: "verbonden",
     up_down: "geen verbinding (berichten wachten hier en gaan niet verloren)",
@@ -93,6 +94,7 @@ const TEXT = {
     acked_ok: "Acknowledged.",
     fridge_chart: "Medicine fridge, last 24 hours", fuel_chart: "Fuel in the tank, last 7 days",
     band: "2-8 °C", min: "min", max: "max", now: "now", no_data: "No data",
+    collecting: "collecting since",
     tech: "Technical details", counters: "Counters",
     up_title: "Link to the C-NSP", up_off: "not configured", up_up: "connected",
     up_down: "no connection (messages wait here and are not lost)",
@@ -691,8 +693,19 @@ function plot(svg, points, opts) {
     pen = true;
   }
   if (d) svg.append(svgEl("path", { class: "line", d }));
-  else {
+  if (values.length && values.length < 3) {  // too few for a line: draw them as dots
+    for (const [ms, , mean] of values) {
+      svg.append(svgEl("circle", { class: "dot", cx: x(ms), cy: y(mean), r: 3 }));
+    }
+  }
+  if (!values.length) {
     svg.append(svgEl("text", { class: "nodata", x: W / 2, y: H / 2 }, t("no_data")));
+  } else if (values[0][0] - opts.fromMs > (opts.toMs - opts.fromMs) / 10) {
+    // A young site: say since when it collects, in the empty part before the first value.
+    const mid = (pad.l + x(values[0][0])) / 2;
+    svg.append(svgEl("text", { class: "nodata", x: mid, y: H / 2 },
+      `${t("collecting")} ${new Date(values[0][0]).toLocaleTimeString(locale(),
+        { hour: "2-digit", minute: "2-digit", timeZone: siteZone() })}`));
   }
   svg.dataset.points = String(values.length);
 }
