@@ -24,12 +24,12 @@ The parts and what each is given (an arrow: "is handed to"):
                                              the backup LoRa link while the uplink is down
                                              (docs/radio.md)
 
-They start in the order of `_parts` (storage, rules, uplink, genset monitor, generator tests,
-radio, then the poller's task) and stop in the reverse order. No part imports this module: each
-gets what it uses in its constructor, so a test builds just the parts it needs with
-`parts=Part.STORAGE | Part.RULES` and the same wiring. The API reaches the parts through the
-typed dependencies in edge_server.api.deps. Everything that opens a file, a socket or a task happens in start(),
-inside the FastAPI lifespan, never at import time or in a constructor.
+They start in the order of `_parts` (storage, rules, uplink, genset monitor, generator
+tests, radio, then the poller's task) and stop in the reverse order. No part imports this
+module: each gets what it uses in its constructor, so a test builds just the parts it needs
+with `parts=Part.STORAGE | Part.RULES` and the same wiring. The API reaches the parts through
+the typed dependencies in edge_server.api.deps. Everything that opens a file, a socket or a
+task happens in start(), inside the FastAPI lifespan, never at import time or in a constructor.
 
 Scenario runners with a ManualClock call `await service.start(run_poller=False)` and then
 `await service.poller.poll_once()` after every `clock.advance(...)`.
