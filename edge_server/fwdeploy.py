@@ -432,6 +432,21 @@ class Board:
         self.close()
 
 
+# sys.platform of MicroPython ports that run on a computer, not on a board (the unix port says
+# "linux" or "darwin", the Windows port "win32", the webassembly port "webassembly").
+HOST_PLATFORMS = frozenset({"linux", "darwin", "win32", "windows", "webassembly"})
+
+
+def refuse_host(port: str, platform: str, board_root: str) -> None:
+    """A MicroPython on a computer behind `port` with the board's root "/" would have the flash
+    write main.py, config.json and nsp/ into that computer's root folder: refused."""
+    if platform in HOST_PLATFORMS and board_root.rstrip("/") == "":
+        raise DeployError(
+            f"{port} is a MicroPython running on a computer (sys.platform {platform!r}), not a "
+            "board: nothing was written. For a rehearsal on a virtual board, name its folder: "
+            "--virtual DIR (docs/commissioning.md, \"A virtual board\")")
+
+
 def verify(board: Board, uploads: list[Upload], say: Say) -> None:
     bad = []
     for u in uploads:
@@ -470,10 +485,11 @@ def flash(
     board = Board(port, board_root)
     board.connect()
     try:
+        platform, has_main, present = board.survey()
+        refuse_host(port, platform, board_root)
         if verify_only:
             verify(board, uploads, say)
             return uploads
-        platform, has_main, present = board.survey()
         if has_main:
             board.remove("main.py")
             say("removed main.py (written again last)")

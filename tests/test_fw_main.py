@@ -32,7 +32,7 @@ def powered_board(request: pytest.FixtureRequest, virtual_board: tuple[Path, Pat
                   ) -> Iterator[tuple[Path, subprocess.Popen[bytes], int | None]]:
     link, board = virtual_board
     argv = ["firmware", "flash", "--port", str(link), "--config", str(SITE), "--node",
-            "fridge", "--arch", "none", "--board-root", str(board)]
+            "fridge", "--arch", "none", "--virtual", str(board)]
     tcp_port = None
     if request.param == "wifi":  # config.json names a Wi-Fi network (the sim's network module)
         tcp_port = free_port()

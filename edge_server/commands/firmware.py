@@ -57,7 +57,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     f.add_argument("--verify-only", action="store_true",
                    help="only compare the board's files with the build and config (sha256)")
     _write_allow_arg(f)
-    f.add_argument("--board-root", default="/", help=argparse.SUPPRESS)  # the virtual board's dir
+    f.add_argument("--virtual", dest="board_root", default="/", metavar="DIR",
+                   help="rehearsal: the port is a virtual board (the unix MicroPython behind a "
+                        "socat pty, started in DIR) and DIR is its filesystem; without it a "
+                        "MicroPython on a computer is refused (docs/commissioning.md)")
     f.set_defaults(func=run_flash)
 
 
