@@ -1,7 +1,9 @@
 """The site's generator controllers in the service: one GensetDriver per `[[generators]]` entry,
 polled in every cycle on its bus's hub (after the nodes), its values written into the SiteState
 as `NAME.CHANNEL` readings (units from the profile), plus `NAME.online`, `NAME.in_auto` (the
-set starts by itself on an outage), `NAME.alarms_active` and `NAME.shutdown_alarm`; the mode word
+set starts by itself on an outage), `NAME.alarms_active`, `NAME.shutdown_alarm` and
+`NAME.controller_running` (the controller's own running state, the second witness beside the
+power node's run-sense: edge_server/genset/witness.py); the mode word
 and the alarms' alert codes are in `last[NAME]`. A controller that does not answer marks its
 readings unavailable; a faulted value is an unavailable reading, never a number.
 
@@ -18,6 +20,8 @@ from edge_server.clock import Clock
 from edge_server.genset.driver import GensetDriver, GensetReading
 from edge_server.genset.profile import load_profile
 from edge_server.genset.settings import GeneratorSection
+from edge_server.genset.witness import CHANNEL as RUNNING
+from edge_server.genset.witness import controller_running
 from edge_server.poller import Poller
 from edge_server.state import Quality, Reading, SiteState
 
@@ -59,13 +63,16 @@ class GensetMonitor:
             put(Reading(name, ch.name, value, ch.unit, now, quality))
         if not r.online:
             log.warning("genset %s: %s", name, r.error)
-            for what in ("in_auto", "alarms_active", "shutdown_alarm"):
+            for what in ("in_auto", "alarms_active", "shutdown_alarm", RUNNING):
                 put(Reading(name, what, None, "", now, Quality.UNAVAILABLE))
             return
         for ch_name, fault in r.faults.items():
             log.warning("genset %s: %s: %s", name, ch_name, fault)
         put(Reading(name, "in_auto", None if r.mode is None else r.mode == "auto", "", now,
                     Quality.GOOD if r.mode is not None else Quality.UNAVAILABLE))
+        running = controller_running(r.values)
+        put(Reading(name, RUNNING, running, "", now,
+                    Quality.GOOD if running is not None else Quality.UNAVAILABLE))
         put(Reading(name, "alarms_active", len(r.alarms), "", now, Quality.GOOD))
         put(Reading(name, "shutdown_alarm", any(a.severity == "shutdown" for a in r.alarms), "",
                     now, Quality.GOOD))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
+from edge_server.genset.witness import GensetWitnessDisagrees
 from edge_server.rules.autonomy import FuelTracker
 from edge_server.rules.engine import (
     Condition,
@@ -670,7 +671,7 @@ class RuleSet:
             StarterBatteryLow(r, o), StarterBatteryCrank(r, o), BatteryLow(r, o),
             BatteryLowVoltage(r, o), BatterySensorFault(r, o),
             MainsLost(r, o), GenRunningOnOutage(r, o), GenFailedToStart(r, o),
-            GenRunningUnexpected(r, o),
+            GenRunningUnexpected(r, o), GensetWitnessDisagrees(r),
             NodeOffline(r, o), DataStale(r, o), OccupancyHigh(r, o, self.capacity),
         ]
         self.evaluator = Evaluator(conditions, [NodeRebooted(), Refuelled(o)],

@@ -54,6 +54,8 @@ class RulesSettings(BaseModel):
     mains_lost_delay_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
     gen_start_grace_s: Annotated[float, Field(ge=0, le=3600)] = 120.0  # 3 cranks of 30 s + rests
     gen_unexpected_delay_min: Minutes = 10.0
+    # controller and power node disagree on "running": start/stop transients (genset/witness.py)
+    gen_witness_delay_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
 
     # Nodes and data
     node_offline_delay_s: Annotated[float, Field(ge=0, le=86400)] = 60.0
