@@ -1,12 +1,18 @@
-"""`nsp-edge gentest list|next|report|scenario`: generator test records and reports.
+"""`nsp-edge gentest start|status|list|next|report|scenario`: generator tests for people.
 
+    nsp-edge gentest start --config site.toml --token-file ~/.nsp-token [--short-exercise]
+    nsp-edge gentest status --config site.toml        # the running test, the last, the next
     nsp-edge gentest list --config site.toml
     nsp-edge gentest next --config site.toml          # the NFPA 110 window of the next test
     nsp-edge gentest report 12 --config site.toml --out test-12.pdf
     nsp-edge gentest scenario [--set gen_will_start=false] [--cut-mains-after-min 10]
 
-Reads site.db directly (WAL: safe while the service runs). Tests are started through the API
-(POST /api/v1/gentests, role technician): a command to the generator needs an account.
+Tables with times in the site's zone ([site] timezone); `--json` prints the API's JSON (UTC)
+for machines. `start` and `status` ask the running service (its [api] listen address, or --url):
+a command to the generator goes through the API's interlocks (never while mains is absent) and
+needs a technician's token (--token-file, or the environment variable NSP_EDGE_TOKEN), so the
+event log says who gave it. `list`, `next` and `report` read site.db directly (WAL: safe while
+the service runs).
 """
 
 from __future__ import annotations
@@ -29,11 +35,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("gentest", help="generator test records, reports and the scenario",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="gentest_action", required=True, metavar="ACTION")
+    st = actions.add_parser("start", help="start a generator test now (role technician)")
+    _remote_args(st)
+    st.add_argument("--notes", default="", help="remarks for the report")
+    st.add_argument("--short-exercise", action="store_true",
+                    help="a run shorter than [gentest] min_duration_min: recorded as a short "
+                         "exercise, never PASSED, never the monthly test")
+    ss = actions.add_parser("status", help="the running test, the last one and the next due")
+    _remote_args(ss)
     ls = actions.add_parser("list", help="list the generator tests, newest first")
     ls.add_argument("--config", type=Path, required=True, help="the site's TOML configuration")
-    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    ls.add_argument("--json", action="store_true", help="JSON for machines (times in UTC)")
     nx = actions.add_parser("next", help="when the next monthly test is due")
     nx.add_argument("--config", type=Path, required=True, help="the site's TOML configuration")
+    nx.add_argument("--json", action="store_true", help="JSON for machines (times in UTC)")
     rp = actions.add_parser("report", help="write the one-page PDF report of one test")
     rp.add_argument("id", type=int, help="test id (see `nsp-edge gentest list`)")
     rp.add_argument("--config", type=Path, required=True, help="the site's TOML configuration")
@@ -49,6 +65,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                          "than the site minimum it runs as a short exercise, never PASSED")
     sc.add_argument("--out", type=output_file, help="write the result as JSON to this file")
     p.set_defaults(func=run)
+
+
+def _remote_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, required=True, help="the site's TOML configuration")
+    p.add_argument("--url", help="the edge service (default: http:// and its [api] listen)")
+    p.add_argument("--token-file", type=Path, metavar="FILE",
+                   help="a file holding your API token (default: $NSP_EDGE_TOKEN)")
+    p.add_argument("--json", action="store_true", help="JSON for machines (times in UTC)")
 
 
 def _minutes(text: str) -> float:
@@ -82,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
     action = args.gentest_action
     if action == "scenario":
         return _scenario(args)
+    if action in ("start", "status"):
+        from edge_server.commands.gentest_remote import run_remote
+
+        return asyncio.run(run_remote(args))
     try:
         config = load_config(args.config)
         store = _store(config)
@@ -90,15 +118,23 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         if action == "list":
-            for rec in store.list(args.limit):
-                print(f"{rec.id:5d}  {rec.started_at:%Y-%m-%d %H:%M}  {rec.outcome.value:22s} "
-                      f"{rec.started_by}")
+            from edge_server.commands.gentest_remote import list_table
+
+            recs = store.list(args.limit)
+            if args.json:
+                print(json.dumps([r.to_json() for r in recs], indent=2, ensure_ascii=False))
+            else:
+                print(list_table([r.to_json() for r in recs], config.site.timezone))
             return 0
         if action == "next":
+            from edge_server.commands.gentest_remote import next_table
             from edge_server.gentest.schedule import next_due
 
-            due = next_due(SystemClock().now(), config.rules, store.last_passed_at())
-            print(json.dumps(due.to_json(), indent=2, ensure_ascii=False))
+            due = next_due(SystemClock().now(), config.rules, store.last_passed_at()).to_json()
+            if args.json:
+                print(json.dumps(due, indent=2, ensure_ascii=False))
+            else:
+                print(next_table(due, config.site.timezone))
             return 0
         from edge_server.gentest.report import render_pdf
         from edge_server.gentest.store import GenTestNotFound
