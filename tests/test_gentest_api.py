@@ -244,7 +244,7 @@ async def test_an_unverified_test_report_pdf_and_readiness(tmp_path: Path,
         assert "9.85 V" in cli_text
         listed = subprocess.run([*cli, "list", "--config", str(toml)], capture_output=True,
                                 text=True, cwd=ROOT, timeout=60)
-        assert listed.returncode == 0 and "NOT_VERIFIED" in listed.stdout
+        assert listed.returncode == 0 and "Niet geverifieerd" in listed.stdout
         assert "technician" in listed.stdout
         missing = subprocess.run([*cli, "report", "999", "--config", str(toml), "--out",
                                   str(tmp_path / "x.pdf")], capture_output=True, text=True,
