@@ -28,12 +28,14 @@ from datetime import date, timedelta
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_server.clock import Clock
+from edge_server.hub import bulletins, reports
+from edge_server.hub.auth import HubError, User
 from edge_server.hub.compact_ingest import CompactRefused, ingest_compact_frame
 from edge_server.hub.gentests import SEPARATORS, register, register_page, site_gentest, to_csv
 from edge_server.hub.store import HubStore, SiteKeys
@@ -89,17 +91,6 @@ class HubSettings(BaseModel):
     register_default_days: Annotated[int, Field(ge=1, le=3660)] = 365
 
 
-class HubError(Exception):
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers
-
-
 def _static(name: str) -> bytes:
     return resources.files("edge_server.hub").joinpath("static", name).read_bytes()
 
@@ -109,22 +100,6 @@ _CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
 }
-
-
-def _user(request: Request) -> tuple[str, str]:
-    """(name, role) of the operator whose bearer token came with the request; else 401."""
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HubError(401, "no_token", "Authorization: Bearer TOKEN required")
-    store: HubStore = request.app.state.store
-    found = store.user_for_token(token.strip())
-    if found is None:
-        raise HubError(401, "bad_token", "token not recognised")
-    return found
-
-
-User = Annotated[tuple[str, str], Depends(_user)]
 
 
 def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = None) -> FastAPI:
@@ -140,6 +115,10 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
     app.add_middleware(CatchAll)
     app.state.store = store
     app.state.clock = clock
+    # Bulletins to the sites and their emergency reports: routers in their own modules.
+    app.state.notices = bulletins.open_notices(store)
+    app.include_router(bulletins.router)
+    app.include_router(reports.router)
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
@@ -213,7 +192,7 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
     @app.post(INGEST_PATH, openapi_extra=_INGEST_DOC)
     async def ingest(request: Request) -> JSONResponse:
         body = await read_limited(request)
-        site_id, _key = authenticate_site(request, body)
+        site_id, key = authenticate_site(request, body)
         try:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -250,7 +229,10 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             {"id": str(m.id), "kind": m.kind, "at": m.at, "body": m.body} for m in batch.messages
         ]
         held = store.ingest(site_id, messages, clock.now())
-        return JSONResponse({"held": held, "acks": store.pending_acks(site_id)})
+        reply = {"held": held, "acks": store.pending_acks(site_id)}
+        # Signed bulletins and report acknowledgements for this site (hub/bulletins.py).
+        reply |= bulletins.reply_notices(app.state.notices, clock.now(), site_id, key, messages)
+        return JSONResponse(reply)
 
     @app.post(INGEST_COMPACT_PATH, openapi_extra=_COMPACT_DOC)
     async def ingest_compact(request: Request) -> JSONResponse:

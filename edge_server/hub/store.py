@@ -42,7 +42,8 @@ from edge_server.uplink.protocol import iso, parse_iso
 
 log = logging.getLogger(__name__)
 DB_NAME = "hub.sqlite"
-ROLES = ("operator", "admin")
+# viewer: reads the board and the logs; writes nothing (bulletins, acknowledgements need operator).
+ROLES = ("operator", "admin", "viewer")
 _MASTER_CHECK = "master_key_check"
 
 _SCHEMA = """
@@ -58,6 +59,9 @@ CREATE TABLE IF NOT EXISTS messages (
     received_at TEXT NOT NULL, body TEXT NOT NULL,
     UNIQUE(site_id, id)
 );
+-- Emergency reports across all sites for the board (hub/reports.py); partial: statuses do not
+-- pay for it.
+CREATE INDEX IF NOT EXISTS messages_reports ON messages(seq) WHERE kind = 'report';
 CREATE TABLE IF NOT EXISTS site_status (
     site_id TEXT PRIMARY KEY, at TEXT NOT NULL, body TEXT NOT NULL
 );
@@ -754,6 +758,20 @@ class HubStore:
             rows = self._db.execute(sql + " ORDER BY seq", params).fetchall()
         return [
             {"id": r[0], "kind": r[1], "at": r[2], "received_at": r[3], "body": json.loads(r[4])}
+            for r in rows
+        ]
+
+    def messages_of_kind(self, kind: str, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` messages of one kind across all sites, newest first (emergency
+        reports for the board, hub/reports.py; the partial index messages_reports)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT site_id, id, kind, at, received_at, body FROM messages WHERE kind = ? "
+                "ORDER BY seq DESC LIMIT ?", (kind, limit),
+            ).fetchall()
+        return [
+            {"site_id": r[0], "id": r[1], "kind": r[2], "at": r[3], "received_at": r[4],
+             "body": _loads(r[5])}
             for r in rows
         ]
 

@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 AckCallback = Callable[[list[dict[str, Any]]], None]
 # Called after a message moved to the dead letters (the service records an event).
 DeadLetterCallback = Callable[[DeadLetter], None]
+# Called with every 200 reply (after the outbox let go of `held`): the signed bulletins and
+# report acknowledgements in it are edge_server/crisis's (docs/uplink-protocol.md, 1b).
+ReplyCallback = Callable[[dict[str, Any]], None]
 
 # 400/422 refuse what a batch holds. site_mismatch is about the site's setup (the batch's
 # site_id differs from X-NSP-Site), not about a message: splitting the batch cannot help.
@@ -103,6 +106,7 @@ class Uplink:
         on_dead_letter: DeadLetterCallback | None = None,
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_reply: ReplyCallback | None = None,
     ) -> None:
         self.site_id = site_id
         self._key = key
@@ -111,6 +115,7 @@ class Uplink:
         self.clock = clock
         self.on_acks = on_acks
         self.on_dead_letter = on_dead_letter
+        self.on_reply = on_reply
         self._rng = rng or random.Random()
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -236,6 +241,11 @@ class Uplink:
                 self.on_acks(acks)
             except Exception:  # the callback's bug must not stop delivery
                 log.exception("uplink: applying hub acknowledgements failed")
+        if self.on_reply is not None and isinstance(reply, dict):
+            try:
+                self.on_reply(reply)
+            except Exception:  # as above: delivery goes on
+                log.exception("uplink: handling the hub's reply failed")
         self.batches_sent += 1
         return ExchangeResult(True, 200, len(batch), removed)
 

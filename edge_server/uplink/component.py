@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ class UplinkComponent:
         self.uplink: Uplink | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Called with each 200 reply of the hub (edge_server/crisis: bulletins, report acks).
+        self.reply_listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def link_up(self) -> bool | None:
         return None if self.uplink is None else self.uplink.link_up()
@@ -108,6 +111,13 @@ class UplinkComponent:
             data=dead.summary(),
         )
 
+    def _on_reply(self, reply: dict[str, Any]) -> None:
+        for listener in list(self.reply_listeners):
+            try:
+                listener(reply)
+            except Exception:  # one listener's fault must not keep the reply from the others
+                log.exception("uplink: a reply listener failed")
+
     def _engine(self) -> RulesEngine | None:
         return None if self.rules is None else self.rules.engine
 
@@ -124,6 +134,7 @@ class UplinkComponent:
             self.clock,
             on_acks=self._apply_acks,
             on_dead_letter=self._dead_letter_event,
+            on_reply=self._on_reply,
         )
         engine = self._engine()
         if engine is not None:

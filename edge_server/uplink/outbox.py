@@ -2,8 +2,9 @@
 
 - `enqueue(kind, body, at)` stores a message with a fresh UUID (the idempotency key) in one
   committed transaction: once it returns, a crash or kill -9 cannot lose the message.
-- `next_batch(n)` drains in this order: every non-status message (alerts, events, generator tests,
-  commissioning records) oldest first, then only the LATEST status. Older statuses are superseded
+- `next_batch(n)` drains in this order: emergency reports, then every other non-status message
+  (alerts, events, generator tests, commissioning records, receipts) oldest first, then only the
+  LATEST status. Older statuses are superseded
   (after an outage only the latest status matters) and are dropped when a batch is built; every
   other message is removed only by `ack(ids)`, i.e. when the hub has reported it holds the id.
   Alerts go before statuses so a backlog after days of outage gets the alerts through first.
@@ -19,13 +20,13 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edge_server.sqlite_durable import open_durable, write_transaction
 from edge_server.uplink.protocol import KINDS, iso
 
 _SCHEMA = """
@@ -104,27 +105,16 @@ class Outbox:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a site loses mains power by design; a committed message must survive that too.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = open_durable(path)
         self._db.executescript(_SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
         if "refusals" not in columns:
             self._db.execute(_REFUSALS_COLUMN)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """One write transaction under the lock: committed whole, or rolled back whole."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        return write_transaction(self._lock, self._db)
 
     def close(self) -> None:
         with self._lock:
@@ -157,9 +147,11 @@ class Outbox:
             if latest is not None:
                 # Superseded statuses: only the newest one matters to the C-NSP.
                 self._db.execute("DELETE FROM outbox WHERE kind = 'status' AND seq < ?", (latest,))
+            # Emergency reports first: a person typed them and waits for the C-NSP (a
+            # backlog of days of alerts must not hold one up), then the rest in order.
             rows = self._db.execute(
                 "SELECT seq, id, kind, at, body FROM outbox WHERE kind != 'status' "
-                "ORDER BY seq LIMIT ?",
+                "ORDER BY kind != 'report', seq LIMIT ?",
                 (max_messages,),
             ).fetchall()
             if len(rows) < max_messages and latest is not None:

@@ -35,8 +35,10 @@ HEADER_HUB_TIME = "X-NSP-Hub-Time"
 # A request whose timestamp is further than this from the hub's clock is refused (replay window).
 TIMESTAMP_WINDOW_S = 300
 
-Kind = Literal["status", "alert", "event", "gentest", "commissioning"]
-KINDS: tuple[str, ...] = ("status", "alert", "event", "gentest", "commissioning")
+Kind = Literal["status", "alert", "event", "gentest", "commissioning", "report", "receipt"]
+KINDS: tuple[str, ...] = (
+    "status", "alert", "event", "gentest", "commissioning", "report", "receipt",
+)
 SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
 
@@ -275,6 +277,36 @@ class CommissioningBody(BaseModel):
     nodes: list[NodeRecord]
 
 
+# An emergency report (noodhulpmelding) typed by site staff (edge_server/crisis/): the C-NSP
+# acknowledges it and the acknowledgement comes back signed (edge_server/uplink/notices.py).
+ReportKind = Literal["medical", "fire", "missing_person", "other"]
+Urgency = Literal["immediate", "urgent", "normal"]
+REPORT_TEXT_MAX = 2000  # a long phone call's worth of notes; the board shows all of it
+REPORT_LOCATION_MAX = 200
+
+
+class ReportBody(BaseModel):
+    model_config = _BODY
+    report_id: CanonicalUuid  # the same fact by radio and by the primary link: one report
+    kind: ReportKind
+    urgency: Urgency
+    location: Annotated[str, Field(min_length=1, max_length=REPORT_LOCATION_MAX)]
+    people: Annotated[int, Field(ge=0, le=100_000)] | None = None  # null: not known
+    text: Annotated[str, Field(max_length=REPORT_TEXT_MAX)] = ""
+    reported_by: str | None = None  # the staff member's account (null: by radio)
+    reported_at: IsoTime
+
+
+class ReceiptBody(BaseModel):
+    """The site holds a signed notice of its hub: a bulletin or a report acknowledgement. The
+    hub repeats a notice in its replies until the receipt arrives."""
+
+    model_config = _BODY
+    of: Literal["bulletin", "report_ack"]
+    id: CanonicalUuid  # the bulletin's id, or the acknowledged report's report_id
+    received_at: IsoTime
+
+
 def body_model(kind: str) -> type[BaseModel]:
     """The model of a kind's body (KeyError for an unknown kind)."""
     return _BODY_MODELS[kind]
@@ -286,6 +318,8 @@ _BODY_MODELS: dict[str, type[BaseModel]] = {
     "event": EventBody,
     "gentest": GentestBody,
     "commissioning": CommissioningBody,
+    "report": ReportBody,
+    "receipt": ReceiptBody,
 }
 
 # Deeper JSON than this is refused: no message of this protocol nests more than 5 levels, and
