@@ -119,7 +119,22 @@ class StorageSection(_Strict):
     raw_days: Annotated[int, Field(ge=1, le=3660)] = 30
     minute_days: Annotated[int, Field(ge=1, le=36600)] = 3 * 366
     hour_days: Annotated[int, Field(ge=1, le=36600)] = 10 * 366
+    # Thinning (docs/storage.md): store a reading when it moved by its deadband since the last
+    # stored one, or every heartbeat_s; states, faults and gaps always. Rules see every poll.
+    thinning: bool = True
+    heartbeat_s: Annotated[float, Field(ge=2, le=3600)] = 300.0
+    # Per register name, in the register's unit, e.g. { fridge_temp_c = 0.1 }: overrides the
+    # defaults of edge_server/storage/thinning.py.
+    deadband: dict[str, Annotated[float, Field(ge=0)]] = {}
     influx: InfluxSection | None = None
+
+    @field_validator("deadband")
+    @classmethod
+    def _deadband_on_measurements(cls, value: dict[str, float]) -> dict[str, float]:
+        from edge_server.storage.thinning import check_deadband
+
+        check_deadband(value)
+        return value
 
 
 class PollSection(_Strict):
@@ -255,6 +270,12 @@ class SiteConfig(_Strict):
                 load_profile(gen.profile)
             except ProfileError as exc:
                 raise ValueError(f"generators[{i}].profile: {exc}") from None
+        if self.storage.thinning and self.storage.heartbeat_s >= self.rules.max_sample_gap_s:
+            raise ValueError(
+                f"storage.heartbeat_s: {self.storage.heartbeat_s:g} s is not below "
+                f"rules.max_sample_gap_s ({self.rules.max_sample_gap_s:g} s): after a restart the "
+                "rules would count the time between two stored rows as unknown; lower it"
+            )
         if self.radio.enabled and not self.uplink.enabled:
             raise ValueError(
                 "radio.enabled: the radio is the backup of the uplink and signs with its key: "

@@ -126,8 +126,8 @@ async def test_full_disk_shows_in_metrics_and_the_service_keeps_going(service: S
     storage = service.storage.require()
     cycle(service, 5.0, False)
     storage.set_size_limit_pages(storage.connection.execute("PRAGMA page_count").fetchone()[0])
-    for k in range(2000):
-        cycle(service, 5.0 + k / 1000, k % 2 == 0)
+    for k in range(2000):  # each step beyond the 0.1 °C deadband: every poll is a row to store
+        cycle(service, 5.0 + k / 5, k % 2 == 0)
         if storage.health.disk_full:
             break
     async with client(service) as c:
@@ -137,7 +137,7 @@ async def test_full_disk_shows_in_metrics_and_the_service_keeps_going(service: S
         assert _metric(text, "nsp_storage_rows_pending") > 0
         # Polling goes on: the latest value is served, and so is the site page's data.
         assert _metric(text, "nsp_reading", channel="fridge_temp_c") == pytest.approx(
-            5.0 + k / 1000)
+            5.0 + k / 5)
         assert (await c.get("/api/v1/site")).status_code == 200
     storage.set_size_limit_pages(1_000_000)
     cycle(service, 6.0, False)

@@ -37,6 +37,7 @@ from edge_server.auth import USERS_SCHEMA
 from edge_server.clock import Clock
 from edge_server.state import SiteState
 from edge_server.storage.db import _split_sql, open_db
+from edge_server.storage.thinning import Thinning
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,7 @@ class SqliteStorage:
         maintain_every_s: float = 60.0,
         close_after_s: float = 60.0,
         max_pending_rows: int = 100_000,
+        thinning: Thinning | None = None,
     ) -> None:
         self.path = Path(path)
         self.clock = clock
@@ -203,6 +205,21 @@ class SqliteStorage:
         # the last cycle (same timestamp) is not stored twice; a gap is stored once per outage.
         self._last: dict[str, tuple[int, bool]] = {}
         self._pending: list[Row] = []
+        # Thinning (None: every poll stored). Per channel: its deadband, the (t_ms, value) of
+        # the last GOOD value kept (None after a gap), and the newest poll NOT kept (stored
+        # when the value then moves, so a step shows as a step and not as a ramp).
+        self.thinning = thinning
+        self._deadband: dict[str, float] = {}
+        self._kept: dict[str, tuple[int, float] | None] = {}
+        self._held: dict[str, Row] = {}
+        # With thinning the raw rows no longer hold every poll, so the 1-minute aggregates are
+        # counted here from every poll: channel -> minute start -> [min, sum, max, count];
+        # written to agg_1m when the minute closes (maintain). _acc_from: the first minute
+        # counted in memory; earlier minutes are aggregated from the raw rows as without thinning.
+        self._acc: dict[str, dict[int, list[float]]] = {}
+        self._acc_seen: dict[str, int] = {}
+        self._acc_from: int | None = None
+        self._acc_lock = threading.Lock()
         self._next_maintain_s: float | None = None
         self._full_logged = False
 
@@ -215,6 +232,7 @@ class SqliteStorage:
             raw_days=storage.raw_days,
             minute_days=storage.minute_days,
             hour_days=storage.hour_days,
+            thinning=Thinning.from_settings(storage),
         )
 
     def close(self) -> None:
@@ -236,6 +254,8 @@ class SqliteStorage:
     # --- writing --------------------------------------------------------------------------
 
     def rows_from_state(self, state: SiteState) -> list[Row]:
+        if self.thinning is not None:
+            return self._thinned_rows(state, self.thinning)
         rows: list[Row] = []
         for channel, r in state.readings.items():
             t_ms = to_ms(r.at)
@@ -247,6 +267,61 @@ class SqliteStorage:
             elif last is None or not last[1]:
                 rows.append(Row(channel, r.unit, t_ms, None))  # start of a gap
         return rows
+
+    def _thinned_rows(self, state: SiteState, thin: Thinning) -> list[Row]:
+        """The rows to keep of this cycle (deadband + heartbeat); every new GOOD poll is
+        counted into the in-memory minute aggregates first."""
+        rows: list[Row] = []
+        heartbeat_ms = int(thin.heartbeat_s * 1000)
+        for channel, r in state.readings.items():
+            t_ms = to_ms(r.at)
+            value = float(r.value) if r.ok else math.nan  # type: ignore[arg-type]
+            if not math.isfinite(value):
+                if channel not in self._kept or self._kept[channel] is not None:
+                    self._kept[channel] = None  # start of a gap: always stored
+                    self._held.pop(channel, None)
+                    rows.append(Row(channel, r.unit, t_ms, None))
+                continue
+            if self._acc_seen.get(channel) == t_ms:
+                continue  # the same poll as last cycle (node not read again yet)
+            self._acc_seen[channel] = t_ms
+            self._count(channel, t_ms, value)
+            kept = self._kept.get(channel)
+            row = Row(channel, r.unit, t_ms, value)
+            if kept is None:
+                due = True
+            else:
+                band = self._deadband.get(channel)
+                if band is None:
+                    band = self._deadband[channel] = thin.deadband(channel)
+                moved = thin.moved(band, kept[1], value)
+                due = moved or t_ms - kept[0] >= heartbeat_ms
+                held = self._held.get(channel)
+                if moved and band > 0 and held is not None and held.t_ms > kept[0]:
+                    rows.append(held)  # the last poll before the move (a state: held = kept)
+            if due:
+                self._kept[channel] = (t_ms, value)
+                self._held.pop(channel, None)
+                rows.append(row)
+            else:
+                self._held[channel] = row
+        return rows
+
+    def _count(self, channel: str, t_ms: int, value: float) -> None:
+        minute = t_ms // MINUTE_MS * MINUTE_MS
+        with self._acc_lock:
+            if self._acc_from is None:
+                self._acc_from = minute
+            if minute < self._acc_from:
+                return  # a late poll of a minute aggregated from the raw rows
+            acc = self._acc.setdefault(channel, {}).get(minute)
+            if acc is None:
+                self._acc[channel][minute] = [value, value, value, 1.0]
+            else:
+                acc[0] = min(acc[0], value)
+                acc[1] += value
+                acc[2] = max(acc[2], value)
+                acc[3] += 1
 
     def on_cycle(self, state: SiteState, now: datetime) -> None:
         """SiteState listener: store this cycle's readings in one transaction; run retention
@@ -411,6 +486,46 @@ class SqliteStorage:
 
     def _aggregate_minutes(self, now_ms: int) -> None:
         end = (now_ms - self.close_after_ms) // MINUTE_MS * MINUTE_MS
+        if self.thinning is not None and self._acc_from is not None:
+            # From the raw rows only what came before the in-memory count, then the counts.
+            self._aggregate_stored_minutes(min(end, self._acc_from))
+            self._write_counted_minutes(end)
+        else:
+            self._aggregate_stored_minutes(end)
+
+    def _write_counted_minutes(self, end: int) -> None:
+        """Move the in-memory counts of the minutes before `end` into agg_1m (one
+        transaction, with the watermark)."""
+        with self._acc_lock:
+            closed = [(ch, m, acc) for ch, minutes in self._acc.items()
+                      for m, acc in minutes.items() if m < end]
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            params = []
+            for ch, m, (lo, total, hi, n) in closed:
+                cid = self._channel_ids.get(ch)
+                if cid is None:  # counted, but its first row is not committed yet
+                    cid = self._channel_ids[ch] = self._create_channel(ch, "")
+                params.append((cid, m, lo, total / n, hi, int(n)))
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO agg_1m(channel_id, t, min, mean, max, count) "
+                "VALUES (?, ?, ?, ?, ?, ?)", params)
+            done = self._meta("agg_1m_until")
+            if done is None or end > done:
+                self._set_meta("agg_1m_until", end)
+        with self._acc_lock:
+            for ch, m, _acc in closed:
+                del self._acc[ch][m]
+
+    def _open_minute_rows(
+        self, channel: str, a: int, b: int
+    ) -> list[tuple[int, float, float, float, int]]:
+        with self._acc_lock:
+            minutes = sorted(self._acc.get(channel, {}).items())
+            return [(m, lo, total / n, hi, int(n)) for m, (lo, total, hi, n) in minutes
+                    if a <= m < b]
+
+    def _aggregate_stored_minutes(self, end: int) -> None:
         start = self._meta("agg_1m_until")
         channels = self._channel_list()
         if start is None:
@@ -599,10 +714,16 @@ class SqliteStorage:
         rows: list[tuple[int, float, float, float, int]] = list(self._reader.execute(
             "SELECT t, min, mean, max, count FROM agg_1m "
             "WHERE channel_id = ? AND t >= ? AND t < ? ORDER BY t", (cid, a, split)))
+        counted_from = self._acc_from if self.thinning is not None else None
+        raw_end = b if counted_from is None else max(split, min(b, counted_from))
         rows += self._reader.execute(
             "SELECT t / 60000 * 60000 AS m, min(value), avg(value), max(value), count(value) "
             "FROM readings WHERE channel_id = ? AND t >= ? AND t < ? AND value IS NOT NULL "
-            "GROUP BY t / 60000 ORDER BY m", (cid, split, b)).fetchall()
+            "GROUP BY t / 60000 ORDER BY m", (cid, split, raw_end)).fetchall()
+        if counted_from is not None:  # the open minutes: counted from every poll, in memory
+            name = self._reader.execute(
+                "SELECT name FROM channels WHERE id = ?", (cid,)).fetchone()[0]
+            rows += self._open_minute_rows(name, max(split, raw_end), b)
         return rows
 
 
