@@ -33,7 +33,8 @@ from edge_server.commission.assess import (
     render_text,
     to_json,
 )
-from edge_server.commission.probe import ReadBus, commission, make_client, scan, watch
+from edge_server.commission.genset import check_generators
+from edge_server.commission.probe import Extra, ReadBus, commission, make_client, scan, watch
 from edge_server.commission.texts import Lang, Level, message
 from edge_server.commission.walkaround import walk_around
 from edge_server.config import (
@@ -141,8 +142,9 @@ def _bench_bus(args: argparse.Namespace) -> RtuBus | TcpBus:
 
 
 async def _plan(args: argparse.Namespace, lang: Lang, clients: dict[str, ReadBus],
-                ) -> tuple[list[Target], list[Check]]:
-    """The targets (from the config, or found by a scan) and the scan's own report lines."""
+                ) -> tuple[list[Target], list[Check], Extra | None]:
+    """The targets (from the config, or found by a scan), the scan's own report lines and the
+    generator controllers' checks (`[[generators]]`, commission/genset.py)."""
     if args.config is not None:
         try:
             cfg = load_config(args.config)
@@ -157,11 +159,21 @@ async def _plan(args: argparse.Namespace, lang: Lang, clients: dict[str, ReadBus
         for n in nodes:
             if n.bus not in clients:
                 clients[n.bus] = make_client(cfg.bus(n.bus), timeout, cfg.poll.retries)
-        return [Target(n.name, n.bus, n.unit, tuple(n.roles)) for n in nodes], []
+        gens = [g for g in cfg.generators if args.unit is None or g.unit == args.unit]
+        for g in gens:
+            if g.bus not in clients:
+                clients[g.bus] = make_client(cfg.bus(g.bus), timeout, cfg.poll.retries)
+
+        async def generators() -> list[Check]:
+            where = {bus: c.describe for bus, c in clients.items()}
+            return await check_generators(gens, clients, where)
+
+        targets = [Target(n.name, n.bus, n.unit, tuple(n.roles)) for n in nodes]
+        return targets, [], generators if gens else None
     bus = _bench_bus(args)
     clients[bus.name] = make_client(bus, args.timeout or DEFAULT_TIMEOUT_S, 1)
     if args.unit is not None:
-        return [Target(f"unit{args.unit}", bus.name, args.unit)], []
+        return [Target(f"unit{args.unit}", bus.name, args.unit)], [], None
     units = args.units or list(range(1, 248))
     scanner = make_client(bus, args.scan_timeout, 0)
     t0 = time.monotonic()
@@ -177,7 +189,7 @@ async def _plan(args: argparse.Namespace, lang: Lang, clients: dict[str, ReadBus
     else:
         check = Check.msg(Level.INFO, "scan_found", "scan_found", bus=where,
                           units=", ".join(map(str, found)), seconds=seconds)
-    return [Target(f"unit{u}", bus.name, u) for u in found], [check]
+    return [Target(f"unit{u}", bus.name, u) for u in found], [check], None
 
 
 async def commission_main(
@@ -212,7 +224,7 @@ async def commission_main(
         raise UsageError("--by names who commissioned for --record: add --record")
     try:
         try:
-            targets, scan_checks = await _plan(args, lang, clients)
+            targets, scan_checks, extra = await _plan(args, lang, clients)
         except PortUnavailable as exc:  # the port itself: missing, busy, refused
             where = next(iter(clients.values())).describe if clients else "?"
             out_check = port_error_check(where, str(exc))
@@ -228,7 +240,7 @@ async def commission_main(
                 prompts.write(line + "\n")
                 prompts.flush()
 
-            report = await commission(targets, clients)
+            report = await commission(targets, clients, extra)
             for node in report.nodes:
                 if node.answered and node.blocks:
                     node.checks += await walk_around(
@@ -238,7 +250,8 @@ async def commission_main(
         else:
             interval = args.watch
             report = await watch(targets, clients, interval or 0.0, emit,
-                                 iterations=0 if interval is None else iterations, sleep=sleep)
+                                 iterations=0 if interval is None else iterations, sleep=sleep,
+                                 extra=extra)
         if record:
             _record(args, report, sys.stderr if args.json else stream)
         return report.exit_code

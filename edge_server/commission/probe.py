@@ -79,8 +79,13 @@ async def _whoever_answers(client: ReadBus, size: int) -> list[int] | None:
         return None
 
 
-async def commission(targets: list[Target], clients: dict[str, ReadBus]) -> SiteReport:
-    """Read every target; buses in parallel, the nodes of one bus one after the other."""
+Extra = Callable[[], Awaitable[list[Check]]]
+
+
+async def commission(targets: list[Target], clients: dict[str, ReadBus],
+                     extra: Extra | None = None) -> SiteReport:
+    """Read every target; buses in parallel, the nodes of one bus one after the other. `extra`
+    adds site checks read after the nodes (the generator controllers: commission/genset.py)."""
     by_bus: dict[str, list[Target]] = {}
     for t in targets:
         by_bus.setdefault(t.bus, []).append(t)
@@ -98,6 +103,8 @@ async def commission(targets: list[Target], clients: dict[str, ReadBus]) -> Site
             site.checks.append(Check.msg(Level.FAIL, "bus_silent", "bus_silent",
                                          bus=clients[bus].describe))
     site_checks(site)
+    if extra is not None:
+        site.checks += await extra()
     return site
 
 
@@ -124,16 +131,17 @@ async def watch(
     emit: Callable[[SiteReport, SiteReport | None], None],
     iterations: int | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    extra: Extra | None = None,
 ) -> SiteReport:
     """Read, emit, then every interval_s read again and emit (with the previous report, so the
     caller shows what changed). `iterations` reads after the first (None: until cancelled);
     `sleep` is injected so tests move the world instead of waiting."""
-    report = await commission(targets, clients)
+    report = await commission(targets, clients, extra)
     emit(report, None)
     done = 0
     while iterations is None or done < iterations:
         await sleep(interval_s)
-        new = await commission(targets, clients)
+        new = await commission(targets, clients, extra)
         emit(new, report)
         report = new
         done += 1
