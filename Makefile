@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TYPINGS := typings/.installed
 
-.PHONY: setup demo test bench lint typecheck firmware-check clean
+.PHONY: setup demo test bench lint typecheck firmware-check screenshots clean
 
 WASM   := firmware/wasm/node_modules/.installed
 
@@ -47,6 +47,17 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --config-file firmware/mypy.ini firmware
+
+# The pictures in the README and docs/img, taken by the browser tests themselves (tests/shots.py)
+# in a real Chromium, so they show what the tests checked.
+SHOTS := site-page site-page-gentest hub-board gentest-report
+screenshots: setup
+	rm -rf .shots
+	NSP_SCREENSHOTS=.shots $(PY) -m pytest -q tests/test_site_page_v2.py \
+	    tests/test_site_page_gentest.py tests/test_hub_gentests.py tests/test_gentest_api.py
+	for s in $(SHOTS); do cp .shots/$$s.png docs/img/$$s.png; done
+	rm -rf .shots
+	@echo "==> docs/img: $(SHOTS)"
 
 clean:
 	rm -rf $(VENV) typings .pytest_cache

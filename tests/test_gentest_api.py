@@ -29,6 +29,7 @@ from edge_server.hub.testing import running_hub
 from edge_server.rules.settings import RulesSettings
 from edge_server.service import Service
 from tests.conftest import ROOT, need_tool
+from tests.shots import shot_path
 from tests.test_hub_api import schema_validator
 from tests.test_poller import RMAP, Peer, image, make_peer, peers  # noqa: F401  (fixture)
 
@@ -225,6 +226,11 @@ async def test_an_unverified_test_report_pdf_and_readiness(tmp_path: Path,
                            "Verloop / Course of the test"):
                 assert needle in text, f"{needle!r} not in the report:\n{text}"
             assert "NIET VOLDAAN" not in text and "PASSED" not in text
+            # the report as a picture for docs/ (`make screenshots`); pdftoppm is poppler's too
+            png = shot_path(tmp_path, "gentest-report")
+            subprocess.run(["pdftoppm", "-png", "-r", "70", "-singlefile", str(pdf), str(png)],
+                           check=True, capture_output=True)
+            assert png.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert (await c.get("/api/v1/gentests/77/report.pdf")).status_code == 404
         # the same report from the command line, reading site.db while the service runs
         toml = tmp_path / "site.toml"

@@ -32,11 +32,11 @@ from edge_server.hub.testing import (
 )
 from edge_server.uplink.protocol import encode_batch, iso, sign_headers
 from tests.conftest import ROOT, need_tool
+from tests.shots import shot_path
 from tests.test_hub_api import schema_validator
 from tests.test_hub_board import CHROMIUM_ARGS
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-SCREENSHOT = Path("/tmp/hub-board-gentests.png")
 
 
 @pytest.fixture
@@ -237,7 +237,7 @@ def test_commissioning_is_shown_and_an_invalid_body_is_refused(hub: RunningHub) 
 
 # ---------------------------------------------------------------- the board
 def test_board_shows_gentest_column_nl_en_and_the_overdue_filter(
-        hub: RunningHub, region: dict[str, bytes]) -> None:
+        hub: RunningHub, region: dict[str, bytes], tmp_path: Path) -> None:
     need_tool("chromium", "apt-get install -y chromium")
     from playwright.sync_api import expect, sync_playwright
 
@@ -273,7 +273,7 @@ def test_board_shows_gentest_column_nl_en_and_the_overdue_filter(
             expect(page.locator(".count-gentest-late")).to_have_text(
                 "⚠ Aggregaattest mislukt, te laat of nooit: 3")
             expect(page.locator("#register")).to_have_text("Register generatortests (CSV)")
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            page.screenshot(path=str(shot_path(tmp_path, "hub-board.png")), full_page=True)
             page.check("#gt-filter")  # "who is overdue" this morning
             expect(rows).to_have_count(3)
             assert [rows.nth(i).get_attribute("data-site") for i in range(3)] == [

@@ -179,7 +179,8 @@ async def test_technician_starts_the_test_and_follows_its_progress_to_the_result
     bar = page.locator("#gt-progress")
     assert float(await bar.evaluate("e => e.value")) == pytest.approx(1 / 3, abs=0.001)
     await expect(bar).to_have_attribute("aria-valuetext", "33 %")
-    await page.locator("#gentest").screenshot(path="/tmp/site-page-gentest-progress.png")
+    await page.locator("#gentest").screenshot(
+        path=str(shot_path(tmp_path, "site-page-gentest.png")))
     await page.screenshot(path=str(shot_path(tmp_path, "gentest-progress-phone.png")),
                           full_page=True)
     width = await page.evaluate("document.documentElement.scrollWidth")
@@ -208,7 +209,7 @@ async def test_technician_starts_the_test_and_follows_its_progress_to_the_result
     await expect(page.locator("#gt-report")).to_have_attribute(
         "href", f"/api/v1/gentests/{test_id}/report.pdf")
     assert site.coil_writes() == [True, False]
-    await page.locator("#gentest").screenshot(path="/tmp/site-page-gentest-done.png")
+    await page.locator("#gentest").screenshot(path=str(shot_path(tmp_path, "gentest-done.png")))
 
 
 async def test_without_a_token_or_with_a_lower_role_nothing_starts(
@@ -268,7 +269,8 @@ async def test_mains_absent_disables_start_and_the_edge_still_refuses(
     await expect(why).to_have_text("Netstroom is afwezig: een test start nooit als de locatie "
                                    "het aggregaat nodig kan hebben")
     await expect(page.locator("#mains")).to_have_text("NETSTROOM UITGEVALLEN")
-    await page.locator("#gentest").screenshot(path="/tmp/site-page-gentest-mains-absent.png")
+    await page.locator("#gentest").screenshot(
+        path=str(shot_path(tmp_path, "gentest-mains-absent.png")))
     await page.click("#lang")
     await expect(why).to_have_text("Mains is absent: a test never starts while the site may "
                                    "need the generator")

@@ -10,7 +10,6 @@ Screenshots go to tmp_path (or to $SITE_PAGE_SHOTS when set, to look at them).
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from edge_server.service import Part, Service
 from edge_server.storage.component import site_db_path
 from edge_server.storage.sqlite import Row, to_ms
 from tests.conftest import free_port, need_tool
+from tests.shots import shot_path
 from tests.test_poller import Peer, image, site
 from tests.test_site_page import CHROMIUM_ARGS
 
@@ -104,12 +104,6 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
             )
     finally:
         await peer.stop()
-
-
-def shot_path(tmp_path: Path, name: str) -> Path:
-    folder = Path(os.environ.get("SITE_PAGE_SHOTS", str(tmp_path)))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / name
 
 
 @pytest.fixture
