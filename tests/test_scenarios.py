@@ -26,6 +26,7 @@ READINESS: dict[str, tuple[set[str], bool]] = {
     "starter-battery-weak": ({"READY", "NOT_READY"}, False),
     "mains-outage-72h": ({"READY"}, True),
     "generator-fails-to-start": ({"READY", "NOT_READY"}, False),
+    "genset-witness-disagrees": ({"READY", "NOT_READY"}, False),
 }
 # blackout-and-link-down-72h has its own test with the link checks (test_scenario_blackout.py).
 IN_PROCESS = [s.name for s in library.SCENARIOS
@@ -70,6 +71,16 @@ async def test_scenario(name: str, tmp_path: Path) -> None:
         assert on_generator["learned_weight"] == 1.0
         assert on_generator["refuel_before"] is not None  # running: a time to refuel by
         assert result["autonomy"]["refuel_before"] is None  # mains back: nothing burns
+    if name == "genset-witness-disagrees":
+        # the virtual controller over TCP says running, the node says not: the witness alert
+        # comes before the node's bit alone gives GEN_FAILED_TO_START, and clears once the set
+        # has stopped after mains is back
+        by_code = {a["code"]: a for a in result["alerts"]}
+        witness = by_code["GENSET_WITNESS_DISAGREES"]
+        assert witness["subject"] == "gen.controller_running"
+        assert witness["raised_at"] < by_code["GEN_FAILED_TO_START"]["raised_at"]
+        assert witness["cleared_at"] is not None
+        assert witness["cleared_at"] > by_code["MAINS_LOST"]["cleared_at"]
     if name == "fridge-probe-unplugged":
         fault = [a for a in result["alerts"] if a["code"] == "FRIDGE_PROBE_FAULT"][0]
         assert fault["cleared_at"] is not None  # re-plugged: the 85.0 °C start is not a value

@@ -187,6 +187,35 @@ SCENARIOS += (
     ),
 )
 
+# Two witnesses of one generator (docs/generators.md, "The run-sense witness"): the virtual DSE
+# controller beside the power node (scenarios/genset.py). In the node's world the set does not
+# start -- what the node sees when its run-sense wire is cut -- while the controller's set starts
+# on the outage and carries the site.
+SCENARIOS += (
+    Scenario(
+        "genset-witness-disagrees",
+        "Mains fails; the generator runs, but the power node's run-sense says it does not",
+        "De netstroom valt uit; het aggregaat draait, maar de draaimelding van het "
+        "vermogensknooppunt zegt van niet",
+        (
+            SETTLE,
+            Phase("the power node's run-sense sees no running set", 5 * MIN, MIN,
+                  (world("power", "gen_will_start", False),)),
+            Phase("mains lost: the controller starts the set", 30 * MIN, 30,
+                  (world("power", "mains_present", False),)),
+            Phase("mains back: the set cools down and stops", 15 * MIN, 30,
+                  (world("power", "mains_present", True),)),
+        ),
+        frozenset({"MAINS_LOST", "GEN_FAILED_TO_START", "GENSET_WITNESS_DISAGREES",
+                   "MAINS_RESTORED"}),
+        nodes=NODES[:1],
+        notes="The controller says running (1500 rpm), the node says not: after 60 s "
+              "GENSET_WITNESS_DISAGREES, before the node's bit alone gives GEN_FAILED_TO_START "
+              "(120 s); it clears when the set has stopped after mains is back.",
+        extra={"genset": {"mode": "auto"}},
+    ),
+)
+
 # The crisis rehearsed (issue: radio backup): mains AND the data link fail together at t=0 (after
 # the settling quarter hour); the runner stops the hub's HTTP server for link_down_s and the
 # radio fallback takes over (scenarios/runner.py LinkRehearsal, docs/radio.md).

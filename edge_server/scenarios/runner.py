@@ -36,6 +36,7 @@ from edge_server.radio.fallback import RadioFallback
 from edge_server.radio.hubair import HubAir
 from edge_server.radio.settings import RadioSettings
 from edge_server.rules.component import RulesEngine
+from edge_server.scenarios.genset import GensetRehearsal
 from edge_server.scenarios.library import Action, Scenario
 from edge_server.scenarios.world import VirtualNodeWorld, WorldDriver
 from edge_server.service import Part, Service
@@ -290,13 +291,17 @@ async def run_scenario(
     say = progress or (lambda _text: None)
     world = world or VirtualNodeWorld(scenario.nodes)
     world.start()
+    gens = GensetRehearsal.of(scenario.extra)  # extra["genset"]: the virtual controller
     conn = None
     service: Service | None = None
     link: LinkRehearsal | None = None
     try:
         clock = ManualClock(START)
-        config = parse_config(site_toml(scenario, world, workdir / "edge-data"))
-        service = Service(config, clock, parts=Part.NONE)
+        if gens is not None:
+            await gens.start()
+        toml = site_toml(scenario, world, workdir / "edge-data")
+        config = parse_config(toml if gens is None else toml + gens.toml())
+        service = Service(config, clock, parts=Part.NONE if gens is None else Part.GENSET)
         await service.start(run_poller=False)
         conn = open_db(workdir / "edge-data" / "site.db")
         _seed_gentest(conn, START - timedelta(days=10))
@@ -328,9 +333,12 @@ async def run_scenario(
             phases.append({"at": clock.now().isoformat(), "label": phase.label,
                            "actions": [a.describe() for a in phase.actions]})
             for action in phase.actions:
-                _apply(world, action)
+                if gens is None or not gens.apply(action):
+                    _apply(world, action)
             for _ in range(math.ceil(phase.duration_s / phase.step_s - 1e-9)):
                 world.advance(int(phase.step_s * 1000), phase.tick_ms)
+                if gens is not None:
+                    gens.advance(phase.step_s)
                 if link is None:
                     clock.advance(phase.step_s)
                 else:
@@ -393,4 +401,6 @@ async def run_scenario(
             await service.stop()
         if conn is not None:
             conn.close()
+        if gens is not None:
+            await gens.stop()
         world.stop()
