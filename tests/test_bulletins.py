@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from edge_server.clock import ManualClock
-from edge_server.hub.testing import RunningHub, running_hub, sample_status
+from edge_server.hub.testing import RunningHub, sample_status
 from edge_server.uplink.notices import (
     TEXT_MAX,
     TITLE_MAX,
@@ -30,20 +29,14 @@ from edge_server.uplink.notices import (
 )
 from edge_server.uplink.outbox import Outbox
 from edge_server.uplink.protocol import encode_batch, iso, sign_headers
+from tests import test_hub_api
 from tests.test_hub_api import schema_validator
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # the clock fixture's start
 
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def hub(tmp_path: Path, clock: ManualClock) -> Iterator[RunningHub]:
-    with running_hub(tmp_path / "hub", clock=clock) as h:
-        yield h
+# The fixtures of tests/test_hub_api.py (a hub on localhost with a ManualClock at T0).
+clock = test_hub_api.clock
+hub = test_hub_api.hub
 
 
 @pytest.fixture
