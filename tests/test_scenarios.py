@@ -26,7 +26,7 @@ READINESS: dict[str, tuple[set[str], bool]] = {
     "starter-battery-weak": ({"READY", "NOT_READY"}, False),
     "mains-outage-72h": ({"READY"}, True),
     "generator-fails-to-start": ({"READY", "NOT_READY"}, False),
-    "genset-witness-disagrees": ({"READY", "NOT_READY"}, False),
+    "genset-witness-disagrees": ({"READY", "DEGRADED", "NOT_READY"}, False),
 }
 # blackout-and-link-down-72h has its own test with the link checks (test_scenario_blackout.py).
 IN_PROCESS = [s.name for s in library.SCENARIOS

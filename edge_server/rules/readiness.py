@@ -59,6 +59,8 @@ REASONS: dict[str, tuple[ReadinessState, str, str]] = {
     "FRIDGE_PROBE_FAULT": (R.DEGRADED, "Fridge probe fault", "Storing koelkastvoeler"),
     "GEN_RUNNING_UNEXPECTED": (R.DEGRADED, "Generator runs unexpectedly",
                                "Aggregaat draait onverwacht"),
+    "GENSET_WITNESS_DISAGREES": (R.DEGRADED, "Generator controller and power node disagree",
+                                 "Regelaar en vermogensknooppunt zijn het oneens"),
     "NODE_OFFLINE": (R.DEGRADED, "A node does not answer", "Een knooppunt reageert niet"),
     "DATA_STALE": (R.DEGRADED, "Data is stale", "Gegevens zijn verouderd"),
     "UPLINK_DOWN": (R.DEGRADED, "No link to the C-NSP", "Geen verbinding met het C-NSP"),
@@ -81,6 +83,7 @@ ALERT_REASONS: dict[str, str] = {
     "FRIDGE_MKT": "FRIDGE_OUT_OF_RANGE",
     "FRIDGE_PROBE_FAULT": "FRIDGE_PROBE_FAULT",
     "GEN_RUNNING_UNEXPECTED": "GEN_RUNNING_UNEXPECTED",
+    "GENSET_WITNESS_DISAGREES": "GENSET_WITNESS_DISAGREES",
     "NODE_OFFLINE": "NODE_OFFLINE",
     "DATA_STALE": "DATA_STALE",
 }

@@ -93,6 +93,7 @@ ALERT_CODES: tuple[str, ...] = (
     "MAINS_RESTORED",
     "NODE_REBOOTED",
     "FUEL_REFUELLED",
+    "GENSET_WITNESS_DISAGREES",
 )
 _OTHER_CODE = 255
 
