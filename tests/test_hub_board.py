@@ -214,7 +214,7 @@ def test_hub_cli_registers_and_edits_what_the_board_shows(tmp_path: Path,
                      "--municipality", "Zwolle", "--region", "IJsselland"]) == 0
     assert cli.main(["hub", "add-site", "nsp-x-02", "nsp-x-03", "--data", data,
                      "--name", "Twee"]) == 2  # one name for two sites: refused
-    assert "--name names one site" in capsys.readouterr().err
+    assert "--name and --at name one site" in capsys.readouterr().err
     assert cli.main(["hub", "set-site", "nsp-x-01", "--data", data, "--name", "Kerk West"]) == 0
     assert "name 'Kerk West', municipality 'Zwolle', region 'IJsselland'" in \
         capsys.readouterr().out

@@ -71,6 +71,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         sp.add_argument("--name", help="the site as people call it, e.g. 'Buurthuis De Linde'")
         sp.add_argument("--municipality", help="e.g. Utrecht")
         sp.add_argument("--region", help="the safety region (veiligheidsregio), e.g. Utrecht")
+        sp.add_argument("--at", type=_location, metavar="LAT,LON",
+                        help="where the board's map draws the site, in decimal degrees "
+                             "(WGS84, as a phone's map app shows them), e.g. 52.0907,5.1214; "
+                             "'none' takes it off the map")
 
     a = hs.add_parser("add-site", help="register sites; prints 'ID KEY' per site")
     a.add_argument("ids", nargs="+", metavar="ID")
@@ -124,6 +128,31 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rd.add_argument("--window-s", type=int, default=300,
                     help="accepted frame clock difference, as the HTTP ingest (default 300)")
     common(rd)
+
+
+# The board's map shows the European Netherlands (edge_server/hub/static/nl-outline.json):
+# a site outside it is a typo (latitude and longitude swapped, a minus sign, a comma).
+_MAP_LAT, _MAP_LON = (50.5, 53.8), (3.2, 7.3)
+
+
+def _location(text: str) -> tuple[float | None, float | None]:
+    """(lat, lon), or (None, None) for 'none' (off the map)."""
+    if text.strip().lower() == "none":
+        return None, None
+    lat_text, sep, lon_text = text.partition(",")
+    try:
+        lat, lon = float(lat_text), float(lon_text)
+    except ValueError:
+        lat = lon = float("nan")
+    if not sep or lat != lat or lon != lon:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give LAT,LON in decimal degrees with a point, e.g. 52.0907,5.1214")
+    if not (_MAP_LAT[0] <= lat <= _MAP_LAT[1] and _MAP_LON[0] <= lon <= _MAP_LON[1]):
+        hint = " (latitude and longitude swapped?)" if _MAP_LAT[0] <= lon <= _MAP_LAT[1] else ""
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not in the Netherlands (latitude {_MAP_LAT[0]}-{_MAP_LAT[1]}, "
+            f"longitude {_MAP_LON[0]}-{_MAP_LON[1]}){hint}")
+    return lat, lon
 
 
 def _day(text: str) -> date:
@@ -188,18 +217,22 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
-            if len(ids) > 1 and args.name:
-                print(f"{prog}: --name names one site: give one ID with it (a municipality and "
-                      "region may go with several)", file=sys.stderr)
+            if len(ids) > 1 and (args.name or args.at is not None):
+                print(f"{prog}: --name and --at name one site: give one ID with them (a "
+                      "municipality and region may go with several)", file=sys.stderr)
                 return 2
             for site_id in ids:
                 key = store.add_site(site_id, now, name=args.name or "",
                                      municipality=args.municipality or "",
                                      region=args.region or "")
+                if args.at is not None:
+                    store.set_site_location(site_id, *args.at)
                 print(f"{site_id} {key}")
         elif command == "set-site":
             info = store.set_site_info(args.site_id, name=args.name,
                                        municipality=args.municipality, region=args.region)
+            if args.at is not None:
+                store.set_site_location(args.site_id, *args.at)
             print(f"{args.site_id}: " + ", ".join(f"{k} {v!r}" for k, v in info.items()))
         elif command == "rotate-key":
             grace = timedelta(hours=args.grace_hours)

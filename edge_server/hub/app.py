@@ -99,6 +99,7 @@ _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
 }
 
 
@@ -304,6 +305,8 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
             "name": site.get("name", ""),
             "municipality": site.get("municipality", ""),
             "region": site.get("region", ""),
+            "lat": site.get("lat"),  # the board's map (`hub add-site --at LAT,LON`)
+            "lon": site.get("lon"),
             "readiness": readiness,
             "reported_readiness": status.get("readiness"),
             "stale": stale,

@@ -101,7 +101,9 @@ _DERIVED_MARK = "derived_gentest_commissioning_v1"
 _SITE_COLUMNS = {"old_key": "TEXT", "old_key_until": "TEXT",
                  # What the board shows beside the id (`hub add-site --name ...`, `hub set-site`).
                  "name": "TEXT NOT NULL DEFAULT ''", "municipality": "TEXT NOT NULL DEFAULT ''",
-                 "region": "TEXT NOT NULL DEFAULT ''"}
+                 "region": "TEXT NOT NULL DEFAULT ''",
+                 # Where the board's map draws the site (`hub add-site --at LAT,LON`; WGS84).
+                 "lat": "REAL", "lon": "REAL"}
 SITE_INFO = ("name", "municipality", "region")
 # Sender clocks are data, not truth: when the hub received a site's newest status, and
 # the arrival order (messages.seq) of each alert's newest state, which orders the alert list and
@@ -330,6 +332,14 @@ class HubStore:
         if row is None:
             raise UnknownSite(site_id)
         return dict(zip(SITE_INFO, row, strict=True))
+
+    def set_site_location(self, site_id: str, lat: float | None, lon: float | None) -> None:
+        """Where the board's map draws the site (None, None: off the map)."""
+        with self._lock:
+            cur = self._db.execute("UPDATE sites SET lat = ?, lon = ? WHERE id = ?",
+                                   (lat, lon, site_id))
+        if cur.rowcount == 0:
+            raise UnknownSite(site_id)
 
     def has_site(self, site_id: str) -> bool:
         with self._lock:
@@ -634,7 +644,8 @@ class HubStore:
                 " ORDER BY g.rowid DESC LIMIT 1), "
                 "(SELECT g.ended_at FROM gentests g WHERE g.site_id = s.id AND g.passed = 1 "
                 " ORDER BY g.rowid DESC LIMIT 1), "
-                "c.body, st.received_at, cs.last_radio_at, s.name, s.municipality, s.region "
+                "c.body, st.received_at, cs.last_radio_at, s.name, s.municipality, s.region, "
+                "s.lat, s.lon "
                 "FROM sites s LEFT JOIN site_status st ON st.site_id = s.id "
                 "LEFT JOIN site_commissioning c ON c.site_id = s.id "
                 "LEFT JOIN compact_seen cs ON cs.site_id = s.id "
@@ -657,6 +668,8 @@ class HubStore:
                 "name": r[10],
                 "municipality": r[11],
                 "region": r[12],
+                "lat": r[13],
+                "lon": r[14],
             }
             for r in rows
         ]

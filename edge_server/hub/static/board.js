@@ -32,6 +32,9 @@ const T = {
     gt_count: "Aggregaattest mislukt, te laat of nooit", commissioned_on: "in bedrijf gesteld op",
     not_commissioned: "niet vastgelegd", register_link: "Register generatortests (CSV)",
     register_from: "van", register_to: "t/m",
+    ready_filter: "Gereedheid", ready_all: "alle", map_heading: "Kaart",
+    map_off: "zonder coördinaten, niet op de kaart (hub set-site ID --at LAT,LON)",
+    map_none: "Geen locatie heeft coördinaten: geef ze met hub add-site/set-site --at LAT,LON",
   },
   en: {
     title: "C-NSP readiness board", logout: "Log out", token_label: "Access token",
@@ -62,6 +65,9 @@ const T = {
     gt_count: "Generator test failed, overdue or never", commissioned_on: "commissioned on",
     not_commissioned: "not recorded", register_link: "Generator test register (CSV)",
     register_from: "from", register_to: "to",
+    ready_filter: "Readiness", ready_all: "all", map_heading: "Map",
+    map_off: "without coordinates, not on the map (hub set-site ID --at LAT,LON)",
+    map_none: "No site has coordinates: give them with hub add-site/set-site --at LAT,LON",
   },
 };
 // Generator-test states from the hub (the edge's NFPA 110 schedule): an icon and a word, so the
@@ -181,6 +187,73 @@ function regionOptions(sites) {
   sel.value = regions.includes(keep) ? keep : "";
 }
 
+// The map: the European Netherlands' outline (Natural Earth, public domain; nl-outline.json,
+// shipped with the hub: no tiles, no network) and a dot per site in its readiness colour, with
+// the readiness letter-shape (✔ ◐ ✖ ?) beside the colour and the name in its tooltip.
+// Projection: plain equirectangular, x scaled by cos(52.2°): at this size the error is
+// invisible and it needs no library.
+const MAP_K = Math.cos(52.2 * Math.PI / 180);
+const MAP_SCALE = 100;
+const MAP_MARK = { READY: "✔", DEGRADED: "◐", NOT_READY: "✖", UNKNOWN: "?" };
+let outline = null;
+const mapX = (lon) => (lon * MAP_K * MAP_SCALE).toFixed(1);
+const mapY = (lat) => (-lat * MAP_SCALE).toFixed(1);
+// The SVG namespace, from the page's own <svg> (no URL literal in an offline page).
+const SVG = document.getElementById("map").namespaceURI;
+
+async function loadOutline() {
+  try {
+    const r = await fetch("/static/nl-outline.json");
+    if (r.ok) outline = await r.json();
+  } catch (e) { outline = null; }
+  if (last) render(last.sites, last.alerts, last.now);
+}
+
+function drawMap(sites) {
+  const svg = $("#map");
+  svg.textContent = "";
+  if (outline) {
+    let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+    for (const ring of outline.rings) {
+      const path = document.createElementNS(SVG, "path");
+      path.setAttribute("class", "land");
+      path.setAttribute("d", "M" + ring.map(([lon, lat]) => {
+        const x = +mapX(lon), y = +mapY(lat);
+        x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+        return x + "," + y;
+      }).join("L") + "Z");
+      svg.appendChild(path);
+    }
+    svg.setAttribute("viewBox", [x0 - 10, y0 - 10, x1 - x0 + 20, y1 - y0 + 20].join(" "));
+  }
+  const placed = sites.filter((s) => typeof s.lat === "number" && typeof s.lon === "number");
+  for (const s of placed) {
+    const g = document.createElementNS(SVG, "g");
+    g.setAttribute("class", "site-dot " + s.readiness);
+    g.dataset.site = s.site_id;
+    const c = document.createElementNS(SVG, "circle");
+    c.setAttribute("cx", mapX(s.lon));
+    c.setAttribute("cy", mapY(s.lat));
+    c.setAttribute("r", "4");
+    const mark = document.createElementNS(SVG, "text");
+    mark.setAttribute("x", mapX(s.lon));
+    mark.setAttribute("y", (+mapY(s.lat) + 2.2).toFixed(1));
+    mark.textContent = MAP_MARK[s.readiness] || "?";
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = (s.name || s.site_id) + (s.municipality ? " (" + s.municipality + ")" : "")
+      + ": " + t(s.readiness);
+    g.append(c, mark, title);
+    g.addEventListener("click", () => {
+      const row = document.querySelector("#sites tr[data-site='" + CSS.escape(s.site_id) + "']");
+      if (row) { row.scrollIntoView({ block: "center" }); row.classList.add("picked"); }
+    });
+    svg.appendChild(g);
+  }
+  const off = sites.length - placed.length;
+  $("#map-note").textContent = !placed.length && sites.length ? t("map_none")
+    : off ? off + " " + t("map_off") : "";
+}
+
 function render(sites, alerts, now) {
   const counts = { READY: 0, DEGRADED: 0, NOT_READY: 0, UNKNOWN: 0 };
   const body = $("#sites tbody");
@@ -189,6 +262,9 @@ function render(sites, alerts, now) {
   regionOptions(sites);
   const region = $("#region-filter").value;
   if (region) sites = sites.filter((s) => s.region === region);
+  const ready = $("#ready-filter").value;
+  if (ready) sites = sites.filter((s) => s.readiness === ready);
+  drawMap(sites);
   let sorted = sites.slice().sort((a, b) => refuelKey(a) - refuelKey(b)
     || a.site_id.localeCompare(b.site_id));
   if (onlyLate) {
@@ -396,6 +472,10 @@ $("#register").addEventListener("click", downloadRegister);
 $("#region-filter").addEventListener("change", () => {
   if (last) render(last.sites, last.alerts, last.now);
 });
+$("#ready-filter").addEventListener("change", () => {
+  if (last) render(last.sites, last.alerts, last.now);
+});
+loadOutline();
 
 applyLang();
 if (localStorage.getItem("nsp-hub-token")) showBoard(); else showLogin("");
