@@ -1,7 +1,7 @@
 """`nsp-edge hub`: run the C-NSP hub, register sites, re-key them, add operators.
 
 nsp-edge hub --data DIR --listen HOST:PORT [--stale-min 15] [--clock-off-min 30]
-             [--master-key FILE]
+             [--master-key FILE] [--tls-cert FILE --tls-key FILE]   # HTTPS (hub/tls.py)
 nsp-edge hub add-site ID [ID ...] --data DIR [--name N] [--municipality M] [--region R]
                                                  # prints "ID KEY" per site (give KEY to the site)
 nsp-edge hub set-site ID --data DIR [--name N] [--municipality M] [--region R]   # for the board
@@ -60,6 +60,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(default $NSP_HUB_MASTER_KEY_FILE, else DATA/master.key; docs/security.md)"
     )
     p.add_argument("--master-key", type=Path, default=None, metavar="FILE", help=master_help)
+    p.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",
+                   help="serve HTTPS with this PEM certificate (chain) (docs/security.md)")
+    p.add_argument("--tls-key", type=Path, default=None, metavar="FILE",
+                   help="the certificate's PEM private key, mode 600")
     p.set_defaults(func=run, hub_command=None)
     hs = p.add_subparsers(dest="hub_command", metavar="SUBCOMMAND")
 
@@ -171,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     data: Path = args.data
     command = args.hub_command
     if command is None:
-        return _serve(data, args.listen, args.stale_min, args.master_key, args.clock_off_min)
+        return _serve(data, args.listen, args.stale_min, args.master_key, args.clock_off_min,
+                      args.tls_cert, args.tls_key)
     if command == "add-site" and len(set(args.ids)) != len(args.ids):
         twice = sorted({i for i in args.ids if args.ids.count(i) > 1})
         print(
@@ -364,15 +369,22 @@ _STALE_MIN_MAX = 10080.0
 
 
 def _serve(
-    data: Path, listen: str, stale_min: float, master_key: Path | None, clock_off_min: float
+    data: Path, listen: str, stale_min: float, master_key: Path | None, clock_off_min: float,
+    tls_cert: Path | None = None, tls_key: Path | None = None,
 ) -> int:
     import socket
 
     import uvicorn
 
     from edge_server.hub.app import HubSettings, create_app
+    from edge_server.hub.tls import tls_problem
 
     prog = "nsp-edge hub"
+    problem = tls_problem(tls_cert, tls_key)
+    if problem is not None:
+        print(f"{prog}: {problem}; not started", file=sys.stderr)
+        return 2
+    scheme = "https" if tls_cert is not None else "http"
     host, _, port_text = listen.rpartition(":")
     port = int(port_text) if port_text.isascii() and port_text.isdigit() else -1
     if not host or not 1 <= port <= 65535:
@@ -413,10 +425,11 @@ def _serve(
     settings = HubSettings(stale_after_min=stale_min, clock_off_min=clock_off_min)
     app = create_app(store, SystemClock(), settings)
     shown = f"[{host}]" if ":" in host else host
-    print(f"NSP C-NSP hub: board http://{shown}:{port}/ (sites post to "
-          f"http://{shown}:{port}/api/v1/ingest), data in {data}; Ctrl-C stops it", flush=True)
+    print(f"NSP C-NSP hub: board {scheme}://{shown}:{port}/ (sites post to "
+          f"{scheme}://{shown}:{port}/api/v1/ingest), data in {data}; Ctrl-C stops it", flush=True)
     # No forwarded headers: the hub names sites by their signature, not by their address.
-    config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False,
+                            ssl_certfile=tls_cert, ssl_keyfile=tls_key)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
