@@ -45,6 +45,7 @@ from typing import Protocol
 
 from edge_server.clock import Clock, SystemClock
 from edge_server.config import SiteConfig
+from edge_server.crisis.component import CrisisComponent
 from edge_server.genset.monitor import GensetMonitor
 from edge_server.gentest.component import GenTestComponent
 from edge_server.poller import Poller
@@ -66,8 +67,9 @@ class Part(enum.Flag):
     GENTEST = enum.auto()
     RADIO = enum.auto()  # built only when [radio] enabled = true
     GENSET = enum.auto()  # built only when [[generators]] names a controller
+    CRISIS = enum.auto()  # bulletins from the C-NSP (kiosk page), emergency reports
     NONE = 0
-    ALL = STORAGE | RULES | UPLINK | GENTEST | RADIO | GENSET
+    ALL = STORAGE | RULES | UPLINK | GENTEST | RADIO | GENSET | CRISIS
 
 
 class Lifecycle(Protocol):
@@ -100,6 +102,12 @@ class Service:
                             self.clock, rules=self.rules, events=self.storage)
             if Part.UPLINK in parts else None
         )
+        # After the uplink: it listens to the hub's replies (edge_server/crisis/component.py).
+        self.crisis = (
+            CrisisComponent(config.site.id, config.site.name, Path(config.storage.data_dir),
+                            self.clock, uplink=self.uplink, rules=self.rules)
+            if Part.CRISIS in parts else None
+        )
         self.genset = (
             GensetMonitor(config.generators, self.poller, self.state, self.clock)
             if Part.GENSET in parts and config.generators else None
@@ -120,8 +128,8 @@ class Service:
         )
         # The start order; stop() walks it backwards.
         self._parts: tuple[Lifecycle, ...] = tuple(
-            p for p in (self.storage, self.rules, self.uplink, self.genset, self.gentest,
-                        self.radio)
+            p for p in (self.storage, self.rules, self.uplink, self.crisis, self.genset,
+                        self.gentest, self.radio)
             if p is not None
         )
         self._started: list[Lifecycle] = []

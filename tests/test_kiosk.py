@@ -9,6 +9,7 @@ still shown after the site's store is reopened (a restart) and while the hub is 
 from __future__ import annotations
 
 import re
+import tomllib
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,15 +18,20 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from edge_server.api.app import create_app
 from edge_server.clock import ManualClock
+from edge_server.config import SiteConfig
 from edge_server.crisis.inbox import CrisisInbox
 from edge_server.crisis.kiosk import KioskSource, router
 from edge_server.crisis.store import CrisisStore
 from edge_server.hub.testing import RunningHub, sample_status
+from edge_server.service import Part, Service
 from edge_server.uplink.client import Uplink
 from edge_server.uplink.notices import sign_notice
 from edge_server.uplink.protocol import iso
 from tests import test_uplink_e2e
+from tests.conftest import ROOT
+from tests.test_uplink_component import until
 from tests.test_uplink_e2e import make_uplink
 
 T0 = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)  # the clock fixture's start
@@ -187,8 +193,8 @@ async def test_the_kiosk_page_is_served() -> None:
         r = await c.get("/kiosk")
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
         assert "kiosk.js" in r.text
-        r = await c.get("/api/v1/kiosk")  # no source yet: 503, not 500
-        assert r.status_code == 503
+        r = await c.get("/api/v1/kiosk")  # no kiosk in this app: 404, not 500
+        assert r.status_code == 404
 
 
 async def test_a_report_acknowledgement_reaches_the_sites_report_log(
@@ -218,3 +224,50 @@ async def test_a_report_acknowledgement_reaches_the_sites_report_log(
         assert a.inbox.take({"report_acks": [sign_notice(a.key, "nsp-a", other)]}).acks == 0
     finally:
         await a.close()
+
+
+async def test_the_edge_service_keeps_a_bulletin_and_serves_it_on_its_kiosk(
+    hub, tmp_path, clock
+) -> None:
+    """The whole edge: Service (rules, uplink, crisis parts) and its web app, the hub's bulletin
+    through the running uplink task to /api/v1/kiosk; kept over a restart of the service."""
+    raw = tomllib.loads((ROOT / "examples" / "site.toml").read_text())
+    site_id = raw["site"]["id"]
+    key_file = tmp_path / "site.key"
+    key_file.write_text(hub.store.add_site(site_id, clock.now()))
+    raw["storage"] = {"data_dir": str(tmp_path / "edge")}
+    raw["uplink"] = {"enabled": True, "hub_url": hub.url, "key_file": str(key_file)}
+    config = SiteConfig.model_validate(raw)
+    token = hub.store.add_user("olga", "operator")
+    written = write(hub, token, "Opvang", text_nl="Opvang in de school tot 20:00.")
+
+    async def kiosk(service: Service) -> dict[str, Any]:
+        app = create_app(service, manage_service=False)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://site") as c:
+            r = await c.get("/api/v1/kiosk")
+            assert r.status_code == 200, r.text
+            data: dict[str, Any] = r.json()
+            return data
+
+    parts = Part.RULES | Part.UPLINK | Part.CRISIS
+    service = Service(config, clock, parts=parts)
+    await service.start(run_poller=False)
+    try:
+        assert service.uplink is not None and service.uplink.uplink is not None
+        service.uplink.uplink.notify()
+        await until(lambda: deliveries(hub, token)["Opvang"][site_id] is not None,
+                    "the site's receipt at the hub")
+        shown = await kiosk(service)
+        assert [(b["id"], b["text_nl"]) for b in shown["bulletins"]] == [
+            (written["id"], "Opvang in de school tot 20:00.")]
+        assert shown["site_name"] and shown["readiness"]["nl"]
+    finally:
+        await service.stop()
+    hub.stop()
+    service = Service(config, clock, parts=parts)
+    await service.start(run_poller=False)
+    try:
+        assert [b["title_nl"] for b in (await kiosk(service))["bulletins"]] == ["Opvang"]
+    finally:
+        await service.stop()

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from edge_server.api import alerts, gentest, history, metrics, readiness, site
 from edge_server.auth import Authenticator, UserStore
+from edge_server.crisis import kiosk
 from edge_server.service import Service
 from edge_server.storage.component import site_db_path
 
@@ -32,6 +33,7 @@ ROUTERS: list[APIRouter] = [
     alerts.router,
     readiness.router,
     gentest.router,
+    kiosk.router,  # /kiosk and /api/v1/kiosk for residents (edge_server/crisis/kiosk.py)
 ]
 
 STATIC_DIR = resources.files("edge_server").joinpath("static")

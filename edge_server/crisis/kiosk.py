@@ -12,8 +12,8 @@ reasons, no names of staff). The bulletins come from the site's own store, so th
 showing the last ones while the link is down or after a restart, with their age. Texts are set
 with textContent by kiosk.js: HTML in a bulletin is shown as text, never run.
 
-The app provides `app.state.kiosk`, a KioskSource (the crisis store and callables for the
-status summary and the link): `kiosk_router` reads nothing else of the service.
+The data come from a KioskSource (the crisis store and callables for the status summary and the
+link): `app.state.kiosk`, or the running service's crisis part (edge_server/crisis/component.py).
 """
 
 from __future__ import annotations
@@ -70,7 +70,15 @@ router = APIRouter(tags=["kiosk"])
 
 
 def _source(request: Request) -> KioskSource:
+    """app.state.kiosk, else the running service's crisis part (edge_server/api/app.py): 404
+    when this edge runs without one (a test's `parts=`), 503 while it is starting or stopping."""
     source = getattr(request.app.state, "kiosk", None)
+    if source is None:
+        service = getattr(request.app.state, "service", None)
+        crisis = getattr(service, "crisis", None)
+        if crisis is None:
+            raise HTTPException(404, "this edge runs without the crisis part: no kiosk")
+        source = crisis.source
     if not isinstance(source, KioskSource):
         raise HTTPException(503, "the kiosk is not running (service starting or stopped)")
     return source

@@ -55,7 +55,7 @@ AckCallback = Callable[[list[dict[str, Any]]], None]
 DeadLetterCallback = Callable[[DeadLetter], None]
 # Called with every 200 reply (after the outbox let go of `held`): the signed bulletins and
 # report acknowledgements in it are edge_server/crisis's (docs/uplink-protocol.md, 1b).
-ReplyCallback = Callable[[dict[str, Any]], None]
+ReplyCallback = Callable[[dict[str, Any]], object]
 
 # 400/422 refuse what a batch holds. site_mismatch is about the site's setup (the batch's
 # site_id differs from X-NSP-Site), not about a message: splitting the batch cannot help.

@@ -53,7 +53,7 @@ class UplinkComponent:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # Called with each 200 reply of the hub (edge_server/crisis: bulletins, report acks).
-        self.reply_listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.reply_listeners: list[Callable[[dict[str, Any]], object]] = []
 
     def link_up(self) -> bool | None:
         return None if self.uplink is None else self.uplink.link_up()
