@@ -11,6 +11,8 @@ nsp-edge hub add-user NAME --role operator|admin --data DIR   # last word printe
 nsp-edge hub gentests --data DIR [--from DAY] [--to DAY] [--site ID] [--csv | --json]
                                  # the generator-test register (docs/generator-tests.md)
 nsp-edge hub radio --port DEVICE --data DIR   # compact frames by LoRa radio (docs/radio.md)
+nsp-edge hub backup --data DIR --out FILE      # consistent while the hub runs (hub/backup.py)
+nsp-edge hub restore --from FILE --data NEWDIR  # into a new directory; checks the master key
 
 Every command takes --master-key FILE (or $NSP_HUB_MASTER_KEY_FILE; default DIR/master.key): the
 key the site keys are encrypted with (docs/security.md). Exit 1 when the hub cannot do it (unknown
@@ -132,6 +134,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rd.add_argument("--window-s", type=int, default=300,
                     help="accepted frame clock difference, as the HTTP ingest (default 300)")
     common(rd)
+    bk = hs.add_parser("backup", help="a consistent copy of the hub's database, while it runs")
+    bk.add_argument("--out", type=Path, required=True, metavar="FILE")
+    common(bk)
+    rs = hs.add_parser("restore", help="a backup into a new data directory")
+    rs.add_argument("--from", dest="source", type=Path, required=True, metavar="FILE")
+    common(rs)
 
 
 # The board's map shows the European Netherlands (edge_server/hub/static/nl-outline.json):
@@ -190,6 +198,10 @@ def run(args: argparse.Namespace) -> int:
         return _gentests(args, prog)
     if command == "radio":
         return _radio(args, data, prog)
+    if command in ("backup", "restore"):
+        from edge_server.hub.backup import command as backup_command
+
+        return backup_command(args, prog)
     ids = args.ids if command == "add-site" else [getattr(args, "site_id", "")]
     bad = [i for i in ids if command != "add-user" and not re.match(SITE_ID_PATTERN, i)]
     if bad:
