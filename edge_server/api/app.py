@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from edge_server.api import alerts, gentest, history, metrics, readiness, site
 from edge_server.auth import Authenticator, UserStore
-from edge_server.crisis import kiosk
+from edge_server.crisis import kiosk, reports_api
 from edge_server.service import Service
 from edge_server.storage.component import site_db_path
 
@@ -34,6 +34,7 @@ ROUTERS: list[APIRouter] = [
     readiness.router,
     gentest.router,
     kiosk.router,  # /kiosk and /api/v1/kiosk for residents (edge_server/crisis/kiosk.py)
+    reports_api.router,  # emergency reports by staff (edge_server/crisis/reports_api.py)
 ]
 
 STATIC_DIR = resources.files("edge_server").joinpath("static")
