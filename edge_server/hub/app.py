@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_server.clock import Clock
-from edge_server.hub import bulletins, metrics, reports
+from edge_server.hub import bulletins, fuel_round, metrics, reports
 from edge_server.hub.auth import HubError, User
 from edge_server.hub.compact_ingest import CompactRefused, ingest_compact_frame
 from edge_server.hub.gentests import SEPARATORS, register, register_page, site_gentest, to_csv
@@ -120,6 +120,7 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
     app.state.notices = bulletins.open_notices(store)
     app.include_router(bulletins.router)
     app.include_router(reports.router)
+    app.include_router(fuel_round.router)
     metrics.install(app, cfg)  # GET /metrics and the ingest counters (hub/metrics.py)
 
     @app.exception_handler(HubError)

@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS messages (
 -- Emergency reports across all sites for the board (hub/reports.py); partial: statuses do not
 -- pay for it.
 CREATE INDEX IF NOT EXISTS messages_reports ON messages(seq) WHERE kind = 'report';
+-- "Delivered N litres" by an operator (hub/fuel_round.py), for the record.
+CREATE TABLE IF NOT EXISTS fuel_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, site_id TEXT NOT NULL, litres REAL NOT NULL,
+    note TEXT NOT NULL, by TEXT NOT NULL, at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS site_status (
     site_id TEXT PRIMARY KEY, at TEXT NOT NULL, body TEXT NOT NULL
 );
@@ -787,6 +792,31 @@ class HubStore:
              "body": _loads(r[5])}
             for r in rows
         ]
+
+    def add_fuel_delivery(self, site_id: str, litres: float, note: str, by: str,
+                          now: datetime) -> dict[str, Any]:
+        """Record "delivered `litres` at `site_id`" by operator `by` (committed on return)."""
+        with self._lock, self._db:
+            cur = self._db.execute(
+                "INSERT INTO fuel_deliveries(site_id, litres, note, by, at) VALUES (?, ?, ?, ?, ?)",
+                (site_id, litres, note, by, iso(now)))
+        return {"id": cur.lastrowid, "site_id": site_id, "litres": litres, "note": note,
+                "by": by, "at": iso(now), "seen_at_site": None}
+
+    def fuel_deliveries(self, site_id: str | None, limit: int) -> list[dict[str, Any]]:
+        """Deliveries newest first; `seen_at_site`: when the site's own FUEL_REFUELLED event
+        (its level jumped) arrived after the delivery was recorded, else None."""
+        where, params = ("WHERE d.site_id = ? ", [site_id]) if site_id else ("", [])
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT d.id, d.site_id, d.litres, d.note, d.by, d.at, "
+                "(SELECT MIN(m.received_at) FROM messages m WHERE m.site_id = d.site_id "
+                " AND m.kind = 'event' AND m.received_at >= d.at "
+                " AND json_extract(m.body, '$.code') = 'FUEL_REFUELLED') "
+                "FROM fuel_deliveries d " + where + "ORDER BY d.id DESC LIMIT ?",
+                [*params, limit]).fetchall()
+        return [{"id": r[0], "site_id": r[1], "litres": r[2], "note": r[3], "by": r[4],
+                 "at": r[5], "seen_at_site": r[6]} for r in rows]
 
     def count_messages(self) -> int:
         with self._lock:

@@ -228,6 +228,12 @@ class RulesEngine:
             "open_alerts": self.store.count_open(),
             "mains_present": mains,
             "gen_running": running,
+            # the fuel round at the C-NSP (docs/uplink-protocol.md)
+            "fuel_l": None if est is None or est.fuel_l is None else round(est.fuel_l, 1),
+            "fuel_usable_l": None if est is None or est.usable_l is None
+            else round(est.usable_l, 1),
+            "tank_usable_l": round(self.fuel.tank_capacity_l - self.fuel.unusable_l, 1),
+            "burn_lph": None if est is None else round(est.rate_lph, 2),
         }
 
     def acknowledge(self, alert_id: int, by: str, now: datetime) -> Alert:

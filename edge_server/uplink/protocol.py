@@ -153,6 +153,12 @@ class StatusBody(BaseModel):
     open_alerts: Annotated[int, Field(ge=0)]
     mains_present: bool | None = None
     gen_running: bool | None = None
+    # For the C-NSP's fuel round (hub/fuel_round.py): the tank now, its usable capacity (above
+    # the pick-up pipe) and the consumption rate the autonomy is computed with.
+    fuel_l: Annotated[float, Field(ge=0)] | None = None
+    fuel_usable_l: Annotated[float, Field(ge=0)] | None = None
+    tank_usable_l: Annotated[float, Field(ge=0)] | None = None
+    burn_lph: Annotated[float, Field(ge=0)] | None = None
 
 
 class AlertBody(BaseModel):
