@@ -126,6 +126,9 @@ class StorageSection(_Strict):
     # Per register name, in the register's unit, e.g. { fridge_temp_c = 0.1 }: overrides the
     # defaults of edge_server/storage/thinning.py.
     deadband: dict[str, Annotated[float, Field(ge=0)]] = {}
+    # Readings wait in memory up to this long, then one commit (alerts, events, outbox: at
+    # once). A power cut loses at most this many seconds of readings; 0: a commit every cycle.
+    commit_every_s: Annotated[float, Field(ge=0, le=300)] = 30.0
     influx: InfluxSection | None = None
 
     @field_validator("deadband")

@@ -33,13 +33,19 @@ WRITER = textwrap.dedent(
 ).replace("CHANNELS", str(CHANNELS))
 
 
-def test_kill_9_loses_no_committed_batch(tmp_path: Path):
+def spawn_writer(tmp_path: Path, source: str) -> tuple[subprocess.Popen[str], Path]:
+    """Run `source` as a Python process given tmp_path/site.db; its stdout is a pipe."""
     db = tmp_path / "site.db"
     script = tmp_path / "writer.py"
-    script.write_text(WRITER)
+    script.write_text(source)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, str(script), str(db)], stdout=subprocess.PIPE,
                             text=True, env=env)
+    return proc, db
+
+
+def test_kill_9_loses_no_committed_batch(tmp_path: Path):
+    proc, db = spawn_writer(tmp_path, WRITER)
     last = 0
     try:
         deadline = time.monotonic() + 60

@@ -3,8 +3,13 @@ faults and gaps always; 1-minute / 1-hour aggregates equal to a brute force over
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
+import signal
+import sqlite3
+import textwrap
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +23,7 @@ from edge_server.state import Quality, Reading, SiteState
 from edge_server.storage.sqlite import MINUTE_MS, SqliteStorage, to_ms
 from edge_server.storage.thinning import Thinning
 from tests.test_storage import make_state
+from tests.test_storage_crash import spawn_writer
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
 POLL = timedelta(seconds=2)
@@ -180,3 +186,89 @@ def test_config_errors_name_the_field(storage_toml: str, field: str) -> None:
     )
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         parse_config(text)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+    from edge_server.clock import ManualClock
+    from edge_server.state import NodeStatus, Quality, Reading, SiteState
+    from edge_server.storage.sqlite import SqliteStorage
+    from edge_server.storage.thinning import Thinning
+
+    clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    storage = SqliteStorage(sys.argv[1], clock, thinning=Thinning(300.0), commit_every_s=30.0)
+    state = SiteState("crash")
+    state.add_node(NodeStatus("fridge1", 2, "bus0", ("fridge",), online=True))
+    k = 0
+    while True:
+        k += 1
+        now = clock.now()
+        # beyond the deadband every poll: every poll is a row to store
+        state.put(Reading("fridge1", "fridge_temp_c", 5.0 + k % 2, "", now, Quality.GOOD))
+        storage.on_cycle(state, now)
+        if k % 7 == 0:  # an event commits at once, whatever waits in memory
+            storage.add_event(now, "TEST", data={"k": k})
+        print(k, int(now.timestamp() * 1000), flush=True)  # after on_cycle / add_event returned
+        clock.advance(2)
+    """
+)
+
+
+@pytest.mark.parametrize("kill_after", [40, 133, 301])
+def test_kill_9_loses_at_most_the_commit_interval_and_no_event(
+    tmp_path: Path, kill_after: int
+) -> None:
+    proc, db = spawn_writer(tmp_path, WRITER)
+    k, t_ms = 0, 0
+    with proc:  # closes the pipe and reaps the process
+        try:
+            assert proc.stdout is not None
+            while k < kill_after:
+                line = proc.stdout.readline()
+                assert line, "the writer stopped"
+                k, t_ms = map(int, line.split())
+            os.kill(proc.pid, signal.SIGKILL)
+            rest = proc.stdout.read()
+        finally:
+            proc.kill()
+    for line in rest.splitlines(keepends=True):  # what it reported before it died
+        if line.endswith("\n"):  # not a line cut short by the kill
+            k, t_ms = map(int, line.split())
+    conn = sqlite3.connect(db)
+    try:
+        newest = conn.execute("SELECT max(t) FROM readings").fetchone()[0]
+        events = [json.loads(d)["k"] for (d,) in conn.execute("SELECT data FROM events")]
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+    assert newest >= t_ms - 30_000  # at most 30 s of readings lost
+    assert set(range(7, k + 1, 7)) <= set(events)  # every event reported is there
+
+
+def test_readings_wait_up_to_the_commit_interval_events_do_not(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    s = SqliteStorage(tmp_path / "site.db", clock, thinning=Thinning(300.0), commit_every_s=30.0)
+    other = sqlite3.connect(tmp_path / "site.db")  # what a power cut would leave: committed rows
+    try:
+        state = make_state()
+
+        def committed() -> int:
+            return int(other.execute("SELECT count(*) FROM readings").fetchone()[0])
+
+        for k in range(15):  # 0 .. 28 s: the first cycle commits, the rest wait
+            poll(s, clock, state, {"fridge_temp_c": 5.0 + k % 2})
+        assert committed() == 1
+        s.add_event(clock.now(), "TEST")
+        assert other.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+        assert committed() == 1
+        poll(s, clock, state, {"fridge_temp_c": 9.0})  # 30 s: one commit of all 15
+        assert committed() == 16
+        poll(s, clock, state, {"fridge_temp_c": 5.0})
+        s.close()  # a clean stop commits what waits
+        assert committed() == 17
+    finally:
+        other.close()
+        s.close()

@@ -180,6 +180,7 @@ class SqliteStorage:
         close_after_s: float = 60.0,
         max_pending_rows: int = 100_000,
         thinning: Thinning | None = None,
+        commit_every_s: float = 0.0,
     ) -> None:
         self.path = Path(path)
         self.clock = clock
@@ -221,21 +222,35 @@ class SqliteStorage:
         self._acc_from: int | None = None
         self._acc_lock = threading.Lock()
         self._next_maintain_s: float | None = None
+        # Batched commits: readings wait here (memory) up to commit_every_s, then ONE commit.
+        # Events (add_event) and other components' alerts and outbox rows commit at once in
+        # their own transactions; maintain() and close() commit what waits first.
+        self.commit_every_s = commit_every_s
+        self._buffer: list[Row] = []
+        self._next_commit_s: float | None = None
         self._full_logged = False
 
     @classmethod
     def from_settings(cls, data_dir: Path, storage: Any, clock: Clock) -> SqliteStorage:
-        """Build from config.StorageSection (data_dir already resolved by the caller)."""
+        """Build from config.StorageSection (data_dir already resolved by the caller).
+
+        With thinning, maintenance (writing the minute counts into agg_1m) runs every 300 s
+        instead of 60 s: each run rewrites about one b-tree page per channel, and that was
+        most of the bytes written per day (benchmarks/bench_storage_wear.py)."""
+        thinning = Thinning.from_settings(storage)
         return cls(
             Path(data_dir) / "site.db",
             clock,
             raw_days=storage.raw_days,
             minute_days=storage.minute_days,
             hour_days=storage.hour_days,
-            thinning=Thinning.from_settings(storage),
+            maintain_every_s=60.0 if thinning is None else 300.0,
+            thinning=thinning,
+            commit_every_s=getattr(storage, "commit_every_s", 0.0),
         )
 
     def close(self) -> None:
+        self.flush()
         with self._write_lock:
             self._conn.close()
         with self._read_lock:
@@ -327,8 +342,14 @@ class SqliteStorage:
         """SiteState listener: store this cycle's readings in one transaction; run retention
         and aggregation when due. Never raises: storage trouble must not stop polling."""
         try:
-            self.write_rows(self.rows_from_state(state))
+            rows = self.rows_from_state(state)
+            for row in rows:  # taken: the same reading is not taken again next cycle
+                self._last[row.channel] = (row.t_ms, row.value is None)
+            self._buffer += rows
             mono = self.clock.monotonic()
+            if self._next_commit_s is None or mono >= self._next_commit_s:
+                self._next_commit_s = mono + self.commit_every_s
+                self.flush()
             if self._next_maintain_s is None or mono >= self._next_maintain_s:
                 self._next_maintain_s = mono + self.maintain_every_s
                 self.maintain(now)
@@ -336,6 +357,11 @@ class SqliteStorage:
             self.health.ok = False
             self.health.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("storage: poll-cycle write failed")
+
+    def flush(self) -> bool:
+        """Commit the readings waiting in memory (batched commits); True when committed."""
+        rows, self._buffer = self._buffer, []
+        return self.write_rows(rows)
 
     def write_rows(self, rows: Sequence[Row]) -> bool:
         """Store rows (plus any left over from a failed commit) in ONE transaction.
@@ -468,6 +494,7 @@ class SqliteStorage:
         """Aggregate closed minutes and hours (incrementally, from the stored watermarks), then
         delete rows older than their retention. Each chunk is its own short transaction."""
         now_ms = to_ms(now)
+        self.flush()  # the minutes to aggregate must hold every row taken
         try:
             with self._write_lock:
                 self._aggregate_minutes(now_ms)
