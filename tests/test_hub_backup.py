@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,3 +116,43 @@ def test_restore_refuses_what_is_not_a_hub_backup(tmp_path: Path) -> None:
     assert r.returncode == 1 and "not a hub database" in r.stderr
     r = hub_cli("backup", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"))
     assert r.returncode == 1 and "no hub database" in r.stderr
+
+
+def test_backup_during_a_burst_is_consistent_and_the_hub_keeps_answering(tmp_path: Path) -> None:
+    clock = ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    out = tmp_path / "hub-backup.sqlite"
+    with running_hub(tmp_path / "hub", clock=clock) as hub:
+        key = hub.store.add_site("nsp-a", clock.now()).encode()
+        stop, going = threading.Event(), threading.Event()
+        posted: list[int] = []
+        failed: list[BaseException] = []
+
+        def burst() -> None:
+            try:
+                while not stop.is_set():
+                    post(hub, "nsp-a", key, [msg("event", sample_event("x"), clock)
+                                             for _ in range(20)], clock)
+                    posted.append(20)
+                    if len(posted) >= 5:  # writes are going on when the backup starts
+                        going.set()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failed.append(exc)
+                going.set()
+
+        sender = threading.Thread(target=burst)
+        sender.start()
+        try:
+            assert going.wait(30)
+            r = hub_cli("backup", "--data", str(hub.store.path.parent), "--out", str(out))
+        finally:
+            stop.set()
+            sender.join(timeout=30)
+        assert failed == []  # every post answered 200 during the backup
+        assert r.returncode == 0, r.stderr
+        final_ids = {m["id"] for m in hub.store.messages("nsp-a")}
+    with sqlite3.connect(out) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        ids = [row[0] for row in db.execute("SELECT id FROM messages")]
+    # A snapshot of one moment: whole batches (20 each, one transaction), all of them stored.
+    assert len(ids) % 20 == 0 and 100 <= len(ids) <= sum(posted)
+    assert set(ids) <= final_ids
