@@ -3,6 +3,7 @@ faults and gaps always; 1-minute / 1-hour aggregates equal to a brute force over
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -272,3 +273,27 @@ def test_readings_wait_up_to_the_commit_interval_events_do_not(
     finally:
         other.close()
         s.close()
+
+
+@pytest.mark.parametrize("thinning", [False, True])
+def test_a_restart_raises_the_same_alerts_with_thinning_on_and_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thinning: bool
+) -> None:
+    """The rules replay the stored rows after a restart: with thinning they are one row per
+    heartbeat (300 s, under max_sample_gap_s), and FRIDGE_HIGH (10 h cumulative) is raised at
+    the same moment as on an edge that never restarted and as with thinning off."""
+    from tests import test_rules_restore as rr
+
+    if thinning:
+        monkeypatch.setattr(rr, "SqliteStorage", functools.partial(
+            SqliteStorage, thinning=Thinning(300.0), commit_every_s=30.0))
+    H = 3600
+    edges = rr.straight_and_restarted(tmp_path, [(9.0, 5 * H), (5.0, 2 * H), (9.0, H)],
+                                      [(9.0, 5 * H)])
+    raised_at = [a["raised_at"] for edge in edges for a in edge.alerts("FRIDGE_HIGH")]
+    rows = [edge.conn.execute("SELECT count(*) FROM readings").fetchone()[0] for edge in edges]
+    for edge in edges:
+        edge.close()
+    assert raised_at == [rr.at(ManualClock().now(), 12 * H)] * 2
+    polls = 2 * 13 * H // rr.STEP_S  # two channels, one poll a minute, 13 h
+    assert (rows[0] < polls / 4) if thinning else (rows[0] >= polls)  # one per 5 polls
