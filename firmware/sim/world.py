@@ -41,6 +41,8 @@ OCV_TABLE = ((0.0, 11.89), (0.25, 12.06), (0.5, 12.24), (0.75, 12.45), (1.0, 12.
 _KEYS = {
     "mains_present": (True, "b", 0, 0),
     "gen_will_start": (True, "b", 0, 0),
+    # the set's own controller shut it down (low oil, overheat...): it stops and locks out
+    "gen_shutdown": (False, "b", 0, 0),
     "fridge_powered": (True, "b", 0, 0),
     "door_open": (False, "b", 0, 0),
     "fridge_probe_unplugged": (False, "b", 0, 0),
@@ -279,7 +281,7 @@ class World:
         req = self._gen_request()
         st = self.gen_state
         self._gen_t += dt_s
-        can_run = v["gen_will_start"] and v["fuel_l"] > 0
+        can_run = v["gen_will_start"] and v["fuel_l"] > 0 and not v["gen_shutdown"]
         if st == "off" and req:
             self.gen_state, self._gen_t, self._attempts = "cranking", 0.0, 1
         elif st == "cranking":
@@ -295,7 +297,7 @@ class World:
             elif self._gen_t >= 10.0:
                 self.gen_state, self._gen_t, self._attempts = "cranking", 0.0, self._attempts + 1
         elif st == "running":
-            if v["fuel_l"] <= 0:
+            if v["fuel_l"] <= 0 or v["gen_shutdown"]:
                 self.gen_state, self._gen_t = "lockout", 0.0
             elif not req:
                 self.gen_state, self._gen_t = "cooldown", 0.0

@@ -55,6 +55,17 @@ def test_generator_that_will_not_start_locks_out():
     assert WORLD.snapshot()["gen_state"] == "lockout"  # 3 cranks of 10 s with 10 s rests
 
 
+def test_generator_shut_down_by_its_controller_stops_and_locks_out():
+    WORLD.reset()
+    WORLD.step(0)
+    WORLD.set("mains_present", False)
+    WORLD.step(5000)
+    assert WORLD.snapshot()["gen_running"]
+    WORLD.set("gen_shutdown", True)  # e.g. the controller's low-oil-pressure shutdown
+    WORLD.step(6000)
+    assert WORLD.snapshot()["gen_state"] == "lockout" and not WORLD.snapshot()["gen_running"]
+
+
 def test_fridge_warms_toward_ambient_over_hours():
     WORLD.reset()
     WORLD.step(0)
