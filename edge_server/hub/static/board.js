@@ -33,6 +33,7 @@ const T = {
     not_commissioned: "niet vastgelegd", register_link: "Register generatortests (CSV)",
     register_from: "van", register_to: "t/m",
     ready_filter: "Gereedheid", ready_all: "alle", map_heading: "Kaart",
+    round_pdf: "Tankronde (PDF)", round_csv: "Tankronde (CSV)",
     map_off: "zonder coördinaten, niet op de kaart (hub set-site ID --at LAT,LON)",
     map_none: "Geen locatie heeft coördinaten: geef ze met hub add-site/set-site --at LAT,LON",
   },
@@ -66,6 +67,7 @@ const T = {
     not_commissioned: "not recorded", register_link: "Generator test register (CSV)",
     register_from: "from", register_to: "to",
     ready_filter: "Readiness", ready_all: "all", map_heading: "Map",
+    round_pdf: "Fuel round (PDF)", round_csv: "Fuel round (CSV)",
     map_off: "without coordinates, not on the map (hub set-site ID --at LAT,LON)",
     map_none: "No site has coordinates: give them with hub add-site/set-site --at LAT,LON",
   },
@@ -408,13 +410,27 @@ function isoDay(d) {
 }
 
 async function downloadRegister(ev) {
-  // A plain link cannot carry the Bearer token: fetch the CSV, then save it from a blob.
   ev.preventDefault();
   const from = $("#reg-from").value;
   const to = $("#reg-to").value;
   // In Dutch: semicolons and a byte order mark, as Excel with Dutch settings expects.
   const path = "/api/v1/gentests?format=csv&from=" + encodeURIComponent(from)
     + "&to=" + encodeURIComponent(to) + (lang === "nl" ? "&sep=semicolon" : "");
+  await download(path, "generatortests_" + from + "_" + to + ".csv");
+}
+
+// The fuel round for the region shown (hub/fuel_round.py): PDF for the driver, or CSV.
+async function downloadRound(ev, format) {
+  ev.preventDefault();
+  const region = $("#region-filter").value;
+  const path = "/api/v1/fuel-round?format=" + format
+    + (region ? "&region=" + encodeURIComponent(region) : "")
+    + (format === "csv" && lang === "nl" ? "&sep=semicolon" : "");
+  await download(path, "tankronde" + (region ? "_" + region : "") + "." + format);
+}
+
+async function download(path, filename) {
+  // A plain link cannot carry the Bearer token: fetch the file, then save it from a blob.
   try {
     const r = await fetch(path,
       { headers: { Authorization: "Bearer " + localStorage.getItem("nsp-hub-token") } });
@@ -423,7 +439,7 @@ async function downloadRegister(ev) {
     const url = URL.createObjectURL(await r.blob());
     const a = document.createElement("a");
     a.href = url;
-    a.download = "generatortests_" + from + "_" + to + ".csv";
+    a.download = filename;
     document.body.appendChild(a);
     a.click();
     a.remove();
@@ -469,6 +485,8 @@ $("#gt-filter").addEventListener("change", () => {
   if (last) render(last.sites, last.alerts, last.now);
 });
 $("#register").addEventListener("click", downloadRegister);
+$("#round-pdf").addEventListener("click", (ev) => downloadRound(ev, "pdf"));
+$("#round-csv").addEventListener("click", (ev) => downloadRound(ev, "csv"));
 $("#region-filter").addEventListener("change", () => {
   if (last) render(last.sites, last.alerts, last.now);
 });
