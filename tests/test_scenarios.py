@@ -29,8 +29,10 @@ READINESS: dict[str, tuple[set[str], bool]] = {
     "genset-witness-disagrees": ({"READY", "DEGRADED", "NOT_READY"}, False),
 }
 # blackout-and-link-down-72h has its own test with the link checks (test_scenario_blackout.py).
+# the gentest-* scenarios run the generator-test runner: tests/test_gentest_scenario.py
 IN_PROCESS = [s.name for s in library.SCENARIOS
-              if s.name not in ("starter-battery-weak", "blackout-and-link-down-72h")]
+              if s.name not in ("starter-battery-weak", "blackout-and-link-down-72h")
+              and "gentest_start_phase" not in s.extra]
 
 
 def check(result: dict[str, Any]) -> None:

@@ -3,7 +3,9 @@
 Runs a scripted situation (edge_server/scenarios/library.py) against real virtual nodes, the
 real poller and the rules on accelerated time, and writes what the rules did: alerts
 (code, raised_at, cleared_at), events and the readiness timeline. Exit code 0 when exactly
-the expected codes were raised, 1 when not, 2 on a usage error.
+the expected codes were raised, 1 when not, 2 on a usage error. The gentest-* scenarios run the
+monthly generator test against the virtual DSE controller and write the test's `outcome`; exit
+code 0 when it is the expected one and the safety checks hold.
 """
 
 from __future__ import annotations
@@ -37,30 +39,39 @@ def run(args: argparse.Namespace) -> int:
         for s in library.SCENARIOS:
             print(f"{s.name:28s} {s.duration_s / 3600:5.1f} h  {s.title_en}")
             print(f"{'':28s} {'':5s}    {s.title_nl}")
-            print(f"{'':28s} {'':5s}    expects: {', '.join(sorted(s.expected))}")
+            outcome = s.extra.get("gentest_outcome")  # a generator-test scenario
+            expects = f"test outcome {outcome}" if outcome else ", ".join(sorted(s.expected))
+            print(f"{'':28s} {'':5s}    expects: {expects}")
         return 0
     try:
         scenario = library.get(args.name)
     except KeyError as exc:
         print(f"nsp-edge scenario run: {exc.args[0]}", file=sys.stderr)
         return 2
+    from edge_server.gentest.scenario import run_gentest_scenario
     from edge_server.scenarios.runner import run_scenario
+
+    # the gentest-* scenarios run the generator-test runner (edge_server/gentest/scenario.py)
+    run_one = run_gentest_scenario if "gentest_start_phase" in scenario.extra else run_scenario
 
     def progress(text: str) -> None:
         print(text, file=sys.stderr)
 
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        result = asyncio.run(run_scenario(scenario, args.workdir, progress=progress))
+        result = asyncio.run(run_one(scenario, args.workdir, progress=progress))
     else:
         with tempfile.TemporaryDirectory(prefix="nsp-scenario-") as tmp:
-            result = asyncio.run(run_scenario(scenario, Path(tmp), progress=progress))
+            result = asyncio.run(run_one(scenario, Path(tmp), progress=progress))
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.out is not None:
         args.out.write_text(text + "\n", encoding="utf-8")
     else:
         print(text)
-    for a in result["alerts"]:
+    if "outcome" in result:
+        print(f"  generator test: {result['outcome']} ({result['test']['end']}), expected "
+              f"{result['expected_outcome']}", file=sys.stderr)
+    for a in result.get("alerts", []):
         print(f"  {a['code']:22s} raised {a['raised_at']}  cleared {a['cleared_at']}",
               file=sys.stderr)
     for c in result.get("checks", []):  # the link rehearsal's checks (docs/radio.md)
@@ -68,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     failed = [c["check"] for c in result.get("checks", []) if not c["passed"]]
     verdict = "PASSED" if result["passed"] else (
-        f"FAILED: missing {result['missing']}, unexpected {result['unexpected']}"
+        f"FAILED: missing {result.get('missing', [])}, unexpected {result.get('unexpected', [])}"
         + (f", failed checks {failed}" if failed else ""))
     print(f"scenario {scenario.name}: {verdict} ({result['wall_s']} s)", file=sys.stderr)
     return 0 if result["passed"] else 1

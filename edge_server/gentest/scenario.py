@@ -8,6 +8,14 @@ ManualClock by the same dt, one poll cycle; then the runner's tick. The test is 
 Variants: `world={"gen_will_start": False}` (set before the test) and `cut_mains_after_s`
 (mains cut that long after the start command).
 
+A scenario with `extra["genset"]` runs the virtual DSE controller beside the node
+(edge_server/scenarios/genset.py): the node's test relay is wired to the controller's remote
+start on load (a start command puts it in test, a stop back in auto), the controller measures
+the load, voltage and frequency, and a shutdown of the controller stops the set the node's
+run-sense watches (its world's gen_shutdown). `extra["gentest_outcome"]` is the outcome the
+scenario expects; the result's `checks` hold it and the safety rules: no stop command while
+mains is absent, and the set runs in every step mains is absent once it has run.
+
 A passed test 31 days before is on record (the next one is due) and the uplink counts as up,
 so the site starts READY.
 """
@@ -25,7 +33,9 @@ from edge_server.clock import ManualClock
 from edge_server.config import parse_config
 from edge_server.gentest.component import GenTestComponent
 from edge_server.gentest.record import End, GenTestRecord, Outcome
+from edge_server.gentest.runner import CommandPort
 from edge_server.rules.component import RulesEngine
+from edge_server.scenarios.genset import GensetRehearsal
 from edge_server.scenarios.library import Scenario
 from edge_server.scenarios.runner import START, site_toml
 from edge_server.scenarios.world import VirtualNodeWorld, WorldDriver
@@ -43,6 +53,38 @@ def _seed_passed_test(component: GenTestComponent, days_before: float) -> None:
         ended_at=at + timedelta(minutes=31), reasons=["seeded by the scenario"]))
 
 
+class _Relay:
+    """The runner's command port: the poller's coil write, mirrored onto the controller's
+    remote start input, each command noted with whether mains was present."""
+
+    def __init__(self, port: CommandPort, gens: GensetRehearsal | None,
+                 mains: Callable[[], bool], clock: ManualClock) -> None:
+        self.port, self.gens, self.mains, self.clock = port, gens, mains, clock
+        self.log: list[dict[str, Any]] = []
+
+    async def write_coil(self, node: str, coil_name: str, value: bool, who: str) -> None:
+        self.log.append({"at": self.clock.now().isoformat(), "value": value, "who": who,
+                         "mains_present": self.mains()})
+        await self.port.write_coil(node, coil_name, value, who)
+        if self.gens is not None:
+            self.gens.test_relay(value)
+
+
+def _checks(expected: object, outcome: str, relay: _Relay, absent: int, unattended: int
+            ) -> list[dict[str, Any]]:
+    checks = [{"check": "no_stop_while_mains_absent",
+               "passed": not [c for c in relay.log if not c["value"] and not c["mains_present"]],
+               "measured": sum(1 for c in relay.log if not c["mains_present"]),
+               "limit": "0 stop commands while mains is absent"},
+              {"check": "set_runs_while_mains_absent", "passed": unattended == 0,
+               "measured": {"steps_mains_absent": absent, "set_not_running": unattended},
+               "limit": "0 steps without the set running while mains is absent"}]
+    if expected is not None:
+        checks.insert(0, {"check": "outcome", "passed": outcome == expected,
+                          "measured": outcome, "limit": str(expected)})
+    return checks
+
+
 async def run_gentest_scenario(
     scenario: Scenario,
     workdir: Path,
@@ -57,21 +99,34 @@ async def run_gentest_scenario(
     say = progress or (lambda _text: None)
     nodes = driver or VirtualNodeWorld(scenario.nodes)
     nodes.start()
+    gens = GensetRehearsal.of(scenario.extra)
     service: Service | None = None
     conn = None
     try:
         clock = ManualClock(START)
-        config = parse_config(site_toml(scenario, nodes, workdir / "edge-data"))
+        toml = site_toml(scenario, nodes, workdir / "edge-data")
+        if gens is not None:
+            await gens.start()
+            toml += gens.toml()
+        config = parse_config(toml)
         short = False
+        if duration_min is None and "gentest_duration_min" in scenario.extra:
+            duration_min = float(str(scenario.extra["gentest_duration_min"]))
         if duration_min is not None:
             # a run shorter than the site minimum is started as a marked short exercise (as the
             # API needs it marked): recorded so, never PASSED
             config.gentest.duration_min = duration_min
             short = duration_min < config.gentest.min_duration_min
-        service = Service(config, clock, parts=Part.STORAGE | Part.GENTEST)
+        parts = Part.STORAGE | Part.GENTEST | (Part.NONE if gens is None else Part.GENSET)
+        service = Service(config, clock, parts=parts)
         await service.start(run_poller=False)
         gentest = service.gentest
         assert gentest is not None
+        mains = [True]
+        relay = _Relay(gentest.require().commands, gens, lambda: mains[0], clock)
+        gentest.require().commands = relay
+        absent = unattended = 0  # steps with mains absent; of those, the set not running
+        ran = shut = False
         _seed_passed_test(gentest, 31)
         conn = open_db(workdir / "edge-data" / "site.db")
         engine = RulesEngine(config.rules, config.fuel, conn=conn,
@@ -96,7 +151,10 @@ async def run_gentest_scenario(
         for index, phase in enumerate(scenario.phases):
             say(f"{clock.now().isoformat()}  {phase.label}")
             for action in phase.actions:
-                nodes.set(action.node, action.key, action.value)
+                if action.key == "mains_present":
+                    mains[0] = bool(action.value)
+                if gens is None or not gens.apply(action):
+                    nodes.set(action.node, action.key, action.value)
             if index == start_phase:
                 for key, value in (world or {}).items():
                     nodes.set("power", key, value)
@@ -107,9 +165,20 @@ async def run_gentest_scenario(
                         and (clock.now() - record.started_at).total_seconds()
                         >= cut_mains_after_s):
                     nodes.set("power", "mains_present", False)
+                    mains[0] = False
+                    if gens is not None:
+                        gens.engine.mains_present = False
                     mains_cut_at = clock.now().isoformat()
                     say(f"{mains_cut_at}  mains cut during the test")
                 nodes.advance(int(phase.step_s * 1000), phase.tick_ms)
+                if gens is not None:
+                    gens.advance(phase.step_s)
+                    if gens.shut_down() and not shut:
+                        nodes.set("power", "gen_shutdown", True)
+                        shut = True
+                    ran = ran or gens.engine.running
+                    absent += int(not mains[0])
+                    unattended += int(ran and not mains[0] and not gens.engine.running)
                 clock.advance(phase.step_s)
                 await service.poller.poll_once()
                 await gentest.idle()
@@ -122,8 +191,12 @@ async def run_gentest_scenario(
         events = [{"at": e["at"], "code": e["code"], "who": e["data"].get("who")}
                   for e in storage.events(START, clock.now() + timedelta(seconds=1))
                   if str(e["code"]).startswith("GENTEST")]
+        expected = scenario.extra.get("gentest_outcome")
+        checks = _checks(expected, final.outcome.value, relay, absent, unattended)
+        model = None if gens is None else gens.engine
         return {
             "scenario": scenario.name,
+            "expected_outcome": expected,
             "world": dict(world or {}),
             "mains_cut_at": mains_cut_at,
             "duration_min": config.gentest.duration_min,
@@ -134,6 +207,12 @@ async def run_gentest_scenario(
             "events": events,
             "gen_running_at_end": None if gen is None or not gen.ok else gen.value,
             "readiness": readiness,
+            "commands": relay.log,
+            "controller": None if model is None else {
+                "state_at_end": model.state, "mode_at_end": model.mode,
+                "alarms": dict(model.alarms), "starts": model.starts},
+            "checks": checks,
+            "passed": all(c["passed"] for c in checks),
             "wall_s": round(time.monotonic() - wall_start, 2),
         }
     finally:
@@ -141,4 +220,6 @@ async def run_gentest_scenario(
             await service.stop()
         if conn is not None:
             conn.close()
+        if gens is not None:
+            await gens.stop()
         nodes.stop()

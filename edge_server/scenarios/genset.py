@@ -3,10 +3,11 @@ Modbus TCP beside the virtual nodes, configured as `[[generators]] name = "gen"`
 the service's GensetMonitor like a site's controller.
 
 A scenario asks for it with `extra["genset"] = {"mode": "auto"}` (the controller's mode at the
-start). Its engine lives on the scenario's time: stepped in 1 s slices with every step of the
-world. Mains is one fact for both: an action setting the power node's `mains_present` sets the
-controller's too. Actions on node "genset" set an EngineModel field (`mode`, `crank_fails`,
-`fault`) instead of a node's world key.
+start; `"fail_reads": True` makes it answer every read with exception 04). Its engine lives on
+the scenario's time: stepped in 1 s slices with every step of the world. Mains is one fact for
+both: an action setting the power node's `mains_present` sets the controller's too. Actions on
+node "genset" set an EngineModel field (`mode`, `crank_fails`, `fault`) instead of a node's
+world key.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class GensetRehearsal:
         self.engine = EngineModel(rated_kw=RATED_KW, load_kw=lambda _t: 10.0,
                                   mode=str(spec.get("mode", "auto")))
         self.ctrl = VirtualController(load_profile("dse-gencomm"), self.engine, unit=UNIT)
+        self.auto_mode = self.engine.mode
+        self.ctrl.fail_reads = bool(spec.get("fail_reads", False))  # every read: exception 04
 
     @classmethod
     def of(cls, extra: dict[str, object]) -> GensetRehearsal | None:
@@ -70,3 +73,14 @@ class GensetRehearsal:
             self.ctrl.step(SLICE_S)
         if rest:
             self.ctrl.step(rest)
+
+    def test_relay(self, on: bool) -> None:
+        """The power node's test relay wired to the controller's remote start on load: on puts
+        the controller in test (on load), off back in its own mode."""
+        self.engine.mode = "test" if on else self.auto_mode
+        self.ctrl.refresh()
+
+    def shut_down(self) -> bool:
+        """True while a shutdown alarm of the controller stopped the set (the power node's
+        run-sense then sees the set stop: its world's gen_shutdown)."""
+        return any(sev == "shutdown" for sev in self.engine.alarms.values())

@@ -275,6 +275,76 @@ GENERATOR_MONTHLY_TEST = Scenario(
     extra={"gentest_start_phase": 1},
 )
 
+
+# The monthly test against the virtual DSE controller (scenarios/genset.py) beside the power
+# node: run by edge_server.gentest.scenario (also through `nsp-edge scenario run`), each with the
+# test's expected outcome. The node's test relay is wired to the controller's remote start on
+# load; the controller measures the load (20 kW set, 10 kW site load: 50 %).
+TEST_START = GENERATOR_MONTHLY_TEST.phases[1]
+COOL_DOWN = GENERATOR_MONTHLY_TEST.phases[3]
+
+
+def genset(key: str, value: object) -> Action:
+    return Action("genset", "set", key, value)
+
+
+def gentest(name: str, en: str, nl: str, outcome: str, run: tuple[Phase, ...],
+            start: tuple[Action, ...] = (), genset_spec: dict[str, object] | None = None,
+            duration_min: float | None = None, notes: str = "") -> Scenario:
+    extra: dict[str, object] = {"gentest_start_phase": 1, "gentest_outcome": outcome,
+                                "genset": genset_spec or {"mode": "auto"}}
+    if duration_min is not None:
+        extra["gentest_duration_min"] = duration_min
+    return Scenario(name, en, nl,
+                    (SETTLE, Phase(TEST_START.label, TEST_START.duration_s, TEST_START.step_s,
+                                   start, TEST_START.tick_ms), *run),
+                    frozenset(), GENERATOR_MONTHLY_TEST.allowed, nodes=NODES[:1], notes=notes,
+                    extra=extra)
+
+
+GENTEST_RUN = Phase("test run: on load", 31 * MIN, MIN)
+GENTEST_SCENARIOS = (
+    gentest("gentest-pass", "The monthly test: 31 min at 50 % load, every criterion measured",
+            "De maandelijkse test: 31 min op 50 % last, elk criterium gemeten", "PASSED",
+            (GENTEST_RUN, COOL_DOWN)),
+    gentest("gentest-too-short", "A 2-minute run, marked a short exercise",
+            "Een run van 2 minuten, gemarkeerd als korte oefenrun", "NOT_VERIFIED",
+            (Phase("test run: on load", 3 * MIN, MIN), COOL_DOWN), duration_min=2,
+            notes="Below the site minimum of 30 min under load: never PASSED."),
+    gentest("gentest-no-load",
+            "The monthly test while the controller answers every read with an exception",
+            "De maandelijkse test terwijl de regelaar elke leesopdracht met een fout beantwoordt",
+            "NOT_VERIFIED", (GENTEST_RUN, COOL_DOWN),
+            genset_spec={"mode": "auto", "fail_reads": True},
+            notes="The set runs 31 min on load, but no load is measured: NOT VERIFIED, never "
+                  "PASSED."),
+    gentest("gentest-fail-to-start", "The monthly test: the set does not start",
+            "De maandelijkse test: het aggregaat start niet", "FAILED",
+            (Phase("waiting for the set", 5 * MIN, 30),),
+            start=(world("power", "gen_will_start", False), genset("crank_fails", True)),
+            notes="Three cranks, then the controller's FAIL TO START shutdown: FAILED "
+                  "(FAILED_TO_START); the site is NOT_READY."),
+    gentest("gentest-shutdown-low-oil",
+            "The monthly test: 10 min in, the controller shuts the set down on low oil pressure",
+            "De maandelijkse test: na 10 min legt de regelaar het aggregaat stil op lage "
+            "oliedruk", "FAILED",
+            (Phase("test run: on load", 10 * MIN, MIN),
+             Phase("oil pressure falls: shutdown", 21 * MIN, MIN,
+                   (genset("fault", "low_oil_pressure"),)), COOL_DOWN),
+            notes="The node's run-sense sees the set stop: FAILED (GEN_STOPPED)."),
+    gentest("gentest-outage-during-test",
+            "The monthly test: 10 min in, mains fails for 20 min",
+            "De maandelijkse test: na 10 min valt de netstroom 20 min uit", "ABORTED",
+            (Phase("test run: on load", 10 * MIN, MIN),
+             Phase("mains lost: the set carries the site", 20 * MIN, MIN,
+                   (world("power", "mains_present", False),)),
+             Phase("mains back", 10 * MIN, MIN, (world("power", "mains_present", True),))),
+            notes="The test stops counting (ABORTED, MAINS_LOST); the set is never commanded "
+                  "to stop while mains is absent and keeps carrying the site; the test request "
+                  "is released 5 min after mains is back."),
+)
+SCENARIOS += GENTEST_SCENARIOS
+
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 
