@@ -526,6 +526,8 @@ class SqliteStorage:
         with self._acc_lock:
             closed = [(ch, m, acc) for ch, minutes in self._acc.items()
                       for m, acc in minutes.items() if m < end]
+        if not closed:  # as from the raw rows: the watermark moves when minutes were written
+            return
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             params = []
