@@ -6,8 +6,9 @@ Settings and why:
 - `journal_mode=WAL`: readers (the API) never block the writer (the poll cycle) and vice versa.
 - `synchronous=FULL`: every COMMIT fsyncs the WAL. With NORMAL a *process* kill (kill -9) loses
   nothing committed either, but a *power cut* may roll back the last transactions; an emergency
-  support point is exactly the place where power is cut, and one fsync per poll cycle (every 2 s)
-  costs ~1-5 ms on an SSD/SD card: cheap insurance. Measured in benchmarks/bench_storage.py.
+  support point is exactly the place where power is cut, and one fsync per commit (readings
+  every 30 s by default, [storage] commit_every_s) costs ~1-5 ms on an SSD/SD card. Measured
+  in benchmarks/bench_storage.py.
 - `busy_timeout=5000`: a second connection (the API reader, the users CLI while the service runs)
   waits for a lock instead of failing at once.
 - `foreign_keys=ON`.

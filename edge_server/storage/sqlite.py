@@ -1,19 +1,22 @@
 """Readings, aggregates and events in SQLite (`<data_dir>/site.db`): the embedded default store.
 
     storage = SqliteStorage(data_dir / "site.db", clock)
-    state.subscribe(storage.on_cycle)          # one transaction per poll cycle
+    state.subscribe(storage.on_cycle)          # thinned, one commit per commit_every_s
     storage.history("fridge1.fridge_temp_c", t0, t1, "auto")
 
 Why the stdlib sqlite3 and no ORM: five fixed tables, a handful of hand-written indexed queries and
 batched inserts; an ORM would add a dependency and hide the exact SQL whose speed we measure.
-Writes are small (one transaction of ~40 rows every 2 s, a few ms), so they run directly on the
-poll cycle; the API reads through a second connection (WAL: readers never block the writer).
+Writes are small (with thinning a few rows per cycle, committed together every commit_every_s;
+without, ~40 rows every 2 s, a few ms), so they run directly on the poll cycle; the API reads
+through a second connection (WAL: readers never block the writer).
 
 Tables (docs/storage.md has the full schema and the retention defaults and why):
-- readings(channel_id, t, value): every GOOD reading; value NULL marks a gap (the channel became
+- readings(channel_id, t, value): the GOOD readings thinning keeps (edge_server/storage/
+  thinning.py; every one with thinning off); value NULL marks a gap (the channel became
   UNAVAILABLE at t): a gap is never stored as a number. Kept `raw_days` (default 30).
 - agg_1m / agg_1h(channel_id, t, min, mean, max, count): built incrementally by `maintain()` from
-  closed buckets; kept `minute_days` (default 3 years) and `hour_days` (default 10 years):
+  closed buckets of every poll (with thinning counted in memory, not from the thinned rows);
+  kept `minute_days` (default 3 years) and `hour_days` (default 10 years):
   cold-chain records must be kept >= 3 years.
 - events(id, t, code, severity, text_en, text_nl, data): never deleted by retention.
 - users: see edge_server/auth.py.
