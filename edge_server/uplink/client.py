@@ -92,6 +92,8 @@ class ExchangeResult:
     # The hub answered and the sender should go on at once: the batch was halved (413) or a
     # refused batch is being split / its culprit moved to the dead letters.
     retry_now: bool = False
+    # No answer or 5xx, and another instance of the hub is to be tried at once (failover).
+    switched: bool = False
 
 
 class Uplink:
@@ -126,6 +128,12 @@ class Uplink:
         self.last_status: int | None = None
         self.last_code = ""
         self.batch_size = settings.batch_size
+        # Failover between the hub's instances (settings.urls()): the one in use, the ones that
+        # failed since the last success, and when to try the primary again.
+        self.urls = settings.urls()
+        self.current = 0
+        self._failed_urls: set[int] = set()
+        self._primary_at_mono = 0.0
         # While a refused batch is split: the most messages the next batch may carry.
         self.isolate_limit: int | None = None
         self.dead_lettered = 0  # messages moved to the dead letters by this process
@@ -185,7 +193,6 @@ class Uplink:
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                base_url=self.settings.hub_url.rstrip("/"),
                 timeout=self.settings.timeout_s,
                 transport=self._transport,
             )
@@ -200,10 +207,19 @@ class Uplink:
         now = self.clock.now() + timedelta(seconds=self.clock_offset_s)
         body = encode_batch(self.site_id, str(uuid.uuid4()), now, [m.wire() for m in batch])
         headers = sign_headers(self.site_id, self._key, body, int(now.timestamp()))
+        if self.current != 0 and self.clock.monotonic() >= self._primary_at_mono:
+            self._switch(0, "trying the primary again")
         try:
-            resp = await self._http().post(INGEST_PATH, content=body, headers=headers)
+            resp = await self._http().post(self.hub_url + INGEST_PATH, content=body,
+                                           headers=headers)
         except httpx.HTTPError as exc:
-            return ExchangeResult(False, None, len(batch), error=f"{type(exc).__name__}: {exc}")
+            return self._failover(ExchangeResult(False, None, len(batch),
+                                                 error=f"{type(exc).__name__}: {exc}"))
+        if resp.status_code >= 500:
+            return self._failover(ExchangeResult(
+                False, resp.status_code, len(batch),
+                error=f"HTTP {resp.status_code}: {resp.text[:200]}"))
+        self._failed_urls.clear()  # this instance answered: a round of failover starts anew
         if resp.status_code == 413 and len(batch) > 1:
             self.batch_size = max(1, len(batch) // 2)
             return ExchangeResult(
@@ -248,6 +264,34 @@ class Uplink:
                 log.exception("uplink: handling the hub's reply failed")
         self.batches_sent += 1
         return ExchangeResult(True, 200, len(batch), removed)
+
+    @property
+    def hub_url(self) -> str:
+        """The hub instance the next batch goes to."""
+        return self.urls[self.current] if self.urls else ""
+
+    def _switch(self, index: int, why: str) -> None:
+        if index != self.current:
+            log.warning("uplink: %s: sending to %s (was %s)", why, self.urls[index],
+                        self.hub_url)
+        self.current = index
+        if index != 0:
+            self._primary_at_mono = self.clock.monotonic() + self.settings.primary_retry_s
+
+    def _failover(self, result: ExchangeResult) -> ExchangeResult:
+        """No answer or 5xx from the instance in use: the next untried one at once (the ids
+        make a batch the first one did store harmless: the hub keeps each id once); when every
+        instance failed in this round, the normal back-off (result unchanged)."""
+        self._failed_urls.add(self.current)
+        untried = [i for i in range(len(self.urls)) if i not in self._failed_urls]
+        if untried:
+            self._switch(untried[0], f"{self.hub_url} failed ({result.error[:120]})")
+            result.switched = True
+        else:
+            self._failed_urls.clear()
+            self._switch(0, "no instance of the hub answers; the primary first after the "
+                            "back-off")
+        return result
 
     def _refused(self, batch: list[OutMessage], status: int, code: str, reason: str) -> None:
         """The hub refused this batch's content for good: split it, or dead-letter its one."""
@@ -312,6 +356,8 @@ class Uplink:
         """Send batches until the outbox is empty or a send fails; schedules the next attempt."""
         while True:
             result = await self.exchange_once()
+            if result.switched:
+                continue  # the next instance of the hub at once (not a contact: no reset)
             if result.ok or result.retry_now:
                 # The hub answered (a refusal of content too): the link and the key work.
                 self._contact_ok()

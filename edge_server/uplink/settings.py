@@ -17,6 +17,11 @@ class UplinkSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = False
     hub_url: str = Field(default="", description="e.g. https://cnsp.example.nl (no trailing path)")
+    # Further instances of the same hub (one database behind them), tried in this order when the
+    # one before does not answer or answers 5xx; the primary (hub_url) is tried again every
+    # primary_retry_s while another one serves (docs/uplink-protocol.md, "Failover").
+    hub_urls: list[str] = Field(default=[], max_length=8)
+    primary_retry_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
     key_env: str = Field(default="NSP_SITE_KEY", description="environment variable holding the key")
     key_file: Path | None = Field(default=None, description="file holding the key (mode 0600)")
     batch_size: Annotated[int, Field(ge=1, le=500)] = 100
@@ -37,7 +42,19 @@ class UplinkSettings(BaseModel):
             raise ValueError("uplink.backoff_max_s must be >= uplink.backoff_min_s")
         if self.enabled and not self.hub_url.startswith(("http://", "https://")):
             raise ValueError("uplink.hub_url: set the C-NSP hub URL (http:// or https://)")
+        for i, url in enumerate(self.hub_urls):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"uplink.hub_urls[{i}]: {url!r} is not an http:// or https:// "
+                                 "URL of another instance of the C-NSP hub")
         return self
+
+    def urls(self) -> list[str]:
+        """The hub's instances in the order to try them: hub_url first (no trailing '/')."""
+        out: list[str] = []
+        for url in [self.hub_url, *self.hub_urls]:
+            if url and url.rstrip("/") not in out:
+                out.append(url.rstrip("/"))
+        return out
 
     def load_key(self) -> bytes:
         """The site key from key_file, else from the environment variable key_env."""
