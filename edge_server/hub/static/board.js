@@ -36,6 +36,13 @@ const T = {
     round_pdf: "Tankronde (PDF)", round_csv: "Tankronde (CSV)",
     map_off: "zonder coördinaten, niet op de kaart (hub set-site ID --at LAT,LON)",
     map_none: "Geen locatie heeft coördinaten: geef ze met hub add-site/set-site --at LAT,LON",
+    reports_heading: "Noodhulpmeldingen", col_received: "Ontvangen", col_kind: "Soort",
+    col_urgency: "Urgentie", col_where: "Waar", col_people: "Personen", col_text: "Tekst",
+    medical: "medisch", fire: "brand", missing_person: "vermiste persoon", other: "overig",
+    immediate: "direct", urgent: "dringend", normal: "normaal", people_unknown: "onbekend",
+    report_ack: "Ontvangen bevestigen", report_acked: "ontvangen bevestigd door",
+    report_open: "NIET BEVESTIGD", no_reports: "Geen noodhulpmeldingen",
+    reports_alarm: "⚠ Onbevestigde noodhulpmeldingen:", by_radio: "via radio (zonder tekst)",
   },
   en: {
     title: "C-NSP readiness board", logout: "Log out", token_label: "Access token",
@@ -70,6 +77,13 @@ const T = {
     round_pdf: "Fuel round (PDF)", round_csv: "Fuel round (CSV)",
     map_off: "without coordinates, not on the map (hub set-site ID --at LAT,LON)",
     map_none: "No site has coordinates: give them with hub add-site/set-site --at LAT,LON",
+    reports_heading: "Emergency reports", col_received: "Received", col_kind: "Kind",
+    col_urgency: "Urgency", col_where: "Where", col_people: "People", col_text: "Text",
+    medical: "medical", fire: "fire", missing_person: "missing person", other: "other",
+    immediate: "immediate", urgent: "urgent", normal: "normal", people_unknown: "not known",
+    report_ack: "Acknowledge", report_acked: "receipt acknowledged by",
+    report_open: "NOT ACKNOWLEDGED", no_reports: "No emergency reports",
+    reports_alarm: "⚠ Unacknowledged emergency reports:", by_radio: "by radio (no text)",
   },
 };
 // Generator-test states from the hub (the edge's NFPA 110 schedule): an icon and a word, so the
@@ -79,6 +93,7 @@ const GT_RANK = { failed: 0, overdue: 1, never: 2, due: 3, ok: 4 };
 
 let lang = localStorage.getItem("nsp-hub-lang") || "nl";
 let last = null;
+let lastReports = null;
 const $ = (sel) => document.querySelector(sel);
 const t = (key) => (T[lang][key] !== undefined ? T[lang][key] : key);
 // Numbers in the reader's convention: "5,0 °C" in Dutch, "5.0 °C" in English.
@@ -106,6 +121,7 @@ function applyLang() {
   document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
   $("#lang").textContent = t("lang_button");
   if (last) render(last.sites, last.alerts, last.now);
+  if (lastReports) renderReports(lastReports);
 }
 
 function refuelKey(site) {
@@ -350,6 +366,48 @@ function render(sites, alerts, now) {
   $("#updated").textContent = t("updated") + " " + fmtTime(now);
 }
 
+// Emergency reports (noodhulpmeldingen, hub/reports.py): unacknowledged first, by urgency (the
+// hub's order). While one is unacknowledged the section has a red outline and banner: a visual
+// alarm without sound or animation. Every typed field is set as text, never as HTML.
+function renderReports(reports) {
+  const body = $("#reports-table tbody");
+  body.textContent = "";
+  const open = reports.filter((r) => !r.ack);
+  $("#reports").classList.toggle("alarm", open.length > 0);
+  $("#reports-alarm").hidden = !open.length;
+  $("#reports-alarm").textContent = t("reports_alarm") + " " + open.length;
+  if (!reports.length) {
+    const tr = document.createElement("tr");
+    cell(tr, t("no_reports")).colSpan = 8;
+    body.appendChild(tr);
+  }
+  for (const r of reports) {
+    const b = r.body || {};
+    const tr = document.createElement("tr");
+    tr.dataset.report = r.site_id + "/" + r.report_id;
+    tr.className = r.ack ? "acked" : "open";
+    cell(tr, fmtTime(r.received_at), "received");
+    siteCell(tr, { site_id: r.site_id, name: r.name, municipality: r.municipality });
+    cell(tr, t(b.kind || "other"), "kind");
+    cell(tr, t(b.urgency || "normal"), "urgency");
+    cell(tr, b.location || "", "where");
+    cell(tr, b.people == null ? t("people_unknown") : String(b.people), "people");
+    cell(tr, r.complete === false ? t("by_radio") : b.text || "", "report-text");
+    const td = cell(tr, r.ack ? t("report_acked") + " " + r.ack.by + ", " + fmtTime(r.ack.at)
+      : t("report_open"), "state");
+    if (!r.ack) {
+      const btn = document.createElement("button");
+      btn.type = "button";
+      btn.className = "report-ack";
+      btn.textContent = t("report_ack");
+      btn.addEventListener("click", () => ack(r.site_id, r.report_id, "reports"));
+      td.appendChild(document.createTextNode(" "));
+      td.appendChild(btn);
+    }
+    body.appendChild(tr);
+  }
+}
+
 async function api(path, options) {
   const token = localStorage.getItem("nsp-hub-token");
   const opts = Object.assign({}, options || {});
@@ -378,10 +436,12 @@ async function apiAll(path, key) {
 async function refresh() {
   if (!localStorage.getItem("nsp-hub-token")) return;
   try {
-    const [s, a] = await Promise.all([apiAll("/api/v1/sites", "sites"),
-      apiAll("/api/v1/alerts?open=1&limit=2000", "alerts")]);
+    const [s, a, rep] = await Promise.all([apiAll("/api/v1/sites", "sites"),
+      apiAll("/api/v1/alerts?open=1&limit=2000", "alerts"), api("/api/v1/reports?limit=200")]);
     last = { sites: s.sites, alerts: a.alerts, now: s.now };
+    lastReports = rep.reports;
     $("#error").textContent = "";
+    renderReports(lastReports);
     render(last.sites, last.alerts, last.now);
     if (!$("#reg-to").value) {
       // The register's default: the last 12 months by the hub's clock.
@@ -395,10 +455,11 @@ async function refresh() {
   }
 }
 
-async function ack(site, alertId) {
+// "Acknowledge" for an alert or (what "reports") an emergency report, then the board again.
+async function ack(site, id, what) {
   try {
-    await api("/api/v1/alerts/" + encodeURIComponent(site) + "/" + encodeURIComponent(alertId)
-      + "/ack", { method: "POST" });
+    await api("/api/v1/" + (what || "alerts") + "/" + encodeURIComponent(site) + "/"
+      + encodeURIComponent(id) + "/ack", { method: "POST" });
   } catch (e) {
     if (String(e.message) !== "401") $("#error").textContent = String(e.message);
   }
