@@ -124,6 +124,10 @@ class ProfileInfo(BaseModel):
     # a fault, never shown as a value
     fault_u16: Annotated[int, Field(ge=0, le=65535)] | None = None
     fault_u32: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] | None = None
+    # the same for the signed types, as the signed number: raw values from these up to the
+    # largest positive number (GenComm: 0x7FF8-0x7FFF, 0x7FFFFFF8-0x7FFFFFFF) are no value
+    fault_s16: Annotated[int, Field(ge=0, le=0x7FFF)] | None = None
+    fault_s32: Annotated[int, Field(ge=0, le=0x7FFFFFFF)] | None = None
     max_block: Annotated[int, Field(ge=1, le=125)] = 64  # registers per read (Modbus: <= 125)
 
 

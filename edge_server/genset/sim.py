@@ -20,9 +20,9 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from edge_server.genset.codec import encode
+from edge_server.genset.codec import TOP, encode, sentinel_from
 from edge_server.genset.engine import EngineModel
-from edge_server.genset.profile import Profile
+from edge_server.genset.profile import Channel, Profile
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,22 @@ class VirtualController:
         except KeyError:
             return  # the profile does not have it: the controller does not either
         if name in self.unplug:
-            fault = self.profile.profile.fault_u32 if ch.words == 2 else (
-                self.profile.profile.fault_u16)
-            raw = [0xFFFC] if ch.words == 1 else [0xFFFF, 0xFFFC]  # GenComm: transducer fault
-            if fault is None:  # a profile without sentinels: far out of range instead
-                raw = [0xFFFF] * ch.words
-            self.words[ch.address:ch.address + ch.words] = raw
+            self.words[ch.address:ch.address + ch.words] = self._unplugged(ch)
             return
         self.words[ch.address:ch.address + ch.words] = encode(ch, value, self.profile.profile)
+
+    def _unplugged(self, ch: Channel) -> list[int]:
+        """What the controller reads for an unplugged sensor: GenComm's "transducer fault"
+        sentinel, three below the type's largest number (0xFFFC, 0xFFFFFFFC; signed types at the
+        top of the positive range, 0x7FFC, 0x7FFFFFFC: codec.decode cites the document); a
+        profile without sentinels for the type gets the type's largest number, which is far
+        outside any channel's range."""
+        info = self.profile.profile
+        raw = TOP[ch.type] - (3 if sentinel_from(ch, info) is not None else 0)
+        raw_words = [raw] if ch.words == 1 else [raw >> 16, raw & 0xFFFF]
+        if ch.words == 2 and info.word_order == "low_first":
+            raw_words.reverse()
+        return raw_words
 
     def refresh(self) -> None:
         e = self.engine
