@@ -65,6 +65,21 @@ const TEXT = {
       "operator of technicus nodig.",
     gt_e_start: "Starten is mislukt; er is niets gestart.", gt_e_abort: "Afbreken is mislukt.",
     gt_e429: "Te veel mislukte pogingen met een toegangscode. Probeer het over een minuut opnieuw.",
+    rp_title: "Noodhulpmelding aan het C-NSP", rp_kind: "Soort", rp_urgency: "Urgentie",
+    rp_note: "Voor medewerkers (toegangscode van een operator). Bij direct levensgevaar: ook 112 proberen.",
+    rp_medical: "Medisch", rp_fire: "Brand", rp_missing_person: "Vermiste persoon",
+    rp_other: "Overig", rp_immediate: "Direct", rp_urgent: "Dringend", rp_normal: "Normaal",
+    rp_location: "Waar (locatie)", rp_people: "Aantal personen (leeg: onbekend)",
+    rp_text: "Toelichting", rp_send: "Melding versturen",
+    rp_sent: "Melding opgeslagen en in de wachtrij naar het C-NSP gezet (vóór al het andere).",
+    rp_need_token: "Een melding versturen vraagt een toegangscode van een operator.",
+    rp_e401: "Deze toegangscode is onbekend of verlopen. De melding is NIET verstuurd.",
+    rp_e403: "Deze toegangscode mag geen melding versturen: daarvoor is een code van een " +
+      "operator nodig. De melding is NIET verstuurd.",
+    rp_e_other: "Versturen mislukt; de melding is NIET verstuurd. Probeer opnieuw.",
+    rp_queued: "in de wachtrij naar het C-NSP", rp_delivered: "afgeleverd, nog niet bevestigd",
+    rp_acked: "ontvangen door de C-NSP om", rp_people_n: "personen", rp_people_unknown:
+    "aantal personen onbekend", rp_by: "door",
   },
   en: {
     title: "Emergency support point", loading: "Loading…", updated: "Updated", online: "online",
@@ -123,6 +138,21 @@ const TEXT = {
       "technician's token.",
     gt_e_start: "Starting failed; nothing was started.", gt_e_abort: "Aborting failed.",
     gt_e429: "Too many failed attempts with an access token. Try again in a minute.",
+    rp_title: "Emergency report to the C-NSP", rp_kind: "Kind", rp_urgency: "Urgency",
+    rp_note: "For staff (an operator's access token). In immediate danger to life: try 112 as well.",
+    rp_medical: "Medical", rp_fire: "Fire", rp_missing_person: "Missing person",
+    rp_other: "Other", rp_immediate: "Immediate", rp_urgent: "Urgent", rp_normal: "Normal",
+    rp_location: "Where (location)", rp_people: "Number of people (empty: not known)",
+    rp_text: "Details", rp_send: "Send report",
+    rp_sent: "Report saved and queued for the C-NSP (ahead of everything else).",
+    rp_need_token: "Sending a report needs an operator's access token.",
+    rp_e401: "This access token is unknown or expired. The report was NOT sent.",
+    rp_e403: "This access token may not send a report: that needs an operator's token. " +
+      "The report was NOT sent.",
+    rp_e_other: "Sending failed; the report was NOT sent. Try again.",
+    rp_queued: "queued for the C-NSP", rp_delivered: "delivered, not yet acknowledged",
+    rp_acked: "received by the C-NSP at", rp_people_n: "people", rp_people_unknown:
+    "number of people not known", rp_by: "by",
   },
 };
 
@@ -318,14 +348,16 @@ async function fetchHistory(site) {
 
 async function refresh() {
   try {
-    const [site, readiness, alerts] = await Promise.all([
+    const [site, readiness, alerts, , reports] = await Promise.all([
       getJson("/api/v1/site"),
       getJson("/api/v1/readiness").catch((e) => { if (e instanceof HttpError) return e; throw e; }),
       getJson("/api/v1/alerts?state=open").catch((e) => {
         if (e instanceof HttpError) return null; throw e;
       }),
       fetchGentest(),
+      fetchReports(),
     ]);
+    data.reports = reports;
     data.site = site;
     data.readiness = readiness instanceof HttpError ? null : readiness;
     data.readinessError = readiness instanceof HttpError ? readiness : null;
@@ -424,6 +456,7 @@ $("#token-form").addEventListener("submit", (ev) => {
   const id = pendingAck;
   pendingAck = null;
   if (id !== null) ack(id); else historyAt = 0;
+  if (reportPending) { reportPending = false; sendReport(); }
 });
 $("#token-cancel").addEventListener("click", () => {
   pendingAck = null;
@@ -433,6 +466,100 @@ $("#logout").addEventListener("click", () => {
   localStorage.removeItem(TOKEN_KEY);
   setAlertMsg(null);
   render();
+});
+
+// --- emergency reports (docs/bulletins-and-reports.md): the form and the site's reports ----
+// POST /api/v1/reports with an operator's token (the same TOKEN_KEY; asked for when none is
+// kept). The list (GET /api/v1/reports, operator only) says where each one is: queued, at the
+// C-NSP, or "received by the C-NSP at HH:MM" once the hub's acknowledgement came back. The form
+// keeps what was typed until the edge has stored it: a refused send loses nothing.
+let reportPending = false;  // a send waiting for a token
+let reportMsg = null;  // [text key, kind]
+
+async function fetchReports() {
+  if (!localStorage.getItem(TOKEN_KEY)) return null;
+  try {
+    return (await getJson("/api/v1/reports?limit=20")).reports;
+  } catch (e) {
+    if (e instanceof HttpError) return null;  // a viewer's token, or no crisis part
+    throw e;
+  }
+}
+
+function setReportMsg(key, kind) {
+  reportMsg = key ? [key, kind || "bad"] : null;
+  renderReports();
+}
+
+async function sendReport() {
+  if (!localStorage.getItem(TOKEN_KEY)) {
+    reportPending = true;
+    setReportMsg("rp_need_token");
+    showTokenForm(null);
+    return;
+  }
+  const people = $("#rp-people").value.trim();
+  const body = { kind: $("#rp-kind").value, urgency: $("#rp-urgency").value,
+    location: $("#rp-location").value, people: people === "" ? null : Number(people),
+    text: $("#rp-text").value };
+  let resp;
+  try {
+    resp = await fetch("/api/v1/reports", { method: "POST", cache: "no-store",
+      headers: { ...authHeaders(), "Content-Type": "application/json" },
+      body: JSON.stringify(body) });
+  } catch (err) {
+    setReportMsg("rp_e_other");
+    return;
+  }
+  if (resp.status === 201) {
+    $("#rp-form").reset();
+    setReportMsg("rp_sent", "good");
+    data.reports = await fetchReports().catch(() => data.reports);
+  } else if (resp.status === 401 || resp.status === 403) {
+    if (resp.status === 401) localStorage.removeItem(TOKEN_KEY);
+    reportPending = true;
+    setReportMsg(`rp_e${resp.status}`);
+    showTokenForm(null);
+  } else {
+    let detail = "";
+    try { detail = (await resp.json()).detail; } catch (e) { /* not JSON */ }
+    reportMsg = ["rp_e_other", "bad", typeof detail === "string" ? detail : ""];
+  }
+  renderReports();
+}
+
+function fmtHM(iso) {
+  return new Date(iso).toLocaleTimeString(locale(),
+    { hour: "2-digit", minute: "2-digit", timeZone: siteZone() });
+}
+
+function renderReports() {
+  const p = $("#rp-msg");
+  p.hidden = !reportMsg;
+  if (reportMsg) {
+    p.className = reportMsg[1];
+    p.dataset.code = reportMsg[0];
+    p.textContent = [t(reportMsg[0]), reportMsg[2] || ""].filter(Boolean).join(" ");
+  }
+  const list = $("#rp-list");
+  list.textContent = "";
+  for (const r of data.reports || []) {
+    const state = r.ack ? `${t("rp_acked")} ${fmtHM(r.ack.at)}`
+      : t(r.delivered_at ? "rp_delivered" : "rp_queued");
+    const stateEl = el("span", { class: "rp-state" }, state);
+    if (r.ack) stateEl.title = `${t("rp_by")} ${r.ack.by}, ${fmtTime(r.ack.at, true)}`;
+    const people = r.people == null ? t("rp_people_unknown") : `${r.people} ${t("rp_people_n")}`;
+    const head = el("div", {}, `${fmtTime(r.reported_at, true)} · ${t("rp_" + r.kind)} · `
+      + `${t("rp_" + r.urgency)} · ${r.location} · ${people} · `, stateEl);
+    const li = el("li", { "data-report": r.report_id, class: r.ack ? "acked" : "open" }, head);
+    if (r.text) li.append(el("div", { class: "rp-text" }, r.text));
+    list.append(li);
+  }
+}
+
+$("#rp-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  sendReport();
 });
 
 // --- the generator test (docs/generator-tests.md, "From the site page") ---------------------
@@ -916,6 +1043,7 @@ function render() {
   renderAlerts();
   renderCharts();
   renderGentest();
+  renderReports();
   renderUplink();
   renderNodes();
   $("#updated").textContent = data.lastOk
