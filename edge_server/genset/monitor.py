@@ -3,7 +3,8 @@ polled in every cycle on its bus's hub (after the nodes), its values written int
 as `NAME.CHANNEL` readings (units from the profile), plus `NAME.online`, `NAME.in_auto` (the
 set starts by itself on an outage), `NAME.alarms_active`, `NAME.shutdown_alarm` and
 `NAME.controller_running` (the controller's own running state, the second witness beside the
-power node's run-sense: edge_server/genset/witness.py); the mode word
+power node's run-sense: edge_server/genset/witness.py), `NAME.alarm_ALARM` per alarm of the
+profile (its level, the alerts of edge_server/genset/alarms.py); the mode word
 and the alarms' alert codes are in `last[NAME]`. A controller that does not answer marks its
 readings unavailable; a faulted value is an unavailable reading, never a number.
 
@@ -17,6 +18,7 @@ import logging
 from datetime import datetime
 
 from edge_server.clock import Clock
+from edge_server.genset.alarms import ALARM_LEVEL, PREFIX, register_words
 from edge_server.genset.driver import GensetDriver, GensetReading
 from edge_server.genset.profile import load_profile
 from edge_server.genset.settings import GeneratorSection
@@ -37,7 +39,9 @@ class GensetMonitor:
         self.last: dict[str, GensetReading] = {}
         for gen in generators:
             # the profile was checked when the configuration was read (config.py)
-            driver = GensetDriver(load_profile(gen.profile), poller.hubs[gen.bus], gen.unit)
+            profile = load_profile(gen.profile)
+            register_words(profile)  # the alerts' words for a site's own profile file
+            driver = GensetDriver(profile, poller.hubs[gen.bus], gen.unit)
             self.drivers[gen.name] = driver
             poller.hubs[gen.bus].devices.append(
                 lambda name=gen.name: self.poll(name))  # type: ignore[misc]
@@ -63,7 +67,8 @@ class GensetMonitor:
             put(Reading(name, ch.name, value, ch.unit, now, quality))
         if not r.online:
             log.warning("genset %s: %s", name, r.error)
-            for what in ("in_auto", "alarms_active", "shutdown_alarm", RUNNING):
+            alarms = [PREFIX + a.name for a in profile.alarms.alarm]
+            for what in ("in_auto", "alarms_active", "shutdown_alarm", RUNNING, *alarms):
                 put(Reading(name, what, None, "", now, Quality.UNAVAILABLE))
             return
         for ch_name, fault in r.faults.items():
@@ -76,6 +81,11 @@ class GensetMonitor:
         put(Reading(name, "alarms_active", len(r.alarms), "", now, Quality.GOOD))
         put(Reading(name, "shutdown_alarm", any(a.severity == "shutdown" for a in r.alarms), "",
                     now, Quality.GOOD))
+        # one channel per alarm of the profile, its level (0: not active): GENSET_SHUTDOWN,
+        # GENSET_ELECTRICAL_TRIP and GENSET_WARNING read them (edge_server/genset/alarms.py)
+        open_ = {a.name: ALARM_LEVEL[a.severity] for a in r.alarms}
+        for a in profile.alarms.alarm:
+            put(Reading(name, PREFIX + a.name, open_.get(a.name, 0), "", now, Quality.GOOD))
 
     def electrical(self) -> tuple[float | None, float | None]:
         """(L1-N voltage, frequency) of the first controller; None where not read. L1 only: a

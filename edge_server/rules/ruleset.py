@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
+from edge_server.genset.alarms import CONDITIONS as GENSET_ALARMS
 from edge_server.genset.witness import GensetWitnessDisagrees
 from edge_server.rules.autonomy import FuelTracker
 from edge_server.rules.engine import (
@@ -671,7 +672,7 @@ class RuleSet:
             StarterBatteryLow(r, o), StarterBatteryCrank(r, o), BatteryLow(r, o),
             BatteryLowVoltage(r, o), BatterySensorFault(r, o),
             MainsLost(r, o), GenRunningOnOutage(r, o), GenFailedToStart(r, o),
-            GenRunningUnexpected(r, o), GensetWitnessDisagrees(r),
+            GenRunningUnexpected(r, o), GensetWitnessDisagrees(r), *(c() for c in GENSET_ALARMS),
             NodeOffline(r, o), DataStale(r, o), OccupancyHigh(r, o, self.capacity),
         ]
         self.evaluator = Evaluator(conditions, [NodeRebooted(), Refuelled(o)],
