@@ -117,7 +117,8 @@ class Service:
                              self.poller, self.state, self.clock,
                              events=self.storage, uplink=self.uplink,
                              load_pct=None if self.genset is None else self.genset.load_pct,
-                             electrical=None if self.genset is None else self.genset.electrical)
+                             electrical=None if self.genset is None else self.genset.electrical,
+                             zone=config.site.timezone)
             if Part.GENTEST in parts else None
         )
         # The backup radio reads the rules' status and alerts and the uplink's link state.

@@ -24,6 +24,7 @@ from edge_server.clock import ManualClock
 from edge_server.config import SiteConfig
 from edge_server.gentest.component import GenTestComponent
 from edge_server.gentest.schedule import DueStatus, next_due
+from edge_server.gentest.settings import GenTestSettings
 from edge_server.hub.testing import running_hub
 from edge_server.rules.settings import RulesSettings
 from edge_server.service import Service
@@ -95,11 +96,14 @@ def site_config(data: Path, port: int, uplink: dict[str, Any] | None = None,
 async def start_site(tmp_path: Path, peers: list[Peer],  # noqa: F811
                      uplink: Callable[[], dict[str, Any]] | None = None,
                      clock: ManualClock | None = None,
-                     read_auth: bool = False) -> AsyncIterator[Site]:
+                     read_auth: bool = False,
+                     gentest: GenTestSettings | None = None) -> AsyncIterator[Site]:
     peer = await make_peer(peers, image(("power",), **IDLE))
     clock = clock or ManualClock(START)
-    service = Service(site_config(tmp_path / "edge", peer.port,
-                                  uplink() if uplink else None, read_auth), clock)
+    config = site_config(tmp_path / "edge", peer.port, uplink() if uplink else None, read_auth)
+    if gentest is not None:
+        config = config.model_copy(update={"gentest": gentest})
+    service = Service(config, clock)
     await service.start(run_poller=False)
     try:
         site = Site(service, clock, peer)

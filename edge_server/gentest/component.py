@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_server.clock import Clock
-from edge_server.gentest.record import GenTestRecord
-from edge_server.gentest.runner import CommandPort, GenTestRunner
+from edge_server.gentest.auto import AUTO_WHO, OutageCredit, OutageRun, should_start
+from edge_server.gentest.record import KIND_OUTAGE, End, GenTestRecord, Outcome
+from edge_server.gentest.runner import CommandPort, GenTestRunner, Refused
 from edge_server.gentest.schedule import Due, WindowSettings, next_due
 from edge_server.gentest.settings import GenTestSettings
 from edge_server.gentest.store import GenTestStore
+from edge_server.localtime import for_people
 from edge_server.state import SiteState
 from edge_server.storage.component import EventLog
 from edge_server.storage.db import open_db
@@ -48,6 +50,7 @@ class GenTestComponent:
         uplink: UplinkComponent | None = None,
         load_pct: Callable[[], float | None] | None = None,
         electrical: Callable[[], tuple[float | None, float | None]] | None = None,
+        zone: str = "Europe/Amsterdam",
     ) -> None:
         self.site_id = site_id
         self.settings = settings
@@ -64,6 +67,12 @@ class GenTestComponent:
         self.runner: GenTestRunner | None = None
         self._tick: asyncio.Task[Any] | None = None
         self._again = False
+        # The monthly test without a person (gentest/auto.py): an outage that ran the set
+        # credits it; [gentest] auto_start starts it in its window.
+        self.outage = OutageRun(settings.min_duration_min * 60)
+        self.zone = zone
+        self._tried_window: datetime | None = None
+        self._auto: asyncio.Task[Any] | None = None
 
     async def start(self) -> None:
         self.conn = open_db(self.db_path)
@@ -78,6 +87,9 @@ class GenTestComponent:
         self.state.subscribe(self.on_cycle)
 
     async def stop(self) -> None:
+        if self._auto is not None:
+            await asyncio.gather(self._auto, return_exceptions=True)
+            self._auto = None
         if self._tick is not None:
             await asyncio.gather(self._tick, return_exceptions=True)
             self._tick = None
@@ -93,7 +105,11 @@ class GenTestComponent:
 
     # a state listener is synchronous; the runner's commands are not: one tick task at a time
     def on_cycle(self, state: SiteState, now: datetime) -> None:
-        if self.runner is None or not self.runner.busy:
+        if self.runner is None:
+            return
+        self._watch_outage(now)
+        if not self.runner.busy:
+            self._maybe_auto_start(now)
             return
         if self._tick is not None and not self._tick.done():
             self._again = True
@@ -110,10 +126,71 @@ class GenTestComponent:
             if not self._again:
                 return
 
+    # ------------------------------------------------------------------ without a person
+    def _reading(self, name: str) -> Any:
+        runner = self.require()
+        try:
+            node = runner.power_node(self.settings.node)
+        except Exception:  # no power node configured: nothing to watch
+            return None
+        r = self.state.get(f"{node}.{name}")
+        return None if r is None or not r.ok else r.value
+
+    def _watch_outage(self, now: datetime) -> None:
+        mains, running = self._reading("mains_present"), self._reading("gen_running")
+        credit = self.outage.feed(now, None if mains is None else bool(mains),
+                                  None if running is None else bool(running))
+        if credit is not None:
+            self._credit(credit)
+
+    def _credit(self, credit: OutageCredit) -> None:
+        """Record the outage as the monthly test it was (kind outage_credit, PASSED)."""
+        runner = self.require()
+        day = for_people(credit.started_at, self.zone)[:10]
+        rec = GenTestRecord(
+            site_id=self.site_id, node=runner.power_node(self.settings.node),
+            started_by="outage", started_at=credit.started_at, planned_s=credit.ran_s,
+            outcome=Outcome.PASSED, end=End.OUTAGE_RUN, kind=KIND_OUTAGE,
+            ended_at=credit.ended_at, ran_s=round(credit.ran_s, 1),
+            notes=f"Gecrediteerd door de stroomuitval van {day} / credited by the outage of "
+                  f"{day}")
+        runner.store.insert(rec)
+        self._event(credit.ended_at, "GENTEST_OUTAGE_CREDIT", "info",
+                    f"The outage of {day} ran the generator for {credit.ran_s / 60:.0f} min: "
+                    "it counts as the monthly test",
+                    f"De stroomuitval van {day} liet het aggregaat {credit.ran_s / 60:.0f} min "
+                    "draaien: telt als de maandelijkse test", {"test_id": rec.id})
+        self._finished(rec)
+
+    def _alarm_open(self) -> bool:
+        return any(r.ok and isinstance(r.value, int | float) and r.value > 0
+                   for ch, r in self.state.readings.items() if ch.endswith(".alarms_active"))
+
+    def _maybe_auto_start(self, now: datetime) -> None:
+        s = self.settings
+        if not s.auto_start or (self._auto is not None and not self._auto.done()):
+            return
+        start, window = should_start(now, self.zone, s.auto_days, s.auto_from, s.auto_until,
+                                     self.due(), self._alarm_open(), self._tried_window)
+        if start:
+            self._tried_window = window  # one try per window: a refusal is not hammered
+            self._auto = asyncio.get_running_loop().create_task(self._auto_start(now),
+                                                                name="gentest-auto")
+
+    async def _auto_start(self, now: datetime) -> None:
+        try:
+            await self.require().start(AUTO_WHO, notes="Gepland / scheduled")
+        except Refused as exc:
+            self._event(now, "GENTEST_AUTO_REFUSED", "warning",
+                        f"The scheduled generator test did not start: {exc.text_en}",
+                        f"De geplande aggregaattest startte niet: {exc.text_nl}",
+                        {"code": exc.code})
+
     async def idle(self) -> None:
-        """Wait for the tick of the last poll cycle (tests and scenarios)."""
-        if self._tick is not None:
-            await self._tick
+        """Wait for the tick and the scheduled start of the last poll cycle (tests)."""
+        for task in (self._auto, self._tick):
+            if task is not None:
+                await task
 
     def due(self) -> Due:
         runner = self.require()

@@ -48,10 +48,12 @@ class End(StrEnum):
     MAINS_LOST = "MAINS_LOST"
     BY_OPERATOR = "BY_OPERATOR"
     NODE_OFFLINE = "NODE_OFFLINE"
+    OUTAGE_RUN = "OUTAGE_RUN"  # a real outage ran the set under load (gentest/auto.py)
 
 
 KIND_MONTHLY = "monthly"
 KIND_SHORT = "short_exercise"
+KIND_OUTAGE = "outage_credit"  # credited by a real outage: counts as the monthly test
 
 OUTCOME_TEXTS: dict[Outcome, tuple[str, str]] = {
     Outcome.RUNNING: ("Test running", "Test loopt"),
@@ -74,6 +76,8 @@ END_TEXTS: dict[End, tuple[str, str]] = {
     End.BY_OPERATOR: ("Aborted by an operator", "Afgebroken door een bediener"),
     End.NODE_OFFLINE: ("The power node stopped answering",
                        "Het stroomknooppunt reageerde niet meer"),
+    End.OUTAGE_RUN: ("Credited by a real outage: the generator carried the site",
+                     "Gecrediteerd door een echte stroomuitval: het aggregaat leverde de stroom"),
 }
 
 # Outcome words written by earlier versions (stored rows, older edges' messages): read as
@@ -144,7 +148,7 @@ class GenTestRecord:
     id: int = 0
     outcome: Outcome = Outcome.RUNNING
     end: End | None = None
-    kind: str = KIND_MONTHLY  # KIND_MONTHLY | KIND_SHORT
+    kind: str = KIND_MONTHLY  # KIND_MONTHLY | KIND_SHORT | KIND_OUTAGE
     ended_at: datetime | None = None
     ended_by: str | None = None
     running_at: datetime | None = None  # first poll that saw gen_running
@@ -167,8 +171,9 @@ class GenTestRecord:
 
     @property
     def counts_as_monthly(self) -> bool:
-        """Only a PASSED monthly test moves the schedule (a short exercise is never PASSED)."""
-        return self.kind == KIND_MONTHLY and self.outcome is Outcome.PASSED
+        """Only a PASSED monthly test (or an outage credit) moves the schedule (a short
+        exercise is never PASSED)."""
+        return self.kind in (KIND_MONTHLY, KIND_OUTAGE) and self.outcome is Outcome.PASSED
 
     @property
     def fuel_used_l(self) -> float | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class GenTestSettings(BaseModel):
@@ -39,3 +39,35 @@ class GenTestSettings(BaseModel):
     voltage_max_v: Annotated[float, Field(gt=0, le=1000)] = 253.0
     frequency_min_hz: Annotated[float, Field(gt=0, le=70)] = 49.0
     frequency_max_hz: Annotated[float, Field(gt=0, le=70)] = 51.0
+    # The edge starts the monthly test itself in this window (site's zone) when it is due, and
+    # skips it when an outage ran the set for min_duration_min since the last test
+    # (gentest/auto.py).
+    # Off by default: a generator that starts by itself is the site owner's decision.
+    auto_start: bool = False
+    auto_days: list[str] = ["tue"]  # mon, tue, wed, thu, fri, sat, sun
+    auto_from: str = "10:00"
+    auto_until: str = "12:00"
+
+    @field_validator("auto_days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        from edge_server.gentest.auto import DAYS
+
+        bad = [d for d in value if d not in DAYS]
+        if bad or not value:
+            raise ValueError(f"gentest.auto_days: {bad or value!r}: give days as "
+                             f"{', '.join(DAYS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> GenTestSettings:
+        from edge_server.gentest.auto import parse_hhmm
+
+        try:
+            lo, hi = parse_hhmm(self.auto_from), parse_hhmm(self.auto_until)
+        except ValueError as exc:
+            raise ValueError(f"gentest.auto_from/auto_until: {exc}") from None
+        if (hi.hour * 60 + hi.minute) - (lo.hour * 60 + lo.minute) < self.duration_min + 10:
+            raise ValueError("gentest.auto_until: the window must hold the test "
+                             f"(duration_min {self.duration_min:g} min + 10 min): make it later")
+        return self

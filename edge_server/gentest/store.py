@@ -136,7 +136,7 @@ class GenTestStore:
         exercise is never PASSED, and is excluded here as well in case an older row says so)."""
         row = self.conn.execute(
             "SELECT ended_at FROM gentests WHERE passed = 1 AND ended_at IS NOT NULL "
-            "AND kind = 'monthly' "
+            "AND kind IN ('monthly', 'outage_credit') "
             "ORDER BY ended_at DESC LIMIT 1").fetchone()
         return None if row is None else _dt(row[0])
 

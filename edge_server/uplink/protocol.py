@@ -201,6 +201,7 @@ GentestOutcome = Literal[
 ]
 GentestEnd = Literal[
     "COMPLETED", "FAILED_TO_START", "GEN_STOPPED", "MAINS_LOST", "BY_OPERATOR", "NODE_OFFLINE",
+    "OUTAGE_RUN",
 ]
 
 
@@ -232,7 +233,7 @@ class GentestBody(BaseModel):
     end_en: str | None = None
     end_nl: str | None = None
     # a short exercise never counts as the monthly test (and is never PASSED)
-    kind: Literal["monthly", "short_exercise"] = "monthly"
+    kind: Literal["monthly", "short_exercise", "outage_credit"] = "monthly"
     counts_as_monthly: bool | None = None
     planned_s: Annotated[float, Field(gt=0)]
     start_time_s: Seconds | None

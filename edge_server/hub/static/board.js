@@ -23,6 +23,7 @@ const T = {
     gt_by: "door", gt_min: "min", gt_load: "last", gt_load_na: "last niet gemeten",
     PASSED: "geslaagd", FAILED: "afgekeurd", NOT_VERIFIED: "niet geverifieerd",
     ABORTED: "afgebroken", short_exercise: "korte oefenrun", FAILED_TO_START: "startte niet",
+    OUTAGE_RUN: "gecrediteerd door de stroomuitval (het aggregaat leverde de stroom)",
     MAINS_LOST: "afgebroken (netuitval)", BY_OPERATOR: "afgebroken", NODE_OFFLINE:
     "afgebroken (knooppunt stil)", GEN_STOPPED: "stopte vanzelf",
     ABORTED_MAINS_LOST: "afgebroken (netuitval)", ABORTED_BY_OPERATOR: "afgebroken",
@@ -64,6 +65,7 @@ const T = {
     gt_by: "by", gt_min: "min", gt_load: "load", gt_load_na: "load not measured",
     PASSED: "passed", FAILED: "failed", NOT_VERIFIED: "not verified", ABORTED: "aborted",
     short_exercise: "short exercise", FAILED_TO_START: "failed to start",
+    OUTAGE_RUN: "credited by the outage (the generator carried the site)",
     MAINS_LOST: "aborted (mains lost)", BY_OPERATOR: "aborted",
     NODE_OFFLINE: "aborted (node silent)", GEN_STOPPED: "stopped by itself",
     ABORTED_MAINS_LOST: "aborted (mains lost)", ABORTED_BY_OPERATOR: "aborted",
@@ -156,7 +158,7 @@ function gentestCell(tr, g) {
     const word = l.end && l.end !== "COMPLETED" && T[lang][l.end] !== undefined ? l.end : l.outcome;
     const parts = [t("gt_last") + " " + fmtDay(l.ended_at) + ": " + t(word)
       + (l.kind === "short_exercise" ? " (" + t("short_exercise") + ")" : "")];
-    if (l.started_by) parts.push(t("gt_by") + " " + l.started_by);
+    if (l.started_by && l.kind !== "outage_credit") parts.push(t("gt_by") + " " + l.started_by);
     if (l.ran_min != null) parts.push(num(l.ran_min, 0) + " " + t("gt_min"));
     parts.push(l.load == null ? t("gt_load_na") : t("gt_load") + " " + l.load);
     const small = document.createElement("small");
