@@ -21,6 +21,7 @@ from edge_server.genset.profile import load_profile
 from edge_server.genset.sim import VirtualController
 from edge_server.poller import Poller
 from edge_server.rules.engine import Severity, Transition
+from edge_server.rules.readiness import GenTest, ReadinessInputs, ReadinessState, assess
 from edge_server.rules.ruleset import RuleSet
 from edge_server.rules.settings import FuelSettings, RulesSettings
 from edge_server.state import SiteState
@@ -137,3 +138,16 @@ async def test_warning_and_electrical_trip_have_their_own_severity_and_alerts(
 def test_words_of_a_site_profile_and_of_an_unknown_alarm() -> None:
     assert alarm_words("low_oil_pressure") == ("Low oil pressure", "Lage oliedruk")
     assert alarm_words("coolant_level_low") == ("coolant level low", "coolant level low")
+
+
+@pytest.mark.parametrize(("code", "state"), [
+    ("GENSET_SHUTDOWN", ReadinessState.NOT_READY),
+    ("GENSET_ELECTRICAL_TRIP", ReadinessState.NOT_READY),
+    ("GENSET_WARNING", ReadinessState.DEGRADED),
+])
+def test_an_open_controller_alarm_sets_readiness(code: str, state: ReadinessState) -> None:
+    got = assess(ReadinessInputs(now=T0, power_data_known=True, open_alert_codes={code},
+                                 last_gentest=GenTest(at=T0, passed=True), autonomy_h=200.0,
+                                 uplink_up=True),
+                 RulesSettings(), FuelSettings(tank_capacity_l=1000))
+    assert got.state is state and code in [r.code for r in got.reasons]

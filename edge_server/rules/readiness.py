@@ -61,6 +61,16 @@ REASONS: dict[str, tuple[ReadinessState, str, str]] = {
                                "Aggregaat draait onverwacht"),
     "GENSET_WITNESS_DISAGREES": (R.DEGRADED, "Generator controller and power node disagree",
                                  "Regelaar en vermogensknooppunt zijn het oneens"),
+    "GENSET_SHUTDOWN": (R.NOT_READY, "Generator controller has a shutdown alarm: the set will "
+                        "not start until it is reset on site",
+                        "Regelaar van het aggregaat heeft een uitschakelalarm: het aggregaat "
+                        "start niet tot het ter plaatse is gereset"),
+    "GENSET_ELECTRICAL_TRIP": (R.NOT_READY, "Generator controller has an electrical trip: the "
+                               "set does not carry the site",
+                               "Regelaar van het aggregaat heeft een elektrische "
+                               "uitschakeling: het aggregaat voedt de locatie niet"),
+    "GENSET_WARNING": (R.DEGRADED, "Generator controller has a warning alarm",
+                       "Regelaar van het aggregaat heeft een waarschuwingsalarm"),
     "NODE_OFFLINE": (R.DEGRADED, "A node does not answer", "Een knooppunt reageert niet"),
     "DATA_STALE": (R.DEGRADED, "Data is stale", "Gegevens zijn verouderd"),
     "UPLINK_DOWN": (R.DEGRADED, "No link to the C-NSP", "Geen verbinding met het C-NSP"),
@@ -84,6 +94,9 @@ ALERT_REASONS: dict[str, str] = {
     "FRIDGE_PROBE_FAULT": "FRIDGE_PROBE_FAULT",
     "GEN_RUNNING_UNEXPECTED": "GEN_RUNNING_UNEXPECTED",
     "GENSET_WITNESS_DISAGREES": "GENSET_WITNESS_DISAGREES",
+    "GENSET_SHUTDOWN": "GENSET_SHUTDOWN",
+    "GENSET_ELECTRICAL_TRIP": "GENSET_ELECTRICAL_TRIP",
+    "GENSET_WARNING": "GENSET_WARNING",
     "NODE_OFFLINE": "NODE_OFFLINE",
     "DATA_STALE": "DATA_STALE",
 }
