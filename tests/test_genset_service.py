@@ -93,10 +93,11 @@ async def test_the_controller_is_polled_into_the_state(tmp_path: Path,
         assert get("gen.online").value is True  # type: ignore[union-attr]
         assert get("gen.gen_frequency_hz").value == 50.0  # type: ignore[union-attr]
         assert get("gen.gen_kw").unit == "kW"  # type: ignore[union-attr]
-        assert get("gen.in_auto").value is False  # type: ignore[union-attr]  (test mode)
+        assert get("gen.in_auto").value is False  # type: ignore[union-attr]  # test mode
         assert get("gen.shutdown_alarm").value is False  # type: ignore[union-attr]
         assert service.genset.load_pct() == pytest.approx(43.8, abs=0.05)
-        assert service.genset.electrical() == (pytest.approx(230.0, abs=0.2), 50.0)
+        volts, hertz = service.genset.electrical()
+        assert volts == pytest.approx(230.0, abs=0.2) and hertz == 50.0
         assert service.state.nodes["power"].online is False  # its bus is dead: polled anyway
         ctrl.fail_reads = True
         await service.poller.poll_once()
