@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,24 @@ def hub(tmp_path: Path) -> Iterator[RunningHub]:
         yield h
 
 
+@contextmanager
+def board_page(hub: RunningHub, token: str) -> Iterator[Any]:
+    """The board in headless Chromium, logged in with `token` and loaded."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(hub.url + "/")
+            page.fill("#token", token)
+            page.click("#login button[type=submit]")
+            expect(page.locator("body[data-loaded='1']")).to_have_count(1)
+            yield page
+        finally:
+            browser.close()
+
+
 def report(kind: str, urgency: str, text: str, people: int | None, at: datetime) -> dict[str, Any]:
     return {"report_id": str(uuid.uuid4()), "kind": kind, "urgency": urgency,
             "location": "Wachtruimte <i>west</i>", "people": people, "text": text,
@@ -39,7 +58,7 @@ def report(kind: str, urgency: str, text: str, people: int | None, at: datetime)
 
 def test_reports_at_the_top_with_alarm_text_as_text_and_acknowledge(hub: RunningHub) -> None:
     need_tool("chromium", "apt-get install -y chromium")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     clock = hub.clock
     assert isinstance(clock, ManualClock)
@@ -54,56 +73,47 @@ def test_reports_at_the_top_with_alarm_text_as_text_and_acknowledge(hub: Running
     send(hub, "nsp-ut-001", key_a, [("report", urgent)])
     token = hub.store.add_user("olga", "operator")
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(hub.url + "/")
-            page.fill("#token", token)
-            page.click("#login button[type=submit]")
-            expect(page.locator("body[data-loaded='1']")).to_have_count(1)
-            # The section comes before the sites' table, the alarm is on.
-            assert page.evaluate("""() => {
-                const r = document.getElementById('reports'), s = document.getElementById('sites');
-                return !!(r.compareDocumentPosition(s) & Node.DOCUMENT_POSITION_FOLLOWING); }""")
-            expect(page.locator("#reports")).to_have_class("reports alarm")
-            expect(page.locator("#reports-alarm")).to_be_visible()
-            expect(page.locator("#reports-alarm")).to_have_text(
-                "⚠ Onbevestigde noodhulpmeldingen: 2")
-            rows = page.locator("#reports-table tbody tr")
-            expect(rows).to_have_count(2)
-            assert rows.nth(0).get_attribute("data-report") == \
-                f"nsp-ut-001/{urgent['report_id']}"  # immediate before normal
-            top = rows.nth(0)
-            expect(top.locator(".site-name")).to_have_text("Buurthuis De Linde")
-            expect(top.locator(".kind")).to_have_text("medisch")
-            expect(top.locator(".urgency")).to_have_text("direct")
-            expect(top.locator(".people")).to_have_text("2")
-            expect(top.locator(".where")).to_have_text("Wachtruimte <i>west</i>")
-            expect(top.locator(".report-text")).to_have_text(urgent["text"])
-            expect(top.locator(".received")).to_have_text("01-03-2026, 13:01")  # Amsterdam, CET
-            assert top.locator("img, b, i").count() == 0  # HTML shown, never made
-            assert page.evaluate("() => window.pwned") is None
-            expect(rows.nth(1).locator(".people")).to_have_text("onbekend")
-            page.click("#lang")
-            expect(page.locator("#reports-heading")).to_have_text("Emergency reports")
-            expect(top.locator(".kind")).to_have_text("medical")
-            expect(top.locator(".received")).to_have_text("01/03/2026, 13:01")
+    with board_page(hub, token) as page:
+        # The section comes before the sites' table, the alarm is on.
+        assert page.evaluate("""() => {
+            const r = document.getElementById('reports'), s = document.getElementById('sites');
+            return !!(r.compareDocumentPosition(s) & Node.DOCUMENT_POSITION_FOLLOWING); }""")
+        expect(page.locator("#reports")).to_have_class("reports alarm")
+        expect(page.locator("#reports-alarm")).to_be_visible()
+        expect(page.locator("#reports-alarm")).to_have_text(
+            "⚠ Onbevestigde noodhulpmeldingen: 2")
+        rows = page.locator("#reports-table tbody tr")
+        expect(rows).to_have_count(2)
+        assert rows.nth(0).get_attribute("data-report") == \
+            f"nsp-ut-001/{urgent['report_id']}"  # immediate before normal
+        top = rows.nth(0)
+        expect(top.locator(".site-name")).to_have_text("Buurthuis De Linde")
+        expect(top.locator(".kind")).to_have_text("medisch")
+        expect(top.locator(".urgency")).to_have_text("direct")
+        expect(top.locator(".people")).to_have_text("2")
+        expect(top.locator(".where")).to_have_text("Wachtruimte <i>west</i>")
+        expect(top.locator(".report-text")).to_have_text(urgent["text"])
+        expect(top.locator(".received")).to_have_text("01-03-2026, 13:01")  # Amsterdam, CET
+        assert top.locator("img, b, i").count() == 0  # HTML shown, never made
+        assert page.evaluate("() => window.pwned") is None
+        expect(rows.nth(1).locator(".people")).to_have_text("onbekend")
+        page.click("#lang")
+        expect(page.locator("#reports-heading")).to_have_text("Emergency reports")
+        expect(top.locator(".kind")).to_have_text("medical")
+        expect(top.locator(".received")).to_have_text("01/03/2026, 13:01")
 
-            page.click(f"tr[data-report='nsp-ut-001/{urgent['report_id']}'] button.report-ack")
-            acked = page.locator(f"tr[data-report='nsp-ut-001/{urgent['report_id']}']")
-            expect(acked.locator(".state")).to_contain_text("receipt acknowledged by olga")
-            expect(acked.locator("button")).to_have_count(0)
-            expect(page.locator("#reports-alarm")).to_have_text(
-                "⚠ Unacknowledged emergency reports: 1")
-            # The open one moves to the top.
-            expect(rows.nth(0)).to_have_attribute("data-report",
-                                                  f"nsp-asd-007/{normal['report_id']}")
-            page.click(f"tr[data-report='nsp-asd-007/{normal['report_id']}'] button.report-ack")
-            expect(page.locator("#reports-alarm")).to_be_hidden()
-            expect(page.locator("#reports")).to_have_class("reports")
-        finally:
-            browser.close()
+        page.click(f"tr[data-report='nsp-ut-001/{urgent['report_id']}'] button.report-ack")
+        acked = page.locator(f"tr[data-report='nsp-ut-001/{urgent['report_id']}']")
+        expect(acked.locator(".state")).to_contain_text("receipt acknowledged by olga")
+        expect(acked.locator("button")).to_have_count(0)
+        expect(page.locator("#reports-alarm")).to_have_text(
+            "⚠ Unacknowledged emergency reports: 1")
+        # The open one moves to the top.
+        expect(rows.nth(0)).to_have_attribute("data-report",
+                                              f"nsp-asd-007/{normal['report_id']}")
+        page.click(f"tr[data-report='nsp-asd-007/{normal['report_id']}'] button.report-ack")
+        expect(page.locator("#reports-alarm")).to_be_hidden()
+        expect(page.locator("#reports")).to_have_class("reports")
     listed = httpx.get(hub.url + "/api/v1/reports",
                        headers={"Authorization": f"Bearer {token}"}).json()
     assert listed["open"] == 0

@@ -44,6 +44,15 @@ const T = {
     report_ack: "Ontvangen bevestigen", report_acked: "ontvangen bevestigd door",
     report_open: "NIET BEVESTIGD", no_reports: "Geen noodhulpmeldingen",
     reports_alarm: "⚠ Onbevestigde noodhulpmeldingen:", by_radio: "via radio (zonder tekst)",
+    bl_heading: "Berichten voor bewoners", bl_title_nl: "Titel (Nederlands)",
+    bl_text_nl: "Tekst (Nederlands)", bl_title_en: "Titel (Engels, mag leeg)",
+    bl_text_en: "Tekst (Engels, mag leeg)", bl_hours: "Geldig (uren)", bl_target: "Voor",
+    bl_all: "alle locaties", bl_region: "een regio", bl_sites: "gekozen locaties",
+    bl_site_ids: "Locaties (id's, met komma's)", bl_send: "Bericht versturen",
+    bl_col_issued: "Geschreven", bl_col_bulletin: "Bericht", bl_col_valid: "Geldig tot",
+    bl_col_delivered: "Aangekomen", bl_sent: "Bericht opgeslagen; het gaat mee met het volgende "
+      + "antwoord aan elke locatie.", bl_of: "van", bl_waiting: "nog niet bij",
+    bl_refused: "Niet verstuurd:", no_bulletins: "Nog geen berichten",
   },
   en: {
     title: "C-NSP readiness board", logout: "Log out", token_label: "Access token",
@@ -86,6 +95,15 @@ const T = {
     report_ack: "Acknowledge", report_acked: "receipt acknowledged by",
     report_open: "NOT ACKNOWLEDGED", no_reports: "No emergency reports",
     reports_alarm: "⚠ Unacknowledged emergency reports:", by_radio: "by radio (no text)",
+    bl_heading: "Bulletins for residents", bl_title_nl: "Title (Dutch)",
+    bl_text_nl: "Text (Dutch)", bl_title_en: "Title (English, optional)",
+    bl_text_en: "Text (English, optional)", bl_hours: "Valid (hours)", bl_target: "For",
+    bl_all: "all sites", bl_region: "a region", bl_sites: "chosen sites",
+    bl_site_ids: "Sites (ids, comma-separated)", bl_send: "Send bulletin",
+    bl_col_issued: "Written", bl_col_bulletin: "Bulletin", bl_col_valid: "Valid until",
+    bl_col_delivered: "Arrived", bl_sent: "Bulletin saved; it goes with the next reply to "
+      + "each site.", bl_of: "of", bl_waiting: "not yet at",
+    bl_refused: "Not sent:", no_bulletins: "No bulletins yet",
   },
 };
 // Generator-test states from the hub (the edge's NFPA 110 schedule): an icon and a word, so the
@@ -96,6 +114,7 @@ const GT_RANK = { failed: 0, overdue: 1, never: 2, due: 3, ok: 4 };
 let lang = localStorage.getItem("nsp-hub-lang") || "nl";
 let last = null;
 let lastReports = null;
+let lastBulletins = null;
 const $ = (sel) => document.querySelector(sel);
 const t = (key) => (T[lang][key] !== undefined ? T[lang][key] : key);
 // Numbers in the reader's convention: "5,0 °C" in Dutch, "5.0 °C" in English.
@@ -124,6 +143,7 @@ function applyLang() {
   $("#lang").textContent = t("lang_button");
   if (last) render(last.sites, last.alerts, last.now);
   if (lastReports) renderReports(lastReports);
+  if (lastBulletins) renderBulletins(lastBulletins);
 }
 
 function refuelKey(site) {
@@ -410,6 +430,75 @@ function renderReports(reports) {
   }
 }
 
+// Bulletins (hub/bulletins.py): the form posts one; the list shows per bulletin how many of
+// its sites confirmed it (delivery receipts) and which have not yet. Texts as text.
+function renderBulletins(bulletins) {
+  const body = $("#bl-table tbody");
+  body.textContent = "";
+  if (!bulletins.length) {
+    const tr = document.createElement("tr");
+    cell(tr, t("no_bulletins")).colSpan = 4;
+    body.appendChild(tr);
+  }
+  for (const b of bulletins) {
+    const tr = document.createElement("tr");
+    tr.dataset.bulletin = b.id;
+    cell(tr, fmtTime(b.issued_at) + " · " + b.issued_by, "issued");
+    const td = cell(tr, "", "bl-text");
+    const title = document.createElement("b");
+    title.textContent = lang === "en" && b.title_en ? b.title_en : b.title_nl;
+    td.append(title, document.createElement("br"),
+      document.createTextNode(lang === "en" && b.text_en ? b.text_en : b.text_nl));
+    cell(tr, fmtTime(b.valid_until), "valid");
+    const done = b.deliveries.filter((d) => d.confirmed_at);
+    const missing = b.deliveries.filter((d) => !d.confirmed_at).map((d) => d.site_id);
+    const dtd = cell(tr, done.length + " " + t("bl_of") + " " + b.deliveries.length, "delivered");
+    if (missing.length) {
+      const small = document.createElement("small");
+      small.className = "bl-missing";
+      small.textContent = t("bl_waiting") + ": " + missing.join(", ");
+      dtd.append(document.createElement("br"), small);
+    }
+    body.appendChild(tr);
+  }
+}
+
+function bulletinRegions(sites) {
+  const sel = $("#bl-region");
+  const regions = [...new Set(sites.map((s) => s.region).filter(Boolean))].sort();
+  if ([...sel.options].map((o) => o.value).join("|") === regions.join("|")) return;
+  const keep = sel.value;
+  sel.textContent = "";
+  for (const r of regions) sel.add(new Option(r, r));
+  if (regions.includes(keep)) sel.value = keep;
+}
+
+async function sendBulletin(ev) {
+  ev.preventDefault();
+  const v = (id) => $(id).value.trim();
+  const req = { title_nl: v("#bl-title-nl"), text_nl: v("#bl-text-nl"),
+    valid_hours: Number(v("#bl-hours")), target: $("#bl-target").value };
+  if (v("#bl-title-en") || v("#bl-text-en")) {
+    req.title_en = v("#bl-title-en");
+    req.text_en = v("#bl-text-en");
+  }
+  if (req.target === "region") req.region = $("#bl-region").value;
+  if (req.target === "sites") req.sites = v("#bl-site-ids").split(",").map((x) => x.trim());
+  const msg = $("#bl-msg");
+  try {
+    await api("/api/v1/bulletins", { method: "POST", body: JSON.stringify(req),
+      headers: { "Content-Type": "application/json" } });
+    $("#bl-form").reset();
+    msg.className = "good";
+    msg.textContent = t("bl_sent");
+  } catch (e) {
+    if (String(e.message) === "401") return;
+    msg.className = "error";
+    msg.textContent = t("bl_refused") + " " + e.message;  // the hub says which field and why
+  }
+  await refresh();
+}
+
 async function api(path, options) {
   const token = localStorage.getItem("nsp-hub-token");
   const opts = Object.assign({}, options || {});
@@ -438,12 +527,16 @@ async function apiAll(path, key) {
 async function refresh() {
   if (!localStorage.getItem("nsp-hub-token")) return;
   try {
-    const [s, a, rep] = await Promise.all([apiAll("/api/v1/sites", "sites"),
-      apiAll("/api/v1/alerts?open=1&limit=2000", "alerts"), api("/api/v1/reports?limit=200")]);
+    const [s, a, rep, bl] = await Promise.all([apiAll("/api/v1/sites", "sites"),
+      apiAll("/api/v1/alerts?open=1&limit=2000", "alerts"), api("/api/v1/reports?limit=200"),
+      api("/api/v1/bulletins?limit=50")]);
     last = { sites: s.sites, alerts: a.alerts, now: s.now };
     lastReports = rep.reports;
+    lastBulletins = bl.bulletins;
     $("#error").textContent = "";
     renderReports(lastReports);
+    renderBulletins(lastBulletins);
+    bulletinRegions(last.sites);
     render(last.sites, last.alerts, last.now);
     if (!$("#reg-to").value) {
       // The register's default: the last 12 months by the hub's clock.
@@ -548,6 +641,7 @@ $("#gt-filter").addEventListener("change", () => {
   if (last) render(last.sites, last.alerts, last.now);
 });
 $("#register").addEventListener("click", downloadRegister);
+$("#bl-form").addEventListener("submit", sendBulletin);
 $("#round-pdf").addEventListener("click", (ev) => downloadRound(ev, "pdf"));
 $("#round-csv").addEventListener("click", (ev) => downloadRound(ev, "csv"));
 $("#region-filter").addEventListener("change", () => {
