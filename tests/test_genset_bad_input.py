@@ -6,6 +6,10 @@ nodes keep polling."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,12 +18,15 @@ import pytest
 from edge_server.clock import ManualClock
 from edge_server.config import parse_config
 from edge_server.genset.codec import Fault, decode, encode
+from edge_server.genset.driver import GensetDriver
 from edge_server.genset.engine import EngineModel
 from edge_server.genset.monitor import GensetMonitor
 from edge_server.genset.profile import load_profile
 from edge_server.genset.sim import VirtualController
 from edge_server.poller import Poller
 from edge_server.state import SiteState
+from tests.conftest import free_port
+from tests.test_genset_driver import tcp_hub
 from tests.test_genset_service import ctrl, site  # noqa: F401  (fixture)
 
 DSE = load_profile("dse-gencomm")
@@ -99,3 +106,36 @@ async def test_unplugged_kw_oil_and_coolant_over_tcp_are_faults_and_polling_goes
     clock.advance(2)
     await poller.poll_once()
     assert monitor.last["gen"].faults == {} and monitor.load_pct() == 43.8
+
+
+async def test_genset_sim_command_unplugs_sensors_and_refuses_an_unknown_one() -> None:
+    """`nsp-edge genset-sim --unplug` as a real process: the driver reads kW and coolant as
+    faults over TCP while frequency and speed are numbers; a channel the profile lacks is
+    refused with the list of channels."""
+    exe = Path(sys.executable).with_name("nsp-edge")
+    tcp = f"127.0.0.1:{free_port()}"
+    bad = subprocess.run([str(exe), "genset-sim", "--unit", "10", "--tcp", tcp,
+                          "--unplug", "gen_kwh"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "gen_kwh: no such channel" in bad.stderr
+    assert "gen_kw," in bad.stderr
+    proc = await asyncio.create_subprocess_exec(
+        str(exe), "genset-sim", "--unit", "10", "--tcp", tcp, "--mode", "test",
+        "--step-s", "0.1", "--unplug", "gen_kw", "--unplug", "coolant_temp_c",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        port = int(line.rsplit(":", 1)[1])
+        hub = tcp_hub(port)
+        try:
+            r = await GensetDriver(DSE, hub, 10).read()
+        finally:
+            hub.client.close()
+        assert r.online, r.error
+        assert set(r.faults) == {"gen_kw", "coolant_temp_c"}
+        assert "gen_kw" not in r.values and "coolant_temp_c" not in r.values
+        assert "engine_speed_rpm" in r.values and "gen_frequency_hz" in r.values
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+    assert proc.returncode == 0

@@ -4,7 +4,7 @@ and/or RTU, with a modelled engine in real time (docs/generators.md).
     nsp-edge genset-sim --unit 10 --tcp 127.0.0.1:5030 [--rtu /dev/pts/7 --baud 19200]
                         [--profile dse-gencomm] [--rated-kw 32] [--load-kw 12]
                         [--mode auto] [--crank-fails] [--fault low_oil_pressure]
-                        [--mains absent]
+                        [--mains absent] [--unplug gen_kw --unplug coolant_temp_c]
 
 The engine steps every --step-s seconds of wall time. It runs until SIGINT/SIGTERM.
 """
@@ -46,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--mains", choices=("present", "absent"), default="present")
     p.add_argument("--crank-fails", action="store_true", help="every crank fails")
     p.add_argument("--fault", choices=FAULTS, help="a shutdown that develops while running")
+    p.add_argument("--unplug", action="append", default=[], metavar="CHANNEL",
+                   help="a sensor that reads the controller's fault sentinel (repeatable)")
     p.add_argument("--step-s", type=float, default=0.5, help="engine step (wall seconds)")
     p.set_defaults(func=run)
 
@@ -56,11 +58,19 @@ async def _serve(args: argparse.Namespace) -> int:
     except ProfileError as exc:
         print(f"nsp-edge genset-sim: {exc}", file=sys.stderr)
         return 2
+    names = {c.name for c in profile.channels}
+    unknown = [n for n in args.unplug if n not in names]
+    if unknown:
+        print(f"nsp-edge genset-sim: --unplug {', '.join(unknown)}: no such channel in "
+              f"{profile.profile.name}; use one of {', '.join(sorted(names))}", file=sys.stderr)
+        return 2
     load = float(args.load_kw)
     engine = EngineModel(rated_kw=args.rated_kw, load_kw=lambda _t: load, mode=args.mode,
                          crank_fails=args.crank_fails, fault=args.fault,
                          mains_present=args.mains == "present")
     ctrl = VirtualController(profile, engine, unit=args.unit)
+    ctrl.unplug.update(args.unplug)
+    ctrl.refresh()
     rtu: VirtualController | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -74,6 +84,7 @@ async def _serve(args: argparse.Namespace) -> int:
                   f"{host}:{bound}", flush=True)
         if args.rtu:
             rtu = VirtualController(profile, engine, unit=args.unit)
+            rtu.unplug.update(args.unplug)
             await rtu.start_rtu(args.rtu, baudrate=args.baud)
             print(f"genset-sim: unit {args.unit} on rtu {args.rtu} at {args.baud} baud",
                   flush=True)
