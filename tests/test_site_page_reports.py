@@ -2,7 +2,7 @@
 
 A real edge service (storage, rules, uplink, crisis; its web app served by uvicorn) with its
 uplink to a real hub on localhost. Staff type a report in the browser with an operator's token;
-it reaches the hub over the signed link; an operator acknowledges it with the hub's API; the
+it reaches the hub over the signed link; an operator acknowledges it on the hub's board; the
 acknowledgement comes back over the link and the site page shows "ontvangen door de C-NSP om
 HH:MM" (the site's zone). A viewer's token is refused and what was typed is kept.
 """
@@ -93,10 +93,22 @@ async def test_a_report_typed_on_the_site_page_is_acknowledged_by_the_hub(
 
                 # 06:17 UTC is 07:17 in Amsterdam (CET): the site's zone, not the browser's.
                 clock.advance(timedelta(minutes=17).total_seconds())
+                # On the hub's board (its own page): at the top, unacknowledged; acknowledged.
                 token = hub.store.add_user("olga", "operator")
-                r = httpx.post(f"{hub.url}/api/v1/reports/{site_id}/{body['report_id']}/ack",
-                               headers={"Authorization": f"Bearer {token}"}, timeout=10)
-                assert r.status_code == 200, r.text
+                board = await context.new_page()
+                await board.goto(hub.url + "/")
+                await board.fill("#token", token)
+                await board.click("#login button[type=submit]")
+                row = board.locator(f"#reports-table tr[data-report='{site_id}/"
+                                    f"{body['report_id']}']")
+                await expect(row.locator(".report-text")).to_have_text("<b>Onwel</b>, ademt")
+                await expect(board.locator("#reports-alarm")).to_be_visible()
+                await row.locator("button.report-ack").click()
+                await expect(row.locator(".state")).to_contain_text("bevestigd door olga")
+                await expect(board.locator("#reports-alarm")).to_be_hidden()
+                r = httpx.get(f"{hub.url}/api/v1/reports",
+                              headers={"Authorization": f"Bearer {token}"}, timeout=10)
+                assert r.json()["reports"][0]["ack"]["by"] == "olga"
                 assert service.uplink is not None and service.uplink.uplink is not None
                 clock.advance(1)
                 service.uplink.uplink.notify()
