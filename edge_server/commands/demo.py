@@ -40,6 +40,9 @@ WORLD_SETTINGS: tuple[tuple[str, str, object], ...] = (
 )
 STORY_S = 60.0
 DEMO_SITE_ID = "demo-site"
+# The week before the start is simulated (commands/demo_history.py): the name says so wherever
+# the site is shown (site page, hub board).
+DEMO_SITE_NAME = "Demo noodsteunpunt (week ervoor gesimuleerd / week before simulated)"
 
 
 def story(t_s: float) -> list[tuple[str, str, object]]:
@@ -106,7 +109,7 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
 def site_toml(nodes: list[DemoNode], workdir: Path, listen: str, extra: str = "") -> str:
     lines = [
         "# Written by `nsp-edge demo`: the demo site's three virtual nodes on localhost.",
-        f'[site]\nid = "{DEMO_SITE_ID}"\nname = "Demo noodsteunpunt"\n',
+        f'[site]\nid = "{DEMO_SITE_ID}"\nname = "{DEMO_SITE_NAME}"\n',
         f'[api]\nlisten = "{listen}"\n',
         f'[storage]\ndata_dir = "{workdir / "edge-data"}"\n',
         "[poll]\ninterval_s = 1.0\ntimeout_s = 0.5\nretries = 0\nbackoff_max_s = 8.0\n",
@@ -223,7 +226,22 @@ async def _serve(nodes: list[DemoNode], config_path: Path, port: int, hub: HubRu
         loop.add_signal_handler(sig, stop.set)
     async with serving(create_app(service), "127.0.0.1", port):
         url = f"http://127.0.0.1:{port}"
+        if service.storage is not None:
+            from edge_server.commands.demo_history import DAYS, backfill
+
+            for _ in range(50):  # the first poll gives the tank's live level (<= 5 s)
+                fuel = service.state.get("power.fuel_l")
+                if fuel is not None and fuel.ok:
+                    break
+                await asyncio.sleep(0.1)
+            live = None if fuel is None or not fuel.ok else fuel.value
+            level = float(live) if isinstance(live, int | float) else 412.0
+            rows = backfill(service.storage.require(), service.clock.now(),
+                            {"power": "power", "fridge": "fridge"}, level)
         print("NSP demo site is running (Ctrl-C stops it):")
+        if service.storage is not None:
+            print(f"  history:   {DAYS} simulated days before now ({rows} readings; "
+                  "event DEMO_HISTORY), so the plots show something at once")
         print(f"  site page: {url}/")
         print(f"  API:       {url}/api/v1/site")
         if hub is not None:
