@@ -188,3 +188,19 @@ def test_board_downloads_the_round_of_the_region_shown(hub: RunningHub, tmp_path
             assert saved.read_text(encoding="utf-8-sig").startswith("order;site_id")
         finally:
             browser.close()
+
+
+def test_a_viewer_reads_the_round_but_records_nothing(hub: RunningHub, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_server import cli
+
+    register(hub, 2, "Twente", random.Random(1), {})
+    data = str(tmp_path / "cli-hub")
+    assert cli.main(["hub", "add-user", "vera", "--role", "viewer", "--data", data]) == 0
+    assert capsys.readouterr().out.split()[-1]  # the token, printed once
+    token = hub.store.add_user("vera", "viewer")
+    auth = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(hub.url + "/api/v1/fuel-round", headers=auth).status_code == 200
+    r = httpx.post(hub.url + "/api/v1/fuel-round/deliveries", headers=auth,
+                   json={"site_id": "nsp-twe-000", "litres": 100})
+    assert r.status_code == 403 and "operator" in r.text, r.text

@@ -110,7 +110,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     common(v)
     u = hs.add_parser("add-user", help="add or reset an operator; prints a token")
     u.add_argument("name")
-    u.add_argument("--role", choices=("operator", "admin"), required=True)
+    u.add_argument("--role", choices=("viewer", "operator", "admin"), required=True,
+                   help="viewer reads the board and the logs; operator also acknowledges, "
+                        "writes bulletins and records fuel deliveries; admin manages")
     common(u)
     g = hs.add_parser(
         "gentests",
