@@ -289,6 +289,8 @@ function drawMap(sites) {
     });
     svg.appendChild(g);
   }
+  // No site has coordinates yet: the note says how to give them; an empty country stays away.
+  svg.style.display = placed.length ? "" : "none";
   const off = sites.length - placed.length;
   $("#map-note").textContent = !placed.length && sites.length ? t("map_none")
     : off ? off + " " + t("map_off") : "";
