@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from edge_server.api import alerts, gentest, history, metrics, readiness, site
+from edge_server.api import alerts, generators, gentest, history, metrics, readiness, site
 from edge_server.auth import Authenticator, UserStore
 from edge_server.crisis import kiosk, reports_api
 from edge_server.service import Service
@@ -33,6 +33,7 @@ ROUTERS: list[APIRouter] = [
     alerts.router,
     readiness.router,
     gentest.router,
+    generators.router,  # commands to the generator's controller, behind interlocks
     kiosk.router,  # /kiosk and /api/v1/kiosk for residents (edge_server/crisis/kiosk.py)
     reports_api.router,  # emergency reports by staff (edge_server/crisis/reports_api.py)
 ]
