@@ -2,8 +2,14 @@
 
 The data comes from the edge's optional InfluxDB sink (edge_server/storage/influx.py), which writes
 one measurement `nsp` with tags site, node, channel (the register name), unit and one field `value`.
-Queries are InfluxQL; tests/test_dashboards.py runs every one of them against a real InfluxDB 1.6.7
-and fails when a generated JSON file drifts from this script.
+Two flavours of the same panels:
+- nsp-site-prometheus.json: PromQL/MetricsQL for Grafana's Prometheus data source on
+  VictoriaMetrics, which takes the sink's line protocol itself (as the metric `nsp_value` with the
+  same labels): one server both receives the sink's writes and answers the dashboard
+  (tests/test_dashboards_vm.py runs every panel's query on the points the sink wrote);
+- nsp-site.json: InfluxQL for an InfluxDB 1.x data source (tests/test_dashboards.py runs every
+  query against a real InfluxDB 1.6.7 holding points in the sink's line protocol).
+Both tests fail when a generated JSON file drifts from this script.
 
 Built with grafanalib, not grafana-foundation-sdk: grafanalib has an InfluxDB (InfluxQL) target,
 the foundation SDK has none and would need a hand-written Dataquery class. grafanalib is a dev-only
@@ -25,6 +31,7 @@ from grafanalib.core import (
     StateTimeline,
     Template,
     Templating,
+    Target,
     Threshold,
     TimeSeries,
 )
@@ -52,7 +59,25 @@ def query(channel: str, agg: str = "mean") -> str:
     )
 
 
-def targets(series: list[Series], agg: str = "mean") -> list[InfluxDBTarget]:
+METRIC = "nsp_value"  # what VictoriaMetrics names the sink's measurement `nsp`, field `value`
+PROM_AGG = {"mean": "avg_over_time", "last": "last_over_time", "max": "max_over_time"}
+
+
+def promql(channel: str, agg: str = "mean") -> str:
+    """PromQL (MetricsQL runs it too) for one channel of the selected site, per node, one value
+    per panel step; a step without points stays empty (a gap is never drawn over)."""
+    return (f'{PROM_AGG[agg]}({METRIC}{{site=~"$site", channel="{channel}"}}'
+            f"[$__interval])")
+
+
+FLAVOUR = "influxql"  # set by build(): "influxql" or "prometheus"
+
+
+def targets(series: list[Series], agg: str = "mean") -> list[InfluxDBTarget] | list[Target]:
+    if FLAVOUR == "prometheus":
+        return [Target(expr=promql(s.channel, agg), legendFormat=f"{s.legend} ({{{{node}}}})",
+                       refId=chr(ord("A") + i), datasource=DATASOURCE)
+                for i, s in enumerate(series)]
     return [
         InfluxDBTarget(
             query=query(s.channel, agg), alias=f"{s.legend} ($tag_node)", rawQuery=True,
@@ -138,19 +163,40 @@ def site_dashboard() -> Dashboard:
             "Live en historische waarden van één noodsteunpunt / one emergency support point"
         ),
         tags=["nsp"],
-        timezone="browser",
+        timezone="Europe/Amsterdam",  # the site's zone for people, whatever the browser's
         refresh="30s",
         templating=Templating(list=[
             Template(
                 name="site", label="Locatie / Site", dataSource=DATASOURCE,
-                query=f'SHOW TAG VALUES FROM "{MEASUREMENT}" WITH KEY = "site"',
+                query=(f"label_values({METRIC}, site)" if FLAVOUR == "prometheus"
+                       else f'SHOW TAG VALUES FROM "{MEASUREMENT}" WITH KEY = "site"'),
             ),
         ]),
         panels=panels,
     ).auto_panel_ids()
 
 
-DASHBOARDS = {"nsp-site.json": site_dashboard}
+def flavoured(flavour: str) -> Dashboard:
+    global FLAVOUR
+    FLAVOUR = flavour
+    try:
+        dash = site_dashboard()
+    finally:
+        FLAVOUR = "influxql"
+    if flavour == "prometheus":
+        dash.uid, dash.title = "nsp-site-prom", dash.title + " (VictoriaMetrics / Prometheus)"
+    return dash
+
+
+def site_influxql() -> Dashboard:
+    return flavoured("influxql")
+
+
+def site_prometheus() -> Dashboard:
+    return flavoured("prometheus")
+
+
+DASHBOARDS = {"nsp-site.json": site_influxql, "nsp-site-prometheus.json": site_prometheus}
 
 
 def render(build: object) -> str:
