@@ -29,9 +29,9 @@ from grafanalib.core import (
     GridPos,
     Stat,
     StateTimeline,
+    Target,
     Template,
     Templating,
-    Target,
     Threshold,
     TimeSeries,
 )

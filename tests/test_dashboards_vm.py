@@ -16,7 +16,7 @@ from typing import Any
 from edge_server.clock import ManualClock
 from edge_server.state import Quality, Reading
 from tests.conftest import ROOT
-from tests.test_influx_sink import VictoriaMetrics, vm  # noqa: F401  (fixture)
+from tests.test_influx_sink import VictoriaMetrics, sink_service, vm  # noqa: F401  (fixture)
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 DASH = ROOT / "dashboards" / "nsp-site-prometheus.json"
@@ -35,22 +35,12 @@ def _get(vm: VictoriaMetrics, path: str, **params: str) -> Any:  # noqa: F811
 
 async def test_every_panel_query_answers_from_what_the_sink_wrote(
         vm: VictoriaMetrics, tmp_path: Path) -> None:  # noqa: F811
-    from edge_server.config import parse_config
-    from edge_server.service import Part, Service
-    from tests.test_auth import site_toml
-
     doc = json.loads(DASH.read_text())
     exprs = _exprs(doc)
     channels = sorted({re.search(r'channel="([^"]+)"', e).group(1) for e in exprs})  # type: ignore[union-attr]
     assert len(exprs) >= 10 and "fridge_temp_c" in channels
-    toml = site_toml(tmp_path / "data") + f'''
-[storage.influx]
-url = "{vm.url}"
-token_env = "NSP_TEST_INFLUX_TOKEN_UNSET"
-flush_interval_s = 0.05
-'''
     clock = ManualClock(T0)
-    service = Service(parse_config(toml), clock, parts=Part.STORAGE)
+    service = sink_service(vm, tmp_path / "data", clock)
     await service.start(run_poller=False)
     try:
         for k in range(CYCLES):

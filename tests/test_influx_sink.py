@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,19 +207,24 @@ def test_full_buffer_drops_the_oldest_points_and_counts_them(tmp_path: Path):
     assert sorted((t, n, c, v) for (n, c), pts in got.items() for t, v in pts) == sorted(newest)
 
 
-async def test_the_service_feeds_the_sink_when_configured(vm: VictoriaMetrics, tmp_path: Path):
+def sink_service(vm: VictoriaMetrics, data: Path, clock: ManualClock) -> Any:
+    """A storage-only Service of site "test-site" whose InfluxDB sink writes into `vm`."""
     from edge_server.config import parse_config
     from edge_server.service import Part, Service
     from tests.test_auth import site_toml
 
-    toml = site_toml(tmp_path / "data") + f'''
+    toml = site_toml(data) + f'''
 [storage.influx]
 url = "{vm.url}"
 token_env = "NSP_TEST_INFLUX_TOKEN_UNSET"
 flush_interval_s = 0.05
 '''
+    return Service(parse_config(toml), clock, parts=Part.STORAGE)
+
+
+async def test_the_service_feeds_the_sink_when_configured(vm: VictoriaMetrics, tmp_path: Path):
     clock = ManualClock(T0)
-    service = Service(parse_config(toml), clock, parts=Part.STORAGE)
+    service = sink_service(vm, tmp_path / "data", clock)
     await service.start(run_poller=False)
     expected: dict[tuple[str, str], list[tuple[int, float]]] = {}
     try:
