@@ -118,6 +118,7 @@ class Service:
                              events=self.storage, uplink=self.uplink,
                              load_pct=None if self.genset is None else self.genset.load_pct,
                              electrical=None if self.genset is None else self.genset.electrical,
+                             engine=None if self.genset is None else self.genset.engine,
                              zone=config.site.timezone)
             if Part.GENTEST in parts else None
         )

@@ -98,6 +98,8 @@ async def test_the_controller_is_polled_into_the_state(tmp_path: Path,
         assert service.genset.load_pct() == pytest.approx(43.8, abs=0.05)
         volts, hertz = service.genset.electrical()
         assert volts == pytest.approx(230.0, abs=0.2) and hertz == 50.0
+        coolant, oil = service.genset.engine()  # for the report's engine plot
+        assert coolant is not None and 10 < coolant < 110 and oil is not None and oil > 100
         assert service.state.nodes["power"].online is False  # its bus is dead: polled anyway
         ctrl.fail_reads = True
         await service.poller.poll_once()
@@ -106,5 +108,6 @@ async def test_the_controller_is_polled_into_the_state(tmp_path: Path,
         assert kw is not None and not kw.ok and kw.value is None
         assert service.genset.load_pct() is None
         assert service.genset.electrical() == (None, None)
+        assert service.genset.engine() == (None, None)
     finally:
         await service.stop()

@@ -95,6 +95,13 @@ class GensetMonitor:
             return None, None
         return r.values.get("gen_l1n_v"), r.values.get("gen_frequency_hz")
 
+    def engine(self) -> tuple[float | None, float | None]:
+        """(coolant °C, oil pressure kPa) of the first controller; None where not read."""
+        r = self.last.get(self.generators[0].name) if self.generators else None
+        if r is None or not r.online:
+            return None, None
+        return r.values.get("coolant_temp_c"), r.values.get("oil_pressure_kpa")
+
     def load_pct(self) -> float | None:
         if not self.generators:
             return None

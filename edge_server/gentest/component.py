@@ -50,6 +50,7 @@ class GenTestComponent:
         uplink: UplinkComponent | None = None,
         load_pct: Callable[[], float | None] | None = None,
         electrical: Callable[[], tuple[float | None, float | None]] | None = None,
+        engine: Callable[[], tuple[float | None, float | None]] | None = None,
         zone: str = "Europe/Amsterdam",
     ) -> None:
         self.site_id = site_id
@@ -63,6 +64,7 @@ class GenTestComponent:
         self.uplink = uplink
         self.load_pct = load_pct  # % of rated kW from a generator controller (None: unmeasured)
         self.electrical = electrical  # (volts, hertz) from the controller
+        self.engine = engine  # (coolant °C, oil pressure kPa) from the controller
         self.conn: sqlite3.Connection | None = None
         self.runner: GenTestRunner | None = None
         self._tick: asyncio.Task[Any] | None = None
@@ -83,7 +85,7 @@ class GenTestComponent:
         self.runner = GenTestRunner(
             self.commands, self.state, self.clock, store, self.settings, self.site_id,
             on_event=self._event, on_finished=self._finished, load_pct=self.load_pct,
-            electrical=self.electrical)
+            electrical=self.electrical, engine=self.engine)
         self.state.subscribe(self.on_cycle)
 
     async def stop(self) -> None:

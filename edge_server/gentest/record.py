@@ -125,16 +125,21 @@ class Sample:
     load_pct: float | None = None
     voltage_v: float | None = None
     frequency_hz: float | None = None
+    coolant_c: float | None = None
+    oil_kpa: float | None = None
 
     def to_json(self) -> list[Any]:
         out = [round(self.t_s, 1), self.starter_battery_v, self.gen_running, self.gen_state]
-        if (self.load_pct, self.voltage_v, self.frequency_hz) != (None, None, None):
+        engine = (self.coolant_c, self.oil_kpa) != (None, None)
+        if engine or (self.load_pct, self.voltage_v, self.frequency_hz) != (None, None, None):
             out += [self.load_pct, self.voltage_v, self.frequency_hz]
+        if engine:
+            out += [self.coolant_c, self.oil_kpa]
         return out
 
     @classmethod
     def from_json(cls, v: list[Any]) -> Sample:
-        extra = list(v[4:7]) + [None] * (7 - max(len(v), 4))
+        extra = list(v[4:9]) + [None] * (9 - max(len(v), 4))
         return cls(float(v[0]), v[1], v[2], v[3], *extra)
 
 

@@ -95,6 +95,18 @@ def _controller_plot(rec: GenTestRecord, h: float = 30.0) -> Drawing | None:
        "paars/purple); frequentie / frequency (Hz, rood/red) - minuten / minutes", h)
 
 
+def _engine_plot(rec: GenTestRecord, h: float = 14.0) -> Drawing | None:
+    """Coolant temperature and oil pressure / 10 over the test, when a controller measured them
+    (one axis 0-120: 85 = 85 °C, 40 = 400 kPa)."""
+    return _chart([
+        ([(s.t_s / 60, s.coolant_c) for s in rec.samples if s.coolant_c is not None],
+         colors.darkcyan),
+        ([(s.t_s / 60, s.oil_kpa / 10) for s in rec.samples if s.oil_kpa is not None],
+         colors.brown),
+    ], (0.0, 120.0), "Koelvloeistof / coolant (°C, cyaan/cyan); oliedruk / oil pressure "
+       "(kPa / 10, bruin/brown) - minuten / minutes", h)
+
+
 def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings,
                zone: str = DEFAULT_ZONE) -> bytes:
     """The one-page report; times in the site's zone (`[site] timezone`) with the offset."""
@@ -175,12 +187,12 @@ def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings,
     if rec.notes:
         story.append(Paragraph(f"<b>Opmerkingen / Notes:</b> {rec.notes}", small))
     # with the controller's plot as well, both are lower: the report stays one page
-    measured = _controller_plot(rec, 14.0)
-    plot = _plot(rec, 30.0 if measured is None else 14.0)
+    measured = _controller_plot(rec, 12.0)
+    engine = _engine_plot(rec, 12.0)
+    plot = _plot(rec, 30.0 if measured is None and engine is None else 12.0)
     if plot is not None:
         story += [Paragraph("Verloop / Course of the test", h2), plot]
-    if measured is not None:
-        story.append(measured)
+    story += [d for d in (measured, engine) if d is not None]
     manual = [["In te vullen door de monteur / To be filled in by the technician", ""],
               ["Spanning / Voltage (V)", ""], ["Frequentie / Frequency (Hz)", ""],
               [f"Belasting / Load (kW; >= {settings.min_load_pct:g} % van het typeplaatje / "

@@ -105,6 +105,7 @@ class GenTestRunner:
         on_finished: Callable[[GenTestRecord], None] | None = None,
         load_pct: Callable[[], float | None] | None = None,
         electrical: Callable[[], tuple[float | None, float | None]] | None = None,
+        engine: Callable[[], tuple[float | None, float | None]] | None = None,
     ) -> None:
         self.commands = commands
         self.state = state
@@ -120,6 +121,7 @@ class GenTestRunner:
         # (L1-N voltage, frequency) from the controller; None: no controller, and the
         # VOLTAGE / FREQUENCY criteria are left to the technician's fill-in on the report
         self.electrical = electrical
+        self.engine = engine  # (coolant °C, oil pressure kPa) from the controller, for the plot
         self.active: _Active | None = None
         self.release: _Release | None = None
         # start, tick and abort await Modbus writes: one at a time, so an abort arriving while
@@ -381,9 +383,10 @@ class GenTestRunner:
         act.last_sample_s = t_s
         load = None if self.load_pct is None else self.load_pct()
         volts, hz = (None, None) if self.electrical is None else self.electrical()
+        coolant, oil = (None, None) if self.engine is None else self.engine()
         rec.samples.append(Sample(
             t_s, self._value(rec.node, "starter_battery_v"), self._value(rec.node, "gen_running"),
-            self._enum(rec.node, "gen_state", self._gen_states), load, volts, hz))
+            self._enum(rec.node, "gen_state", self._gen_states), load, volts, hz, coolant, oil))
 
     async def _fail_to_start(self) -> GenTestRecord:
         assert self.active is not None
