@@ -3,6 +3,7 @@
     db = open_durable(path)                  # WAL, synchronous=FULL, busy_timeout 5 s
     with write_transaction(lock, db) as db:  # BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error
         ...
+    class Outbox(DurableFile): ...           # the connection, its lock, the schema, close()
 
 synchronous=FULL: every COMMIT fsyncs the WAL, so what a caller was told is stored survives a
 power cut or a kill -9 (a site loses mains power by design).
@@ -13,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 
@@ -38,3 +39,21 @@ def write_transaction(lock: threading.Lock, db: sqlite3.Connection) -> Iterator[
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+
+class DurableFile:
+    """One durable SQLite file shared between the asyncio loop and worker threads: the
+    connection, the lock every access takes, the schema run at open, close()."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self._lock = threading.Lock()
+        self._db = open_durable(path)
+        self._db.executescript(schema)
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction under the lock: committed whole, or rolled back whole."""
+        return write_transaction(self._lock, self._db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

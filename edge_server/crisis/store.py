@@ -11,12 +11,11 @@ and the hub (which keeps each message id once) stores it once.
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edge_server.sqlite_durable import open_durable
+from edge_server.sqlite_durable import DurableFile
 from edge_server.uplink.notices import BulletinNotice
 from edge_server.uplink.protocol import iso, parse_iso
 
@@ -36,17 +35,11 @@ CREATE TABLE IF NOT EXISTS reports (
 """
 
 
-class CrisisStore:
+class CrisisStore(DurableFile):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
         # FULL: a report a person typed is on disk before the page says "queued".
-        self._db = open_durable(path)
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        super().__init__(path, _SCHEMA)
 
     # -- bulletins ------------------------------------------------------------------------------
     def keep_bulletin(self, bulletin: BulletinNotice, now: datetime) -> bool:

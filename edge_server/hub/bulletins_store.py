@@ -22,13 +22,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
-from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edge_server.sqlite_durable import open_durable, write_transaction
+from edge_server.sqlite_durable import DurableFile
 from edge_server.uplink.notices import MAX_PER_REPLY
 from edge_server.uplink.protocol import iso
 
@@ -66,24 +64,15 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
-class HubNotices:
+class HubNotices(DurableFile):
     def __init__(self, data_dir: Path) -> None:
         path = data_dir / FILE_NAME
         if not path.exists():
             fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
         self.path = path
-        self._lock = threading.Lock()
         # FULL: a written bulletin or an acknowledgement is on disk before the operator's 201.
-        self._db = open_durable(path)
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        return write_transaction(self._lock, self._db)
+        super().__init__(path, _SCHEMA)
 
     def _audit(self, db: sqlite3.Connection, now: datetime, who: str, action: str,
                subject: str, detail: dict[str, Any]) -> None:

@@ -17,16 +17,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import uuid
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edge_server.sqlite_durable import open_durable, write_transaction
+from edge_server.sqlite_durable import DurableFile
 from edge_server.uplink.protocol import KINDS, iso
 
 _SCHEMA = """
@@ -99,26 +96,16 @@ class DeadLetter:
 _DEAD_COLUMNS = "id, kind, at, body, refused_at, http_status, code, reason, attempts"
 
 
-class Outbox:
+class Outbox(DurableFile):
     """One SQLite file; safe to share between the asyncio loop and a worker thread."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
         # FULL: a site loses mains power by design; a committed message must survive that too.
-        self._db = open_durable(path)
-        self._db.executescript(_SCHEMA)
+        super().__init__(path, _SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
         if "refusals" not in columns:
             self._db.execute(_REFUSALS_COLUMN)
-
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """One write transaction under the lock: committed whole, or rolled back whole."""
-        return write_transaction(self._lock, self._db)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
     def enqueue(
         self, kind: str, body: dict[str, Any], at: datetime, msg_id: str | None = None
