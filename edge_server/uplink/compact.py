@@ -35,7 +35,8 @@ an 8-byte tag:
     20  n    subject          UTF-8, the alert's subject (node name), cut to 16 bytes
     20+n 8   tag              HMAC-SHA256(site key, b"NSPC" + site_id + b"." + bytes 0..19+n)[:8]
 
-`encode_alert()` / `decode_alert()`; `decode_frame()` takes either kind.
+`encode_alert()` / `decode_alert()`; the emergency report frame (version 3) is at the end of
+this module; `decode_frame()` takes any kind.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -396,8 +398,146 @@ def frame_time(frame: bytes) -> int:
     return int.from_bytes(frame[2:6], "big")
 
 
-def decode_frame(site_id: str, key: bytes, frame: bytes) -> CompactStatus | CompactAlert:
-    """Either kind, by its first byte."""
+def decode_frame(
+    site_id: str, key: bytes, frame: bytes
+) -> CompactStatus | CompactAlert | CompactReport:
+    """Any kind, by its first byte."""
     if frame[:1] == bytes([ALERT_VERSION]):
         return decode_alert(site_id, key, frame)
+    if frame[:1] == bytes([REPORT_VERSION]):
+        return decode_report(site_id, key, frame)
     return decode_status(site_id, key, frame)
+
+
+# -- emergency reports (noodhulpmelding) over the backup radio -----------------------------------
+# Compact report frame, 38..96 bytes, struct ">BBI16sIHBB" + location + text + an 8-byte tag:
+#
+#     off size field            encoding
+#     0   1    version          3
+#     1   1    flags            bits 0-1 kind (REPORT_KINDS), bits 2-3 urgency (URGENCIES),
+#                               bit 4 location cut, bit 5 text cut
+#     2   4    timestamp        unix seconds (UTC) when the frame was made (the replay window)
+#     6   16   report_id        the report's UUID, raw (the full `report` message names it too)
+#     22  4    reported_at      unix seconds (UTC)
+#     26  2    people           0..65534 (65534: that many or more), 0xFFFF not known
+#     28  1    location_len     bytes of location
+#     29  1    text_len         bytes of text
+#     30  n    location         UTF-8, cut at a character boundary
+#     30+n m   text             UTF-8, cut at a character boundary
+#     30+n+m 8 tag              HMAC-SHA256(site key, b"NSPC" + site_id + b"." + head)[:8]
+#
+# Location and text share REPORT_ROOM bytes: the location first, up to REPORT_LOCATION_SHARE (it
+# says where help is needed), more when the text is short; the text gets the rest. Why 96 bytes:
+# docs/radio.md ("Emergency reports by radio").
+REPORT_VERSION = 3
+_REPORT_HEAD = struct.Struct(">BBI16sIHBB")
+REPORT_FRAME_MIN = _REPORT_HEAD.size + TAG_BYTES  # 38
+REPORT_FRAME_MAX = 96
+REPORT_ROOM = REPORT_FRAME_MAX - REPORT_FRAME_MIN  # 58 bytes of location and text
+REPORT_LOCATION_SHARE = 32
+REPORT_KINDS = ("medical", "fire", "missing_person", "other")
+URGENCIES = ("immediate", "urgent", "normal")
+_CUT_LOCATION, _CUT_TEXT = 0x10, 0x20
+
+
+@dataclass(frozen=True)
+class CompactReport:
+    sent_at: datetime  # the frame's own time (replay window), not the report's
+    report_id: str
+    kind: str
+    urgency: str
+    reported_at: datetime
+    people: int | None
+    location: str
+    text: str
+    cut: tuple[str, ...]  # "location", "text": what the frame holds only the start of
+
+    def to_report_body(self) -> dict[str, Any]:
+        """A `report` message body (docs/schemas/report-body.json) with what the frame holds;
+        `cut` names the fields the full report (by the primary link) has more of."""
+        return {
+            "report_id": self.report_id,
+            "kind": self.kind,
+            "urgency": self.urgency,
+            "location": self.location,
+            "people": self.people,
+            "text": self.text,
+            "reported_by": None,
+            "reported_at": iso_z(self.reported_at),
+            "cut": list(self.cut),
+            "via": "compact",
+        }
+
+
+def _cut_utf8(raw: bytes, n: int) -> bytes:
+    return raw[:n].decode("utf-8", "ignore").encode("utf-8")
+
+
+def encode_report(site_id: str, key: bytes, body: dict[str, Any], at: datetime) -> bytes:
+    """A `report` body (ReportBody) -> a signed 38..96-byte frame made at `at`; location and text
+    are cut to what fits (flags say so)."""
+    kind, urgency = str(body.get("kind")), str(body.get("urgency"))
+    if kind not in REPORT_KINDS:
+        raise CompactError(f"report kind {kind!r} is not one of {', '.join(REPORT_KINDS)}")
+    if urgency not in URGENCIES:
+        raise CompactError(f"report urgency {urgency!r} is not one of {', '.join(URGENCIES)}")
+    try:
+        report_id = uuid.UUID(str(body["report_id"])).bytes
+    except (KeyError, ValueError) as exc:
+        raise CompactError("a compact report needs the report's UUID report_id") from exc
+    reported = body.get("reported_at")
+    reported_at = (reported if isinstance(reported, datetime)
+                   else datetime.fromisoformat(str(reported)))
+    people = body.get("people")
+    people_raw = _NA_U16 if people is None else max(0, min(65534, int(people)))
+    loc_full = str(body.get("location") or "").encode("utf-8")
+    text_full = str(body.get("text") or "").encode("utf-8")
+    loc = _cut_utf8(loc_full, max(REPORT_LOCATION_SHARE, REPORT_ROOM - len(text_full)))
+    text = _cut_utf8(text_full, REPORT_ROOM - len(loc))
+    flags = REPORT_KINDS.index(kind) | (URGENCIES.index(urgency) << 2)
+    flags |= (_CUT_LOCATION if len(loc) < len(loc_full) else 0)
+    flags |= (_CUT_TEXT if len(text) < len(text_full) else 0)
+    head = _REPORT_HEAD.pack(
+        REPORT_VERSION, flags, int(at.timestamp()), report_id, int(reported_at.timestamp()),
+        people_raw, len(loc), len(text),
+    ) + loc + text
+    return head + _tag(key, site_id, head)
+
+
+def decode_report(site_id: str, key: bytes, frame: bytes) -> CompactReport:
+    """Check the tag (constant time) and decode; raises CompactError saying what is wrong."""
+    if not REPORT_FRAME_MIN <= len(frame) <= REPORT_FRAME_MAX:
+        raise CompactError(
+            f"compact report frame must be {REPORT_FRAME_MIN}..{REPORT_FRAME_MAX} bytes, "
+            f"got {len(frame)}"
+        )
+    if frame[0] != REPORT_VERSION:
+        raise CompactError(f"compact report frame version {frame[0]} is unknown (this hub: 3)")
+    _v, flags, ts, rid, reported, people, n_loc, n_text = _REPORT_HEAD.unpack(
+        frame[: _REPORT_HEAD.size]
+    )
+    if len(frame) != REPORT_FRAME_MIN + n_loc + n_text:
+        raise CompactError(f"compact report frame of {len(frame)} bytes does not hold its "
+                           f"{n_loc}-byte location and {n_text}-byte text")
+    head, tag = frame[:-TAG_BYTES], frame[-TAG_BYTES:]
+    if not hmac.compare_digest(tag, _tag(key, site_id, head)):
+        raise CompactError("compact frame tag does not match (wrong key, site or tampered)")
+    if flags & 0xC0 or (flags >> 2) & 3 >= len(URGENCIES):
+        raise CompactError(f"compact report frame flags {flags:#04x} are unknown")
+    try:
+        loc = head[_REPORT_HEAD.size : _REPORT_HEAD.size + n_loc].decode("utf-8")
+        text = head[_REPORT_HEAD.size + n_loc :].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CompactError("compact report frame location or text is not UTF-8") from exc
+    return CompactReport(
+        sent_at=datetime.fromtimestamp(ts, UTC),
+        report_id=str(uuid.UUID(bytes=rid)),
+        kind=REPORT_KINDS[flags & 3],
+        urgency=URGENCIES[(flags >> 2) & 3],
+        reported_at=datetime.fromtimestamp(reported, UTC),
+        people=None if people == _NA_U16 else people,
+        location=loc,
+        text=text,
+        cut=tuple(name for name, bit in (("location", _CUT_LOCATION), ("text", _CUT_TEXT))
+                  if flags & bit),
+    )
