@@ -122,9 +122,11 @@ class Service:
                              zone=config.site.timezone)
             if Part.GENTEST in parts else None
         )
-        # The backup radio reads the rules' status and alerts and the uplink's link state.
+        # The backup radio reads the rules' status and alerts, the crisis part's undelivered
+        # reports and the uplink's link state.
         self.radio: RadioFallback | None = (
-            build_fallback(config.site.id, config.radio, self.uplink, self.rules, self.clock)
+            build_fallback(config.site.id, config.radio, self.uplink, self.rules, self.clock,
+                           self.crisis)
             if Part.RADIO in parts and config.radio.enabled and self.uplink and self.rules
             else None
         )

@@ -8,6 +8,12 @@ accepted compact frame (a replay or a reordered frame is refused; the radio send
 frame times strictly increasing). Then it stores the status or alert as one message, marked
 `via` "compact" (HTTP relay) or "radio". A refusal raises CompactRefused(status, code, message)
 and stores nothing; a frame already held is "duplicate" (nothing stored again).
+
+An emergency report frame is stored as a `report` message whose id is made from the site and
+the report_id, not from the frame: the site sends a report by radio more than once (no answer
+comes back over the air) and every copy is the same message, held once. The full report by the
+primary link is its own message (its outbox id) naming the same report_id; the board merges the
+two (hub/reports.py).
 """
 
 from __future__ import annotations
@@ -21,8 +27,12 @@ from edge_server.uplink.compact import (
     ALERT_FRAME_MIN,
     FRAME_BYTES,
     MAX_FRAME_BYTES,
+    REPORT_FRAME_MAX,
+    REPORT_FRAME_MIN,
+    REPORT_VERSION,
     CompactAlert,
     CompactError,
+    CompactReport,
     decode_frame,
     frame_time,
     iso_z,
@@ -43,7 +53,7 @@ class CompactRefused(Exception):
 class Ingested:
     outcome: str  # "stored" | "duplicate"
     message_id: str
-    kind: str  # "status" | "alert"
+    kind: str  # "status" | "alert" | "report"
 
 
 def ingest_compact_frame(
@@ -52,13 +62,7 @@ def ingest_compact_frame(
     keys = store.site_keys(site_id, now) if site_id else None
     if keys is None:
         raise CompactRefused(401, "unknown_site", f"site {site_id!r} is not registered")
-    if not (len(frame) == FRAME_BYTES or ALERT_FRAME_MIN <= len(frame) <= MAX_FRAME_BYTES):
-        raise CompactRefused(
-            400,
-            "bad_frame",
-            f"compact frame must be {FRAME_BYTES} (status) or {ALERT_FRAME_MIN}..{MAX_FRAME_BYTES}"
-            f" (alert) bytes, got {len(frame)}",
-        )
+    _check_length(frame)
     decoded = None
     for key in (keys.current, keys.previous):
         if key is None:
@@ -86,7 +90,10 @@ def ingest_compact_frame(
             f"frame time is {skew:+.0f} s from the hub (window ±{window_s} s)",
         )
     msg_id = str(uuid.uuid5(_COMPACT_NS, site_id + frame.hex()))
-    if isinstance(decoded, CompactAlert):
+    if isinstance(decoded, CompactReport):
+        msg_id = str(uuid.uuid5(_COMPACT_NS, f"{site_id}/report/{decoded.report_id}"))
+        kind, at, body = "report", iso_z(decoded.reported_at), decoded.to_report_body()
+    elif isinstance(decoded, CompactAlert):
         # A raise has the time the site's own alert message has, so that message (by the
         # primary link later) is the same fact at the same time; a later state has no time of
         # its own in the frame.
@@ -105,3 +112,16 @@ def ingest_compact_frame(
             "(a replay or a reordered frame)",
         )
     return Ingested(outcome, msg_id, kind)
+
+
+def _check_length(frame: bytes) -> None:
+    """A length some kind of frame has, before any key is tried (the decoder checks the rest)."""
+    report = frame[:1] == bytes([REPORT_VERSION])
+    if not (len(frame) == FRAME_BYTES or ALERT_FRAME_MIN <= len(frame) <= MAX_FRAME_BYTES
+            or (report and REPORT_FRAME_MIN <= len(frame) <= REPORT_FRAME_MAX)):
+        raise CompactRefused(
+            400,
+            "bad_frame",
+            f"compact frame must be {FRAME_BYTES} (status), {ALERT_FRAME_MIN}..{MAX_FRAME_BYTES}"
+            f" (alert) or {REPORT_FRAME_MIN}..{REPORT_FRAME_MAX} (report) bytes, got {len(frame)}",
+        )

@@ -1,10 +1,11 @@
 """What waits for the radio, in the order the crisis needs it.
 
-Critical alerts first, then readiness changes, then periodic statuses; first in, first out within
-a priority. A status is a snapshot: a newer one replaces every status still waiting (sending an
-old readiness after a newer one only costs airtime), and takes the higher of their priorities, so
-a readiness change is never demoted by the periodic status that follows it. Alerts are never
-replaced: each is its own fact.
+Emergency reports typed by staff first (a person waits for help), then critical alerts, then
+readiness changes, then periodic statuses; first in, first out within a priority. A status is a
+snapshot: a newer one replaces every status still waiting (sending an old readiness after a newer
+one only costs airtime), and takes the higher of their priorities, so a readiness change is never
+demoted by the periodic status that follows it. Alerts and reports are never replaced: each is
+its own fact.
 
 `next_due(now, budget, airtime_of)` is a pure decision: which item may go now, or when the first
 one can, given the duty-cycle budget. Nothing here reads a clock.
@@ -22,15 +23,16 @@ from edge_server.radio.budget import DutyCycleBudget
 
 
 class Priority(IntEnum):
-    CRITICAL_ALERT = 0
-    READINESS_CHANGE = 1
-    PERIODIC_STATUS = 2
+    REPORT = 0
+    CRITICAL_ALERT = 1
+    READINESS_CHANGE = 2
+    PERIODIC_STATUS = 3
 
 
 @dataclass(frozen=True)
 class Pending:
     priority: Priority
-    kind: str  # "status" | "alert"
+    kind: str  # "status" | "alert" | "report"
     payload: dict[str, Any]
     seq: int = 0  # order of arrival, set by the queue
     queued_at: float = 0.0
