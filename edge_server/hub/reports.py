@@ -7,9 +7,10 @@
 
 A report is a `report` message (docs/schemas/report-body.json): stored by the ingest in the
 same transaction as everything it holds, whichever way it came (a batch over the primary link,
-or a compact frame by the backup radio, which carries no free text). Both ways name the same
-`report_id`, so the log shows one report: the full text once it is there, and that it first
-came by radio.
+or a compact report frame by the backup radio: kind, urgency, people and the start of the place
+and text, `cut` naming what was shortened; hub/compact_ingest.py). Both ways name the same
+`report_id`, so the log shows one report: the radio's short version (`complete` false) until
+the full one is there, then the full text, and that it first came by radio (`first_via`).
 """
 
 from __future__ import annotations

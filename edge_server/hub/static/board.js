@@ -43,7 +43,7 @@ const T = {
     immediate: "direct", urgent: "dringend", normal: "normaal", people_unknown: "onbekend",
     report_ack: "Ontvangen bevestigen", report_acked: "ontvangen bevestigd door",
     report_open: "NIET BEVESTIGD", no_reports: "Geen noodhulpmeldingen",
-    reports_alarm: "⚠ Onbevestigde noodhulpmeldingen:", by_radio: "via radio (zonder tekst)",
+    reports_alarm: "⚠ Onbevestigde noodhulpmeldingen:", by_radio: "via radio; volledige tekst volgt",
     bl_heading: "Berichten voor bewoners", bl_title_nl: "Titel (Nederlands)",
     bl_text_nl: "Tekst (Nederlands)", bl_title_en: "Titel (Engels, mag leeg)",
     bl_text_en: "Tekst (Engels, mag leeg)", bl_hours: "Geldig (uren)", bl_target: "Voor",
@@ -94,7 +94,7 @@ const T = {
     immediate: "immediate", urgent: "urgent", normal: "normal", people_unknown: "not known",
     report_ack: "Acknowledge", report_acked: "receipt acknowledged by",
     report_open: "NOT ACKNOWLEDGED", no_reports: "No emergency reports",
-    reports_alarm: "⚠ Unacknowledged emergency reports:", by_radio: "by radio (no text)",
+    reports_alarm: "⚠ Unacknowledged emergency reports:", by_radio: "by radio; the full text follows",
     bl_heading: "Bulletins for residents", bl_title_nl: "Title (Dutch)",
     bl_text_nl: "Text (Dutch)", bl_title_en: "Title (English, optional)",
     bl_text_en: "Text (English, optional)", bl_hours: "Valid (hours)", bl_target: "For",
@@ -414,9 +414,12 @@ function renderReports(reports) {
     siteCell(tr, { site_id: r.site_id, name: r.name, municipality: r.municipality });
     cell(tr, t(b.kind || "other"), "kind");
     cell(tr, t(b.urgency || "normal"), "urgency");
-    cell(tr, b.location || "", "where");
+    // By radio only the start of place and text fit the frame (`cut`): "…" marks the cut.
+    const cut = (f) => (r.complete === false && (b.cut || []).includes(f) ? "…" : "");
+    cell(tr, (b.location || "") + cut("location"), "where");
     cell(tr, b.people == null ? t("people_unknown") : String(b.people), "people");
-    cell(tr, r.complete === false ? t("by_radio") : b.text || "", "report-text");
+    cell(tr, r.complete === false ? (b.text || "") + cut("text") + " (" + t("by_radio") + ")"
+      : b.text || "", "report-text");
     const td = cell(tr, r.ack ? t("report_acked") + " " + r.ack.by + ", " + fmtTime(r.ack.at)
       : t("report_open"), "state");
     if (!r.ack) {
