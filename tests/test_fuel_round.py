@@ -195,7 +195,7 @@ def test_a_viewer_reads_the_round_but_records_nothing(hub: RunningHub, tmp_path:
     from edge_server import cli
 
     register(hub, 2, "Twente", random.Random(1), {})
-    data = str(tmp_path / "cli-hub")
+    data = str(hub.data_dir)  # the hub's own data (and database, SQLite or PostgreSQL)
     assert cli.main(["hub", "add-user", "vera", "--role", "viewer", "--data", data]) == 0
     assert capsys.readouterr().out.split()[-1]  # the token, printed once
     token = hub.store.add_user("vera", "viewer")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ import pytest
 
 from edge_server.clock import ManualClock
 from edge_server.hub.app import HubSettings
-from edge_server.hub.store import DB_NAME
+from edge_server.hub.store import HubStore
 from edge_server.hub.testing import (
     RunningHub,
     running_hub,
@@ -157,24 +156,27 @@ def _enum(prop: dict[str, Any]) -> set[Any]:
 
 
 # -- pages never fail on one site's stored data (also data stored by older hubs) -----------------
-def _store_bad_rows(db_path: Path) -> None:
-    """Rows as an older hub (no body checks) stored them for site nsp-bad."""
-    db = sqlite3.connect(db_path)
-    with db:
+def _store_bad_rows(data: Path) -> None:
+    """Rows as an older hub (no body checks) stored them for site nsp-bad (on SQLite or
+    PostgreSQL, whichever the hub tests run on)."""
+    store = HubStore(data)
+    with store.db.write() as db:
         db.execute("INSERT INTO site_status(site_id, at, body) VALUES ('nsp-bad', ?, ?)",
                    (iso(T0), '{"readiness": "READY", "reasons": "x", "fridge_temp_c": NaN}'))
         db.execute(
-            "INSERT INTO alerts(site_id, alert_id, at, state, severity, code, body) "
-            "VALUES ('nsp-bad', 'a1', ?, 'raised', '{\"x\": 1}', '[1]', '{\"value\": Infinity}')",
+            "INSERT INTO alerts(site_id, alert_id, at, state, severity, code, body, seq) "
+            "VALUES ('nsp-bad', 'a1', ?, 'raised', '{\"x\": 1}', '[1]', '{\"value\": Infinity}', "
+            "-1)",
             (iso(T0),))
         db.execute(
             "INSERT INTO gentests(site_id, test_id, started_at, ended_at, outcome, passed, "
-            "started_by, body) VALUES ('nsp-bad', '1', NULL, '2026-03-01T11:00:00.000000Z', "
-            "'PASSED', 1, 'x', '{\"planned_s\": \"long\", \"ran_s\": NaN, \"passed\": true}')")
+            "started_by, body, arrival) VALUES ('nsp-bad', '1', NULL, "
+            "'2026-03-01T11:00:00.000000Z', 'PASSED', 1, 'x', "
+            "'{\"planned_s\": \"long\", \"ran_s\": NaN, \"passed\": true}', -1)")
         db.execute(
             "INSERT INTO site_commissioning(site_id, at, result, by, body) "
             "VALUES ('nsp-bad', ?, 'PASS', 'x', '[1, 2]')", (iso(T0),))
-    db.close()
+    store.close()
 
 
 def test_one_sites_unreadable_rows_never_break_the_regions_pages(
@@ -186,7 +188,7 @@ def test_one_sites_unreadable_rows_never_break_the_regions_pages(
         good_key = hub.store.add_site("nsp-a", clock.now()).encode()
         token = hub.store.add_user("olga", "operator")
         assert post(hub, good_key, [message("status", sample_status(at=T0))]).status_code == 200
-    _store_bad_rows(data / DB_NAME)
+    _store_bad_rows(data)
     caplog.set_level(logging.ERROR, logger="edge_server.hub")
     with running_hub(data, clock=clock) as hub:  # a restart reads them again
         for path in ("/api/v1/sites", "/api/v1/sites/nsp-bad", "/api/v1/alerts?open=1",
@@ -259,7 +261,8 @@ def test_odd_static_names_are_404(hub, name) -> None:
 
 def test_an_unexpected_error_is_a_logged_500_with_an_error_id(hub, token, caplog) -> None:
     caplog.set_level(logging.ERROR, logger="edge_server.hub")
-    hub.store._db.close()  # a real fault: the database went away under the hub
+    with hub.store.db.write() as db:  # a real fault: a table the query needs is gone
+        db.execute("DROP TABLE hub_acks")
     r = get(hub, token, "/api/v1/alerts")
     assert r.status_code == 500
     doc = r.json()
@@ -277,8 +280,13 @@ def test_the_hub_serves_its_openapi_document(hub) -> None:
 
 # -- 5. a confirmed batch is on disk before the 200 ----------------------------------------------
 def test_the_hub_commits_with_synchronous_full(hub) -> None:
-    """The site deletes what the hub confirmed: NORMAL (WAL) could lose it in a power cut."""
-    assert hub.store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    """The site deletes what the hub confirmed: NORMAL (WAL) could lose it in a power cut; on
+    PostgreSQL, synchronous_commit=off could."""
+    with hub.store.db.read() as db:
+        if hub.store.db.dialect.name == "sqlite":
+            assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        else:
+            assert db.execute("SHOW synchronous_commit").fetchone()[0] == "on"
 
 
 # -- 6. the sender's clock is data, not truth -----------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import re
 import sys
 from datetime import date, timedelta
@@ -42,7 +43,11 @@ _MAX_GRACE_H = 720.0  # 30 days: a longer overlap of two valid keys is no rotati
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("hub", help="run the C-NSP hub (regional readiness board, uplink receiver)")
-    p.add_argument("--data", type=Path, default=None, help="hub data directory (SQLite)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="hub data directory (hub.sqlite, the master key, radio counts)")
+    db_help = ("the hub's database: postgresql://USER@HOST:PORT/DB, shared by several hub "
+               "instances (default $NSP_HUB_DB, else DATA/hub.sqlite; docs/hub-postgres.md)")
+    p.add_argument("--db", default=None, metavar="URL", help=db_help)
     p.add_argument("--listen", default="127.0.0.1:8090", help="HOST:PORT (default 127.0.0.1:8090)")
     p.add_argument(
         "--stale-min",
@@ -62,6 +67,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(default $NSP_HUB_MASTER_KEY_FILE, else DATA/master.key; docs/security.md)"
     )
     p.add_argument("--master-key", type=Path, default=None, metavar="FILE", help=master_help)
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="hub processes on the one port (default 1); they share only the "
+                   "database, like instances on several machines (docs/hub-postgres.md)")
     p.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",
                    help="serve HTTPS with this PEM certificate (chain) (docs/security.md)")
     p.add_argument("--tls-key", type=Path, default=None, metavar="FILE",
@@ -72,6 +80,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--data", type=Path, default=argparse.SUPPRESS)
         sp.add_argument("--master-key", type=Path, default=argparse.SUPPRESS, metavar="FILE")
+        sp.add_argument("--db", default=argparse.SUPPRESS, metavar="URL", help=db_help)
 
     def site_info(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--name", help="the site as people call it, e.g. 'Buurthuis De Linde'")
@@ -184,9 +193,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     data: Path = args.data
     command = args.hub_command
+    if command is None and not 1 <= args.workers <= 32:
+        print(f"nsp-edge hub: --workers {args.workers}: use 1 to 32 (about one per CPU core)",
+              file=sys.stderr)
+        return 2
     if command is None:
         return _serve(data, args.listen, args.stale_min, args.master_key, args.clock_off_min,
-                      args.tls_cert, args.tls_key)
+                      args.tls_cert, args.tls_key, args.db, args.workers)
     if command == "add-site" and len(set(args.ids)) != len(args.ids):
         twice = sorted({i for i in args.ids if args.ids.count(i) > 1})
         print(
@@ -220,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    store = _open_store(data, args.master_key, prog)
+    store = _open_store(data, args.master_key, prog, args.db)
     if isinstance(store, int):
         return store
     now = SystemClock().now()
@@ -297,7 +310,7 @@ def _gentests(args: argparse.Namespace, prog: str) -> int:
     if from_day > to_day:
         print(f"{prog}: --from {from_day} is after --to {to_day}", file=sys.stderr)
         return 2
-    store = _open_store(args.data, args.master_key, prog)
+    store = _open_store(args.data, args.master_key, prog, args.db)
     if isinstance(store, int):
         return store
     try:
@@ -327,7 +340,7 @@ def _radio(args: argparse.Namespace, data: Path, prog: str) -> int:
     if not 1 <= args.window_s <= 3600:
         print(f"{prog}: --window-s {args.window_s}: use 1..3600 seconds", file=sys.stderr)
         return 2
-    store = _open_store(data, args.master_key, prog)
+    store = _open_store(data, args.master_key, prog, args.db)
     if isinstance(store, int):
         return store
     try:
@@ -355,19 +368,29 @@ def _who() -> str:
         return "unknown user"
 
 
-def _open_store(data: Path, master_key: Path | None, prog: str) -> HubStore | int:
-    """The hub's store, or the exit code after saying why not: 1 for the master key (the hub
-    cannot do it), 2 for a --data directory this user cannot use (a usage error)."""
+def _open_store(data: Path, master_key: Path | None, prog: str,
+                db: str | None = None) -> HubStore | int:
+    """The hub's store, or the exit code after saying why not: 1 for the master key or an
+    unreachable database (the hub cannot do it), 2 for a --data directory this user cannot use
+    or a --db that is no database URL (usage errors)."""
     import sqlite3
 
     from edge_server.hub.keys import MasterKeyError
-    from edge_server.hub.store import HubStore
+    from edge_server.hub.sql import StoreUnavailable
+    from edge_server.hub.store import DB_ENV, HubStore
 
     try:
-        return HubStore(data, master_key)
+        return HubStore(data, master_key, db_url=db)
     except MasterKeyError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
+    except StoreUnavailable as exc:
+        print(f"{prog}: {exc}: start the database server or fix --db / ${DB_ENV}",
+              file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"{prog}: --db: {exc}", file=sys.stderr)
+        return 2
     except (OSError, sqlite3.Error) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         print(
@@ -384,7 +407,8 @@ _STALE_MIN_MAX = 10080.0
 
 def _serve(
     data: Path, listen: str, stale_min: float, master_key: Path | None, clock_off_min: float,
-    tls_cert: Path | None = None, tls_key: Path | None = None,
+    tls_cert: Path | None = None, tls_key: Path | None = None, db: str | None = None,
+    workers: int = 1,
 ) -> int:
     import socket
 
@@ -430,18 +454,40 @@ def _serve(
             file=sys.stderr,
         )
         return 2
-    store = _open_store(data, master_key, prog)
+    store = _open_store(data, master_key, prog, db)
     if isinstance(store, int):
         sock.close()
         if store == 1:
             print(f"{prog}: not started", file=sys.stderr)
         return store
+    shown = f"[{host}]" if ":" in host else host
+    many = f", {workers} workers" if workers > 1 else ""
+    print(f"NSP C-NSP hub: board {scheme}://{shown}:{port}/ (sites post to "
+          f"{scheme}://{shown}:{port}/api/v1/ingest), data in {store.where}{many}; "
+          "Ctrl-C stops it", flush=True)
+    # No forwarded headers: the hub names sites by their signature, not by their address.
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        from edge_server.hub.store import DB_ENV
+        from edge_server.hub.workers import APP_FACTORY, WORKER_ENV, WorkerConfig
+
+        # Checked and migrated once, here; each worker opens its own store (hub/workers.py).
+        store.close()
+        os.environ[WORKER_ENV] = WorkerConfig(
+            str(data), str(master_key) if master_key else None,
+            db if db is not None else os.environ.get(DB_ENV, ""), stale_min, clock_off_min,
+        ).to_env()
+        config = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, log_level="warning",
+                                access_log=False, proxy_headers=False,
+                                ssl_certfile=tls_cert, ssl_keyfile=tls_key)
+        try:
+            Multiprocess(config, sockets=[sock]).run()
+        finally:
+            sock.close()
+        return 0
     settings = HubSettings(stale_after_min=stale_min, clock_off_min=clock_off_min)
     app = create_app(store, SystemClock(), settings)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"NSP C-NSP hub: board {scheme}://{shown}:{port}/ (sites post to "
-          f"{scheme}://{shown}:{port}/api/v1/ingest), data in {data}; Ctrl-C stops it", flush=True)
-    # No forwarded headers: the hub names sites by their signature, not by their address.
     config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False,
                             ssl_certfile=tls_cert, ssl_keyfile=tls_key)
     try:

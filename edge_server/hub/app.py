@@ -38,6 +38,7 @@ from edge_server.hub import bulletins, fuel_round, metrics, reports
 from edge_server.hub.auth import HubError, User
 from edge_server.hub.compact_ingest import CompactRefused, ingest_compact_frame
 from edge_server.hub.gentests import SEPARATORS, register, register_page, site_gentest, to_csv
+from edge_server.hub.sql import StoreUnavailable
 from edge_server.hub.store import HubStore, SiteKeys
 from edge_server.uplink.protocol import (
     HEADER_HUB_TIME,
@@ -127,6 +128,17 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
     async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
         return JSONResponse(
             {"error": exc.message, "code": exc.code}, status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(_request: Request, exc: StoreUnavailable) -> JSONResponse:
+        # The database is down or failed mid-transaction: nothing of this request was
+        # committed. 503 + Retry-After: the site keeps the batch and sends it again.
+        log.error("hub: database unavailable: %s", exc)
+        return JSONResponse(
+            {"error": "the hub's database is not reachable; nothing was stored, send again",
+             "code": "store_unavailable"},
+            status_code=503, headers={"Retry-After": "5"},
         )
 
     async def read_limited(request: Request) -> bytes:

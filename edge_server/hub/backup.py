@@ -123,8 +123,15 @@ def _fsync_dir(folder: Path) -> None:
 def command(args: argparse.Namespace, prog: str) -> int:
     """`nsp-edge hub backup|restore`: exit 1 when it cannot be done, with the reason."""
     from edge_server.hub.keys import MasterKeyError
-    from edge_server.hub.store import HubStore
+    from edge_server.hub.sql import describe, is_postgres
+    from edge_server.hub.store import DB_ENV, HubStore
 
+    url = getattr(args, "db", None) or os.environ.get(DB_ENV, "")
+    if is_postgres(url):
+        print(f"{prog}: the hub's data is in {describe(url)}: back it up with the server's own "
+              "pg_dump / pg_restore (docs/hub-postgres.md); the master key file is not in the "
+              "database either: keep a copy of it apart", file=sys.stderr)
+        return 1
     try:
         if args.hub_command == "backup":
             size = backup(args.data, args.out)

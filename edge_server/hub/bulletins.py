@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edge_server.hub.auth import HubError, User, require_operator
 from edge_server.hub.bulletins_store import HubNotices
+from edge_server.hub.sql import SqliteDatabase
 from edge_server.hub.store import HubStore
 from edge_server.uplink.notices import TEXT_MAX, TITLE_MAX, sign_notice
 from edge_server.uplink.protocol import ReceiptBody, error_text, iso, parse_iso
@@ -55,8 +56,11 @@ class BulletinRequest(BaseModel):
 
 
 def open_notices(store: HubStore) -> HubNotices:
-    """The notices file next to the hub's database (built by create_app)."""
-    return HubNotices(store.path.parent)
+    """The notices beside the hub's data (built by create_app): crisis.sqlite next to
+    hub.sqlite, or the hub's PostgreSQL database, which every instance shares."""
+    if isinstance(store.db, SqliteDatabase):
+        return HubNotices.in_folder(store.data_dir)
+    return HubNotices(store.db)
 
 
 def _notices(request: Request) -> HubNotices:

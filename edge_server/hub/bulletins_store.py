@@ -1,6 +1,7 @@
-"""What the C-NSP sends to its sites and what it did about their reports (SQLite, crisis.sqlite).
+"""What the C-NSP sends to its sites and what it did about their reports.
 
-    notices = HubNotices(data_dir)          # next to hub.sqlite, mode 0600, synchronous=FULL
+    notices = HubNotices.in_folder(data_dir)  # SQLite crisis.sqlite next to hub.sqlite, 0600, FULL
+    notices = HubNotices(store.db)            # PostgreSQL: the hub's own database (any instance)
     notices.add_bulletin(doc, site_ids, by, now)
     notices.pending_bulletins(site_id, now) # for this site's next ingest reply, until it confirms
     notices.receipt(site_id, "bulletin", id, site_time, now)
@@ -21,18 +22,17 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edge_server.sqlite_durable import DurableFile
+from edge_server.hub.sql import Conn, Database, SqliteDatabase
 from edge_server.uplink.notices import MAX_PER_REPLY
 from edge_server.uplink.protocol import iso
 
 FILE_NAME = "crisis.sqlite"
 
-_SCHEMA = """
+NOTICES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS bulletins (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -64,17 +64,28 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
-class HubNotices(DurableFile):
-    def __init__(self, data_dir: Path) -> None:
+class HubNotices:
+    """On PostgreSQL the tables come with the hub's migrations (store.py); on SQLite they are
+    made here, in their own file."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @classmethod
+    def in_folder(cls, data_dir: Path) -> HubNotices:
         path = data_dir / FILE_NAME
         if not path.exists():
             fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
-        self.path = path
         # FULL: a written bulletin or an acknowledgement is on disk before the operator's 201.
-        super().__init__(path, _SCHEMA)
+        db = SqliteDatabase(path)
+        db.conn.executescript(NOTICES_SCHEMA)
+        return cls(db)
 
-    def _audit(self, db: sqlite3.Connection, now: datetime, who: str, action: str,
+    def close(self) -> None:
+        self._db.close()
+
+    def _audit(self, db: Conn, now: datetime, who: str, action: str,
                subject: str, detail: dict[str, Any]) -> None:
         db.execute(
             "INSERT INTO audit(at, who, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
@@ -86,7 +97,7 @@ class HubNotices(DurableFile):
                      by: str, now: datetime) -> None:
         """A bulletin (`doc`: id, texts, validity, issued_at/by) for `site_ids`, with its audit
         line, in one transaction."""
-        with self._transaction() as db:
+        with self._db.write() as db:
             db.execute(
                 "INSERT INTO bulletins(id, created_at, created_by, valid_from, valid_until, "
                 "target, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -104,8 +115,8 @@ class HubNotices(DurableFile):
     def pending_bulletins(self, site_id: str, now: datetime) -> list[dict[str, Any]]:
         """The bulletins this site has not confirmed yet and that are still valid, oldest
         first, at most MAX_PER_REPLY (the rest follow in the next replies)."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._db.read() as db:
+            rows = db.execute(
                 "SELECT b.body FROM bulletin_sites s JOIN bulletins b ON b.id = s.bulletin_id "
                 "WHERE s.site_id = ? AND s.confirmed_at IS NULL AND b.valid_until > ? "
                 "ORDER BY b.seq LIMIT ?",
@@ -115,14 +126,14 @@ class HubNotices(DurableFile):
 
     def bulletins(self, limit: int) -> list[dict[str, Any]]:
         """The newest bulletins first, each with `deliveries`: per site, when it confirmed."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._db.read() as db:
+            rows = db.execute(
                 "SELECT id, created_at, created_by, target, body FROM bulletins "
                 "ORDER BY seq DESC LIMIT ?", (limit,),
             ).fetchall()
             out = []
             for bid, created_at, created_by, target, body in rows:
-                sites = self._db.execute(
+                sites = db.execute(
                     "SELECT site_id, received_at, confirmed_at FROM bulletin_sites "
                     "WHERE bulletin_id = ? ORDER BY site_id", (bid,),
                 ).fetchall()
@@ -139,9 +150,10 @@ class HubNotices(DurableFile):
     # -- report acknowledgements ----------------------------------------------------------------
     def ack_report(self, site_id: str, report_id: str, by: str, now: datetime) -> bool:
         """Record an operator's acknowledgement (the first one counts); False if it was there."""
-        with self._transaction() as db:
+        with self._db.write() as db:
             added = db.execute(
-                "INSERT OR IGNORE INTO report_acks(site_id, report_id, by, at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO report_acks(site_id, report_id, by, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (site_id, report_id, by, iso(now)),
             ).rowcount
             if added:
@@ -149,15 +161,15 @@ class HubNotices(DurableFile):
         return bool(added)
 
     def report_acks(self) -> dict[tuple[str, str], dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._db.read() as db:
+            rows = db.execute(
                 "SELECT site_id, report_id, by, at, confirmed_at FROM report_acks"
             ).fetchall()
         return {(s, r): {"by": b, "at": a, "confirmed_at": c} for s, r, b, a, c in rows}
 
     def pending_report_acks(self, site_id: str) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._db.read() as db:
+            rows = db.execute(
                 "SELECT report_id, by, at FROM report_acks WHERE site_id = ? "
                 "AND confirmed_at IS NULL ORDER BY at LIMIT ?", (site_id, MAX_PER_REPLY),
             ).fetchall()
@@ -167,23 +179,23 @@ class HubNotices(DurableFile):
     def receipt(self, site_id: str, of: str, notice_id: str, site_time: str,
                 now: datetime) -> None:
         """The site holds this notice: stop repeating it (a second receipt changes nothing)."""
-        with self._lock:
+        with self._db.write() as db:
             if of == "bulletin":
-                self._db.execute(
+                db.execute(
                     "UPDATE bulletin_sites SET received_at = ?, confirmed_at = ? "
                     "WHERE bulletin_id = ? AND site_id = ? AND confirmed_at IS NULL",
                     (site_time, iso(now), notice_id, site_id),
                 )
             elif of == "report_ack":
-                self._db.execute(
+                db.execute(
                     "UPDATE report_acks SET confirmed_at = ? "
                     "WHERE site_id = ? AND report_id = ? AND confirmed_at IS NULL",
                     (iso(now), site_id, notice_id),
                 )
 
     def audit(self, limit: int) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._db.read() as db:
+            rows = db.execute(
                 "SELECT at, who, action, subject, detail FROM audit ORDER BY seq DESC LIMIT ?",
                 (limit,),
             ).fetchall()

@@ -1,4 +1,8 @@
-"""The C-NSP hub's storage (SQLite): sites and their keys, users, every message, latest state.
+"""The C-NSP hub's storage: sites and their keys, users, every message, latest state.
+
+SQLite (hub.sqlite in the data folder) by default; PostgreSQL with `--db postgresql://...` (or
+NSP_HUB_DB), shared by any number of hub instances (sql.py; docs/hub-postgres.md). The master key
+stays a file in the data folder of every instance, never in the database.
 
 - `messages` holds each (site, message id) once: a retried batch stores nothing new, which makes
   delivery exactly-once at the hub on top of the edge's at-least-once sending.
@@ -20,14 +24,13 @@ import json
 import logging
 import os
 import secrets
-import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from edge_server.auth import hash_token, new_token, verify_token
+from edge_server.hub.bulletins_store import NOTICES_SCHEMA
 from edge_server.hub.keys import (
     MASTER_KEY_ENV,
     KeyUnusable,
@@ -38,10 +41,21 @@ from edge_server.hub.keys import (
     master_key_path,
     read_master_key,
 )
+from edge_server.hub.sql import (
+    Conn,
+    Database,
+    PostgresDatabase,
+    SqliteDatabase,
+    describe,
+    is_postgres,
+    run_migrations,
+)
 from edge_server.uplink.protocol import iso, parse_iso
 
 log = logging.getLogger(__name__)
 DB_NAME = "hub.sqlite"
+# The hub's database when --db is not given: a postgresql:// URL, or empty for hub.sqlite.
+DB_ENV = "NSP_HUB_DB"
 # viewer: reads the board and the logs; writes nothing (bulletins, acknowledgements need operator).
 ROLES = ("operator", "admin", "viewer")
 _MASTER_CHECK = "master_key_check"
@@ -113,10 +127,31 @@ SITE_INFO = ("name", "municipality", "region")
 # Sender clocks are data, not truth: when the hub received a site's newest status, and
 # the arrival order (messages.seq) of each alert's newest state, which orders the alert list and
 # makes its cursor. Rows of an older database get -rowid: older than any new row, still unique.
+# gentests.arrival: the seq of the message that last wrote the row ("the newest test" is the one
+# received last; it was SQLite's rowid under INSERT OR REPLACE, which PostgreSQL has not).
 _ADDED_COLUMNS = {
     "site_status": {"received_at": "TEXT"},
-    "alerts": {"seq": "INTEGER"},
+    "alerts": {"seq": "BIGINT"},
+    "gentests": {"arrival": "BIGINT"},
 }
+_ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS alerts_seq ON alerts(seq);
+CREATE INDEX IF NOT EXISTS gentests_site_arrival ON gentests(site_id, arrival);
+"""
+
+
+def _pg_migrations() -> list[tuple[int, str]]:
+    """PostgreSQL's schema as numbered migrations (sql.run_migrations). 1: the hub's tables as
+    SQLite has them today, with the notices (bulletins, report acks, audit) beside them."""
+    from edge_server.hub.sql import POSTGRESQL
+
+    added = "".join(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {POSTGRESQL.schema(' ' + kind)};\n"
+        for table, columns in {"sites": _SITE_COLUMNS, **_ADDED_COLUMNS}.items()
+        for name, kind in columns.items()
+    )
+    return [(1, POSTGRESQL.schema(_SCHEMA) + added + _ADDED_INDEXES
+             + POSTGRESQL.schema(NOTICES_SCHEMA))]
 
 
 class UnknownSite(LookupError):
@@ -146,69 +181,92 @@ class HubStore:
         master_key_file: Path | None = None,
         *,
         synchronous: Literal["FULL", "NORMAL"] = "FULL",  # NORMAL: only to measure the cost
+        db_url: str | None = None,  # None: $NSP_HUB_DB; empty: hub.sqlite in data_dir
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous={synchronous!r}: use FULL (or NORMAL to measure)")
+        url = os.environ.get(DB_ENV, "") if db_url is None else db_url
+        if url and not is_postgres(url):
+            raise ValueError(
+                f"hub database {url!r}: use a postgresql://USER@HOST:PORT/DB URL, or none for "
+                f"{DB_NAME} in the data folder"
+            )
         data_dir.mkdir(parents=True, exist_ok=True)
-        # The directory too: SQLite's -wal/-shm side files hold the same secrets.
+        # The directory too: SQLite's -wal/-shm side files and the master key hold secrets.
         os.chmod(data_dir, 0o700)
-        path = data_dir / DB_NAME
+        self.data_dir = data_dir
+        self.path = data_dir / DB_NAME
+        self._db: Database
+        if url:
+            self._db = PostgresDatabase(url)
+            self.where = describe(url)
+            try:
+                run_migrations(self._db, _pg_migrations())
+            except BaseException:
+                self._db.close()
+                raise
+        else:
+            self.where = str(self.path)
+            self._open_sqlite(synchronous)
+        self._unusable_logged: set[str] = set()
+        self.master_key_file = master_key_path(data_dir, master_key_file)
+        try:
+            self._derive_once()
+            self._box = self._open_master_key(self.master_key_file)
+        except BaseException:
+            self._db.close()
+            raise
+        if isinstance(self._db, SqliteDatabase):
+            for suffix in ("-wal", "-shm"):
+                side = Path(str(self.path) + suffix)
+                if side.exists():
+                    os.chmod(side, 0o600)
+
+    @property
+    def db(self) -> Database:
+        """The database (the hub's notices share it on PostgreSQL: bulletins.open_notices)."""
+        return self._db
+
+    def _open_sqlite(self, synchronous: str) -> None:
+        path = self.path
         if not path.exists():
             # Create it 0600 before SQLite opens it: it holds the site keys.
             fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
         os.chmod(path, 0o600)
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: every commit is on disk (WAL fsync) before ingest() returns and the 200 goes out.
         # The site deletes what the hub confirmed, so under NORMAL a power cut at the C-NSP
         # could lose acknowledged alerts. Cost measured in benchmarks/bench_hub.py.
-        self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        # Freed space is zeroed: a replaced key (plain text before the migration) leaves no copy.
-        self._db.execute("PRAGMA secure_delete=ON")
-        self._db.executescript(_SCHEMA)
+        # secure_delete: freed space is zeroed, a replaced key (plain text before the
+        # migration) leaves no copy.
+        db = SqliteDatabase(path, synchronous=synchronous, secure_delete=True)
+        self._db = db
+        c = db.conn
+        c.executescript(_SCHEMA)
         for table, columns in {"sites": _SITE_COLUMNS, **_ADDED_COLUMNS}.items():
-            have = {str(r[1]) for r in self._db.execute(f"PRAGMA table_info({table})")}
+            have = {str(r[1]) for r in c.execute(f"PRAGMA table_info({table})")}
             for name, kind in columns.items():
                 if name not in have:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-        self._db.execute("UPDATE alerts SET seq = -rowid WHERE seq IS NULL")
-        self._db.execute("CREATE INDEX IF NOT EXISTS alerts_seq ON alerts(seq)")
-        self._derive_once()
-        self._unusable_logged: set[str] = set()
-        self.master_key_file = master_key_path(data_dir, master_key_file)
-        try:
-            self._box = self._open_master_key(self.master_key_file)
-        except BaseException:
-            self._db.close()
-            raise
-        for suffix in ("-wal", "-shm"):
-            side = Path(str(path) + suffix)
-            if side.exists():
-                os.chmod(side, 0o600)
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        c.execute("UPDATE alerts SET seq = -rowid WHERE seq IS NULL")
+        # Older rows: before any new one (message seqs are positive), in their rowid order.
+        c.execute("UPDATE gentests SET arrival = rowid - (SELECT MAX(rowid) + 1 FROM gentests) "
+                  "WHERE arrival IS NULL")
+        c.executescript(_ADDED_INDEXES)
 
     def _derive_once(self) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._db.write() as db:
+            self._db.lock(db, "derive")
             if db.execute("SELECT 1 FROM hub_meta WHERE name = ?", (_DERIVED_MARK,)).fetchone():
-                db.execute("COMMIT")
                 return
             rows = db.execute(
-                "SELECT site_id, id, kind, at, body FROM messages "
+                "SELECT site_id, id, kind, at, body, seq FROM messages "
                 "WHERE kind IN ('gentest', 'commissioning') ORDER BY seq"
             ).fetchall()
-            for site_id, msg_id, kind, at, body in rows:
+            for site_id, msg_id, kind, at, body, seq in rows:
                 m = {"id": msg_id, "kind": kind, "at": at, "body": json.loads(body)}
-                self._apply(str(site_id), m, str(body))
+                self._apply(db, str(site_id), m, str(body), int(seq))
             db.execute("INSERT INTO hub_meta(name, value) VALUES (?, '1')", (_DERIVED_MARK,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         if rows:
             log.info("hub: indexed %d stored gentest/commissioning messages", len(rows))
 
@@ -216,9 +274,9 @@ class HubStore:
     def _open_master_key(self, key_path: Path) -> SiteKeyBox:
         """Load (or on a hub without encrypted keys, create) the master key, check it against
         the database, and encrypt any plain-text key, all in one write transaction."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")  # one process at a time: the hub and a CLI may start together
-        try:
+        # One process at a time: the hub and a CLI (or two hub instances) may start together.
+        with self._db.write() as db:
+            self._db.lock(db, "master-key")
             row = db.execute("SELECT value FROM hub_meta WHERE name = ?", (_MASTER_CHECK,))
             check = row.fetchone()
             sealed = [
@@ -233,7 +291,7 @@ class HubStore:
                 if check is not None or sealed:
                     raise MasterKeyError(
                         f"the hub master key file {key_path} is missing, and the site keys in "
-                        f"{self.path} are encrypted with it: {fix}"
+                        f"{self.where} are encrypted with it: {fix}"
                     )
                 try:
                     create_master_key(key_path)
@@ -242,7 +300,7 @@ class HubStore:
                     pass
             box = SiteKeyBox(read_master_key(key_path), key_path)
             wrong = MasterKeyError(
-                f"the hub master key in {key_path} is not the one the site keys in {self.path} "
+                f"the hub master key in {key_path} is not the one the site keys in {self.where} "
                 f"were encrypted with: {fix}"
             )
             if check is not None and not box.matches(str(check[0])):
@@ -259,13 +317,10 @@ class HubStore:
                     "INSERT INTO hub_meta(name, value) VALUES (?, ?)",
                     (_MASTER_CHECK, box.check_value()),
                 )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        if plain:
+        if plain and isinstance(self._db, SqliteDatabase):
             # The plain-text pages now live on only in the WAL: copy back and empty it.
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if plain:
             log.info(
                 "hub: encrypted %d plain-text site key(s) with the master key in %s",
                 len(plain),
@@ -279,7 +334,9 @@ class HubStore:
                 mode,
                 key_path,
             )
-        for site_id, key in db.execute("SELECT id, key FROM sites").fetchall():
+        with self._db.read() as db:
+            stored = db.execute("SELECT id, key FROM sites").fetchall()
+        for site_id, key in stored:
             if not _opens(box, site_id, key):
                 self._unusable(site_id)
         return box
@@ -299,8 +356,7 @@ class HubStore:
         )
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     # -- sites and users ----------------------------------------------------------------------
     def add_site(self, site_id: str, now: datetime, *, name: str = "", municipality: str = "",
@@ -308,16 +364,15 @@ class HubStore:
         """Register a new site; returns its key. SiteExists for a registered id (re-keying is
         rotate_key or revoke_key: never a silent cut-over)."""
         key = secrets.token_urlsafe(32)
-        with self._lock:
-            try:
-                self._db.execute(
-                    "INSERT INTO sites(id, key, created_at, name, municipality, region) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (site_id, self._box.seal(site_id, key), iso(now), name.strip(),
-                     municipality.strip(), region.strip()),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise SiteExists(f"site {site_id!r} is already registered") from exc
+        with self._db.write() as db:
+            added = db.execute(
+                "INSERT INTO sites(id, key, created_at, name, municipality, region) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (site_id, self._box.seal(site_id, key), iso(now), name.strip(),
+                 municipality.strip(), region.strip()),
+            ).rowcount
+        if added != 1:
+            raise SiteExists(f"site {site_id!r} is already registered")
         return key
 
     def set_site_info(self, site_id: str, **info: str | None) -> dict[str, str]:
@@ -326,12 +381,12 @@ class HubStore:
         if unknown:
             raise ValueError(f"unknown site fields: {', '.join(sorted(unknown))}")
         changes = {k: v.strip() for k, v in info.items() if v is not None}
-        with self._lock:
+        with self._db.write() as db:
             if changes:
-                self._db.execute(
+                db.execute(
                     "UPDATE sites SET " + ", ".join(f"{k} = ?" for k in changes)
                     + " WHERE id = ?", [*changes.values(), site_id])
-            row = self._db.execute(
+            row = db.execute(
                 "SELECT name, municipality, region FROM sites WHERE id = ?", (site_id,)
             ).fetchone()
         if row is None:
@@ -340,15 +395,15 @@ class HubStore:
 
     def set_site_location(self, site_id: str, lat: float | None, lon: float | None) -> None:
         """Where the board's map draws the site (None, None: off the map)."""
-        with self._lock:
-            cur = self._db.execute("UPDATE sites SET lat = ?, lon = ? WHERE id = ?",
-                                   (lat, lon, site_id))
-        if cur.rowcount == 0:
+        with self._db.write() as db:
+            changed = db.execute("UPDATE sites SET lat = ?, lon = ? WHERE id = ?",
+                                 (lat, lon, site_id)).rowcount
+        if changed == 0:
             raise UnknownSite(site_id)
 
     def has_site(self, site_id: str) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT 1 FROM sites WHERE id = ?", (site_id,)).fetchone()
+        with self._db.read() as db:
+            row = db.execute("SELECT 1 FROM sites WHERE id = ?", (site_id,)).fetchone()
         return row is not None
 
     def rotate_key(self, site_id: str, now: datetime, grace: timedelta, by: str) -> str:
@@ -359,25 +414,19 @@ class HubStore:
             raise ValueError("the grace period must be positive (revoke_key has none)")
         key = secrets.token_urlsafe(32)
         until = now + grace
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute(
-                    "SELECT key, old_key, old_key_until FROM sites WHERE id = ?", (site_id,)
-                ).fetchone()
-                if row is None:
-                    raise UnknownSite(f"site {site_id!r} is not registered")
-                pending = row[1] is not None and now < parse_iso(str(row[2]))
-                old = row[1] if pending else row[0]
-                db.execute(
-                    "UPDATE sites SET key = ?, old_key = ?, old_key_until = ? WHERE id = ?",
-                    (self._box.seal(site_id, key), old, iso(until), site_id),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._db.write() as db:
+            self._db.lock(db, f"site:{site_id}")
+            row = db.execute(
+                "SELECT key, old_key, old_key_until FROM sites WHERE id = ?", (site_id,)
+            ).fetchone()
+            if row is None:
+                raise UnknownSite(f"site {site_id!r} is not registered")
+            pending = row[1] is not None and now < parse_iso(str(row[2]))
+            old = row[1] if pending else row[0]
+            db.execute(
+                "UPDATE sites SET key = ?, old_key = ?, old_key_until = ? WHERE id = ?",
+                (self._box.seal(site_id, key), old, iso(until), site_id),
+            )
         log.info(
             "hub: key of site %s rotated by %s at %s; the old key is accepted until %s or the "
             "first message signed with the new key",
@@ -391,12 +440,12 @@ class HubStore:
     def revoke_key(self, site_id: str, now: datetime, by: str) -> str:
         """A new key for the site; every earlier key is refused from now on."""
         key = secrets.token_urlsafe(32)
-        with self._lock:
-            cur = self._db.execute(
+        with self._db.write() as db:
+            changed = db.execute(
                 "UPDATE sites SET key = ?, old_key = NULL, old_key_until = NULL WHERE id = ?",
                 (self._box.seal(site_id, key), site_id),
-            )
-        if cur.rowcount == 0:
+            ).rowcount
+        if changed == 0:
             raise UnknownSite(f"site {site_id!r} is not registered")
         self._unusable_logged.discard(site_id)
         log.info(
@@ -411,8 +460,8 @@ class HubStore:
         """The site's usable keys, None for an unknown site. Read and decrypted per request
         (a primary-key lookup and one AES-GCM decryption, microseconds): a rotation or
         revocation made by the CLI in another process takes effect at once."""
-        with self._lock:
-            row = self._db.execute(
+        with self._db.read() as db:
+            row = db.execute(
                 "SELECT key, old_key, old_key_until FROM sites WHERE id = ?", (site_id,)
             ).fetchone()
         if row is None:
@@ -433,13 +482,13 @@ class HubStore:
     def retire_old_key(self, site_id: str, reason: str, sealed_current: str) -> None:
         """Forget the old key, unless the key was rotated again since it was read (then the
         pending rotation's old key, which the site may still need, is not this decision's)."""
-        with self._lock:
-            cur = self._db.execute(
+        with self._db.write() as db:
+            changed = db.execute(
                 "UPDATE sites SET old_key = NULL, old_key_until = NULL "
                 "WHERE id = ? AND key = ? AND old_key IS NOT NULL",
                 (site_id, sealed_current),
-            )
-        if cur.rowcount:
+            ).rowcount
+        if changed:
             log.info("hub: the old key of site %s is retired: %s", site_id, reason)
 
     def _decrypt(self, site_id: str, stored: str) -> bytes | None:
@@ -454,8 +503,8 @@ class HubStore:
         if role not in ROLES:
             raise ValueError(f"role {role!r}: use one of {', '.join(ROLES)}")
         token = new_token()
-        with self._lock:
-            self._db.execute(
+        with self._db.write() as db:
+            db.execute(
                 "INSERT INTO users(name, role, token_hash) VALUES (?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET role = excluded.role, "
                 "token_hash = excluded.token_hash",
@@ -465,8 +514,8 @@ class HubStore:
 
     def user_for_token(self, token: str) -> tuple[str, str] | None:
         digest = hash_token(token)
-        with self._lock:
-            row = self._db.execute(
+        with self._db.read() as db:
+            row = db.execute(
                 "SELECT name, role, token_hash FROM users WHERE token_hash = ?", (digest,)
             ).fetchone()
         if row is None or not verify_token(token, str(row[2])):
@@ -477,28 +526,21 @@ class HubStore:
     def ingest(self, site_id: str, messages: list[dict[str, Any]], now: datetime) -> list[str]:
         """Store a batch in one transaction; returns every id now held (new or already had)."""
         received = iso(now)
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for m in messages:
-                    self._insert(site_id, m, received)
-                db.execute("UPDATE sites SET last_contact = ? WHERE id = ?", (received, site_id))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._db.write() as db:
+            for m in messages:
+                self._insert(db, site_id, m, received)
+            db.execute("UPDATE sites SET last_contact = ? WHERE id = ?", (received, site_id))
         return [str(m["id"]) for m in messages]
 
-    def _insert(self, site_id: str, m: dict[str, Any], received: str) -> bool:
+    def _insert(self, db: Conn, site_id: str, m: dict[str, Any], received: str) -> bool:
         body_text = json.dumps(m["body"], separators=(",", ":"), ensure_ascii=False)
-        cur = self._db.execute(
-            "INSERT OR IGNORE INTO messages(site_id, id, kind, at, received_at, body) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+        row = db.execute(
+            "INSERT INTO messages(site_id, id, kind, at, received_at, body) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
             (site_id, m["id"], m["kind"], m["at"], received, body_text),
-        )
-        if cur.rowcount == 1:
-            self._apply(site_id, m, body_text, received)
+        ).fetchone()
+        if row is not None:
+            self._apply(db, site_id, m, body_text, int(row[0]), received)
             return True
         return False
 
@@ -509,44 +551,37 @@ class HubStore:
         nothing changes) or "old" (not newer than the site's last accepted compact frame: a
         replay or a reordered frame, refused). Check and store in one transaction."""
         received = iso(now)
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                held = db.execute(
-                    "SELECT 1 FROM messages WHERE site_id = ? AND id = ?", (site_id, message["id"])
-                ).fetchone()
-                row = db.execute(
-                    "SELECT frame_ts FROM compact_seen WHERE site_id = ?", (site_id,)
-                ).fetchone()
-                if held is not None or (row is not None and int(row[0]) >= frame_ts):
-                    db.execute("ROLLBACK")
-                    return "duplicate" if held is not None else "old"
-                self._insert(site_id, message, received)
-                db.execute(
-                    "INSERT INTO compact_seen(site_id, frame_ts, last_radio_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(site_id) DO UPDATE SET frame_ts = excluded.frame_ts, "
-                    "last_radio_at = COALESCE(excluded.last_radio_at, compact_seen.last_radio_at)",
-                    (site_id, frame_ts, received if radio else None),
-                )
-                db.execute("UPDATE sites SET last_contact = ? WHERE id = ?", (received, site_id))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._db.write() as db:
+            self._db.lock(db, f"compact:{site_id}")  # check-then-insert, across instances
+            held = db.execute(
+                "SELECT 1 FROM messages WHERE site_id = ? AND id = ?", (site_id, message["id"])
+            ).fetchone()
+            row = db.execute(
+                "SELECT frame_ts FROM compact_seen WHERE site_id = ?", (site_id,)
+            ).fetchone()
+            if held is not None or (row is not None and int(row[0]) >= frame_ts):
+                return "duplicate" if held is not None else "old"  # nothing was written
+            self._insert(db, site_id, message, received)
+            db.execute(
+                "INSERT INTO compact_seen(site_id, frame_ts, last_radio_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(site_id) DO UPDATE SET frame_ts = excluded.frame_ts, "
+                "last_radio_at = COALESCE(excluded.last_radio_at, compact_seen.last_radio_at)",
+                (site_id, frame_ts, received if radio else None),
+            )
+            db.execute("UPDATE sites SET last_contact = ? WHERE id = ?", (received, site_id))
         return "stored"
 
     def _apply(
-        self, site_id: str, m: dict[str, Any], body_text: str, received: str | None = None
+        self, db: Conn, site_id: str, m: dict[str, Any], body_text: str, seq: int,
+        received: str | None = None,
     ) -> None:
         """The derived tables after a new message. The message received last wins, never the one
         with the newest `at`: the sender's clock is data, not truth (a status stamped 2099 would
         freeze the board, a clock fallen back to 2000 would be ignored); the edge sends in its
         outbox order, so arrival order is the site's own order."""
         at = iso(parse_iso(m["at"]))
-        seq = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
         if m["kind"] == "status":
-            self._db.execute(
+            db.execute(
                 "INSERT INTO site_status(site_id, at, body, received_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(site_id) DO UPDATE SET at = excluded.at, body = excluded.body, "
                 "received_at = excluded.received_at",
@@ -555,7 +590,7 @@ class HubStore:
         elif m["kind"] == "alert":
             body = m["body"]
             alert_id = str(body.get("alert_id") or m["id"])
-            self._db.execute(
+            db.execute(
                 "INSERT INTO alerts(site_id, alert_id, at, state, severity, code, body, seq) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(site_id, alert_id) DO UPDATE SET at = excluded.at, "
@@ -574,10 +609,10 @@ class HubStore:
             )
 
         elif m["kind"] == "gentest":
-            self._apply_gentest(site_id, m, at, body_text)
+            self._apply_gentest(db, site_id, m, at, body_text, seq)
         elif m["kind"] == "commissioning":
             body = m["body"]
-            self._db.execute(
+            db.execute(
                 "INSERT INTO site_commissioning(site_id, at, result, by, body) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(site_id) DO UPDATE SET at = excluded.at, "
                 "result = excluded.result, by = excluded.by, body = excluded.body",
@@ -590,13 +625,19 @@ class HubStore:
                 ),
             )
 
-    def _apply_gentest(self, site_id: str, m: dict[str, Any], at: str, body_text: str) -> None:
-        """One row per test (the edge's record id; a re-sent test replaces its row)."""
+    def _apply_gentest(
+        self, db: Conn, site_id: str, m: dict[str, Any], at: str, body_text: str, seq: int
+    ) -> None:
+        """One row per test (the edge's record id; a re-sent test replaces its row and becomes
+        the newest by arrival)."""
         body = m["body"]
         passed = body.get("passed")
-        self._db.execute(
-            "INSERT OR REPLACE INTO gentests(site_id, test_id, started_at, ended_at, outcome, "
-            "passed, started_by, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        db.execute(
+            "INSERT INTO gentests(site_id, test_id, started_at, ended_at, outcome, "
+            "passed, started_by, body, arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(site_id, test_id) DO UPDATE SET started_at = excluded.started_at, "
+            "ended_at = excluded.ended_at, outcome = excluded.outcome, passed = excluded.passed, "
+            "started_by = excluded.started_by, body = excluded.body, arrival = excluded.arrival",
             (
                 site_id,
                 str(body.get("id") or m["id"]),
@@ -606,16 +647,18 @@ class HubStore:
                 None if passed is None else int(bool(passed)),
                 body.get("started_by"),
                 body_text,
+                seq,
             ),
         )
 
     def pending_acks(self, site_id: str) -> list[dict[str, str]]:
         """Hub acknowledgements the site has not confirmed yet (its alert is still 'raised')."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._db.read() as db:
+            rows = db.execute(
                 # CROSS JOIN fixes the loop order in SQLite: the few acks of this site first,
                 # not every raised alert in the region (measured 1.2 ms -> 0.02 ms per ingest).
-                "SELECT h.alert_id, h.by, h.at FROM hub_acks h CROSS JOIN alerts a "
+                f"SELECT h.alert_id, h.by, h.at FROM hub_acks h {self._db.dialect.cross_join} "
+                "alerts a "
                 "ON a.site_id = h.site_id AND a.alert_id = h.alert_id "
                 "WHERE h.site_id = ? AND a.state = 'raised' ORDER BY h.at",
                 (site_id,),
@@ -624,8 +667,8 @@ class HubStore:
 
     # -- reads --------------------------------------------------------------------------------
     def count_sites(self) -> int:
-        with self._lock:
-            n: int = self._db.execute("SELECT COUNT(*) FROM sites").fetchone()[0]
+        with self._db.read() as db:
+            n: int = db.execute("SELECT COUNT(*) FROM sites").fetchone()[0]
         return n
 
     def sites(
@@ -637,18 +680,18 @@ class HubStore:
             where, params = "WHERE s.id = ? ", [site_id]
         elif after is not None:
             where, params = "WHERE s.id > ? ", [after]
-        with self._lock:
-            rows = self._db.execute(
+        with self._db.read() as db:
+            rows = db.execute(
                 "SELECT s.id, s.last_contact, st.at, st.body, "
                 "(SELECT COUNT(*) FROM alerts a WHERE a.site_id = s.id AND a.state != 'cleared'), "
                 # The newest test (any outcome) and the end of the newest PASSED one (what the
                 # monthly schedule counts from, as at the edge).
-                # Newest by arrival (INSERT OR REPLACE gives a new rowid), not by the sender's
-                # clock: a test stamped 2099 must not stay "the newest" for ever.
+                # Newest by arrival (the message seq that last wrote the row), not by the
+                # sender's clock: a test stamped 2099 must not stay "the newest" for ever.
                 "(SELECT g.body FROM gentests g WHERE g.site_id = s.id "
-                " ORDER BY g.rowid DESC LIMIT 1), "
+                " ORDER BY g.arrival DESC LIMIT 1), "
                 "(SELECT g.ended_at FROM gentests g WHERE g.site_id = s.id AND g.passed = 1 "
-                " ORDER BY g.rowid DESC LIMIT 1), "
+                " ORDER BY g.arrival DESC LIMIT 1), "
                 "c.body, st.received_at, cs.last_radio_at, s.name, s.municipality, s.region, "
                 "s.lat, s.lon "
                 "FROM sites s LEFT JOIN site_status st ON st.site_id = s.id "
@@ -656,7 +699,7 @@ class HubStore:
                 "LEFT JOIN compact_seen cs ON cs.site_id = s.id "
                 + where
                 + "ORDER BY s.id LIMIT ?",
-                [*params, limit],
+                [*params, self._db.dialect.limit(limit)],
             ).fetchall()
         return [
             {
@@ -703,12 +746,12 @@ class HubStore:
         if after is not None:
             page_sql += " AND (ended_at, site_id, test_id) > (?, ?, ?)"
             page_params.extend(after)
-        with self._lock:
-            total: int = self._db.execute("SELECT COUNT(*) " + sql, params).fetchone()[0]
-            rows = self._db.execute(
+        with self._db.read() as db:
+            total: int = db.execute("SELECT COUNT(*) " + sql, params).fetchone()[0]
+            rows = db.execute(
                 "SELECT site_id, body, ended_at, test_id " + page_sql
                 + " ORDER BY ended_at, site_id, test_id LIMIT ?",
-                [*page_params, limit],
+                [*page_params, self._db.dialect.limit(limit)],
             ).fetchall()
         return [
             {"site_id": r[0], "body": _loads(r[1]), "key": (r[2], r[0], r[3])} for r in rows
@@ -736,11 +779,11 @@ class HubStore:
         if before is not None:
             page_where += " AND a.seq < ?"
             page_params.append(before)
-        with self._lock:
-            total: int = self._db.execute(
+        with self._db.read() as db:
+            total: int = db.execute(
                 "SELECT COUNT(*) FROM alerts a" + where, params
             ).fetchone()[0]
-            rows = self._db.execute(
+            rows = db.execute(
                 "SELECT a.site_id, a.alert_id, a.at, a.state, a.severity, a.code, a.body, "
                 "h.by, h.at, a.seq FROM alerts a LEFT JOIN hub_acks h "
                 "ON h.site_id = a.site_id AND h.alert_id = a.alert_id"
@@ -753,14 +796,15 @@ class HubStore:
         return [_alert_row(r) for r in rows], total, next_seq
 
     def ack_alert(self, site_id: str, alert_id: str, by: str, now: datetime) -> bool:
-        with self._lock:
-            row = self._db.execute(
+        with self._db.write() as db:
+            row = db.execute(
                 "SELECT 1 FROM alerts WHERE site_id = ? AND alert_id = ?", (site_id, alert_id)
             ).fetchone()
             if row is None:
                 return False
-            self._db.execute(
-                "INSERT OR IGNORE INTO hub_acks(site_id, alert_id, by, at) VALUES (?, ?, ?, ?)",
+            db.execute(
+                "INSERT INTO hub_acks(site_id, alert_id, by, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (site_id, alert_id, by, iso(now)),
             )
         return True
@@ -772,8 +816,8 @@ class HubStore:
         if kind is not None:
             sql += " AND kind = ?"
             params.append(kind)
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY seq", params).fetchall()
+        with self._db.read() as db:
+            rows = db.execute(sql + " ORDER BY seq", params).fetchall()
         return [
             {"id": r[0], "kind": r[1], "at": r[2], "received_at": r[3], "body": json.loads(r[4])}
             for r in rows
@@ -782,8 +826,8 @@ class HubStore:
     def messages_of_kind(self, kind: str, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` messages of one kind across all sites, newest first (emergency
         reports for the board, hub/reports.py; the partial index messages_reports)."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._db.read() as db:
+            rows = db.execute(
                 "SELECT site_id, id, kind, at, received_at, body FROM messages WHERE kind = ? "
                 "ORDER BY seq DESC LIMIT ?", (kind, limit),
             ).fetchall()
@@ -796,31 +840,33 @@ class HubStore:
     def add_fuel_delivery(self, site_id: str, litres: float, note: str, by: str,
                           now: datetime) -> dict[str, Any]:
         """Record "delivered `litres` at `site_id`" by operator `by` (committed on return)."""
-        with self._lock, self._db:
-            cur = self._db.execute(
-                "INSERT INTO fuel_deliveries(site_id, litres, note, by, at) VALUES (?, ?, ?, ?, ?)",
-                (site_id, litres, note, by, iso(now)))
-        return {"id": cur.lastrowid, "site_id": site_id, "litres": litres, "note": note,
+        with self._db.write() as db:
+            row = db.execute(
+                "INSERT INTO fuel_deliveries(site_id, litres, note, by, at) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (site_id, litres, note, by, iso(now))).fetchone()
+        return {"id": int(row[0]), "site_id": site_id, "litres": litres, "note": note,
                 "by": by, "at": iso(now), "seen_at_site": None}
 
     def fuel_deliveries(self, site_id: str | None, limit: int) -> list[dict[str, Any]]:
         """Deliveries newest first; `seen_at_site`: when the site's own FUEL_REFUELLED event
         (its level jumped) arrived after the delivery was recorded, else None."""
         where, params = ("WHERE d.site_id = ? ", [site_id]) if site_id else ("", [])
-        with self._lock:
-            rows = self._db.execute(
+        code = self._db.dialect.json_text("m.body", "code")
+        with self._db.read() as db:
+            rows = db.execute(
                 "SELECT d.id, d.site_id, d.litres, d.note, d.by, d.at, "
                 "(SELECT MIN(m.received_at) FROM messages m WHERE m.site_id = d.site_id "
                 " AND m.kind = 'event' AND m.received_at >= d.at "
-                " AND json_extract(m.body, '$.code') = 'FUEL_REFUELLED') "
+                f" AND {code} = 'FUEL_REFUELLED') "
                 "FROM fuel_deliveries d " + where + "ORDER BY d.id DESC LIMIT ?",
                 [*params, limit]).fetchall()
         return [{"id": r[0], "site_id": r[1], "litres": r[2], "note": r[3], "by": r[4],
                  "at": r[5], "seen_at_site": r[6]} for r in rows]
 
     def count_messages(self) -> int:
-        with self._lock:
-            n: int = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        with self._db.read() as db:
+            n: int = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
         return n
 
 
