@@ -190,12 +190,11 @@ def test_key_row_copied_to_another_site_does_not_decrypt(tmp_path, clock, caplog
     store = HubStore(data)
     key_a = store.add_site("nsp-a", clock.now())
     key_b = store.add_site("nsp-b", clock.now())
+    with store.db.write() as db:  # SQLite or PostgreSQL, whichever the hub tests run on
+        db.execute(
+            "UPDATE sites SET key = (SELECT key FROM sites WHERE id = 'nsp-a') WHERE id = 'nsp-b'"
+        )
     store.close()
-    db = sqlite3.connect(str(data / DB_NAME), isolation_level=None)
-    db.execute(
-        "UPDATE sites SET key = (SELECT key FROM sites WHERE id = 'nsp-a') WHERE id = 'nsp-b'"
-    )
-    db.close()
     caplog.set_level(logging.DEBUG, logger="edge_server.hub")
     with running_hub(data, clock=clock) as hub:
         # Said at start, at ERROR, naming the site and the fix ...
