@@ -31,6 +31,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_server.clock import Clock
@@ -207,7 +208,10 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
     @app.post(INGEST_PATH, openapi_extra=_INGEST_DOC)
     async def ingest(request: Request) -> JSONResponse:
         body = await read_limited(request)
-        site_id, key = authenticate_site(request, body)
+        # The store's calls run in worker threads, never on the event loop: a commit waits for
+        # the disk (or PostgreSQL), and meanwhile the loop parses and checks other requests;
+        # concurrent ingests are committed together (HubStore.ingest, group commit).
+        site_id, key = await run_in_threadpool(authenticate_site, request, body)
         try:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -243,11 +247,15 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
         messages = [
             {"id": str(m.id), "kind": m.kind, "at": m.at, "body": m.body} for m in batch.messages
         ]
+        return JSONResponse(await run_in_threadpool(store_and_reply, site_id, key, messages))
+
+    def store_and_reply(site_id: str, key: bytes, messages: list[dict[str, Any]]
+                        ) -> dict[str, Any]:
         held = store.ingest(site_id, messages, clock.now())
-        reply = {"held": held, "acks": store.pending_acks(site_id)}
+        reply: dict[str, Any] = {"held": held, "acks": store.pending_acks(site_id)}
         # Signed bulletins and report acknowledgements for this site (hub/bulletins.py).
         reply |= bulletins.reply_notices(app.state.notices, clock.now(), site_id, key, messages)
-        return JSONResponse(reply)
+        return reply
 
     @app.post(INGEST_COMPACT_PATH, openapi_extra=_COMPACT_DOC)
     async def ingest_compact(request: Request) -> JSONResponse:

@@ -24,7 +24,8 @@ import json
 import logging
 import os
 import secrets
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +47,7 @@ from edge_server.hub.sql import (
     Database,
     PostgresDatabase,
     SqliteDatabase,
+    StoreUnavailable,
     describe,
     is_postgres,
     run_migrations,
@@ -171,6 +173,18 @@ class SiteKeys:
     sealed: str = ""  # the stored form of `current`: retiring checks it is still current
 
 
+@dataclass
+class _Waiting:
+    """One ingest() call waiting for the group commit that holds its batch."""
+
+    site_id: str
+    messages: list[dict[str, Any]]
+    received: str
+    wake: threading.Event = field(default_factory=threading.Event)
+    committed: bool = False  # False after wake: this call now leads the next group
+    error: BaseException | None = None
+
+
 class HubStore:
     """Raises MasterKeyError (the message names the file and the fix) when the master key is
     missing or wrong for a database whose keys are encrypted: never start and 401 everyone."""
@@ -209,6 +223,9 @@ class HubStore:
             self.where = str(self.path)
             self._open_sqlite(synchronous)
         self._unusable_logged: set[str] = set()
+        self._group_lock = threading.Lock()
+        self._group: list[_Waiting] = []
+        self._leading = False
         self.master_key_file = master_key_path(data_dir, master_key_file)
         try:
             self._derive_once()
@@ -524,13 +541,61 @@ class HubStore:
 
     # -- ingest -------------------------------------------------------------------------------
     def ingest(self, site_id: str, messages: list[dict[str, Any]], now: datetime) -> list[str]:
-        """Store a batch in one transaction; returns every id now held (new or already had)."""
-        received = iso(now)
-        with self._db.write() as db:
-            for m in messages:
-                self._insert(db, site_id, m, received)
-            db.execute("UPDATE sites SET last_contact = ? WHERE id = ?", (received, site_id))
+        """Store a batch durably; returns every id now held (new or already had).
+
+        Group commit: the batches of the calls that arrive while a commit is under way are
+        stored together in the next transaction (one fsync for all), and each call returns
+        only after the commit that holds its batch. The first caller leads: it commits what
+        has queued up, then hands the lead to the oldest waiting call (nobody commits for
+        others for long). If the group's transaction fails on one batch, each batch is
+        stored on its own, so a bad batch fails its own caller only."""
+        me = _Waiting(site_id, messages, iso(now))
+        with self._group_lock:
+            self._group.append(me)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            me.wake.wait()
+        if not me.committed:
+            with self._group_lock:
+                group, self._group = self._group, []
+            self._commit_group(group)
+            with self._group_lock:
+                if self._group:
+                    self._group[0].wake.set()  # the next leader
+                else:
+                    self._leading = False
+        if me.error is not None:
+            raise me.error
         return [str(m["id"]) for m in messages]
+
+    def _commit_group(self, group: list[_Waiting]) -> None:
+        try:
+            self._store_batches(group)
+        except StoreUnavailable as exc:
+            for w in group:
+                w.error = exc  # nothing was committed
+        except BaseException as exc:
+            if len(group) == 1:
+                group[0].error = exc
+            else:
+                for w in group:
+                    try:
+                        self._store_batches([w])
+                    except BaseException as one:
+                        w.error = one
+        finally:
+            for w in group:
+                w.committed = True
+                w.wake.set()
+
+    def _store_batches(self, group: list[_Waiting]) -> None:
+        with self._db.write() as db:
+            for w in group:
+                for m in w.messages:
+                    self._insert(db, w.site_id, m, w.received)
+                db.execute("UPDATE sites SET last_contact = ? WHERE id = ?",
+                           (w.received, w.site_id))
 
     def _insert(self, db: Conn, site_id: str, m: dict[str, Any], received: str) -> bool:
         body_text = json.dumps(m["body"], separators=(",", ":"), ensure_ascii=False)
