@@ -264,6 +264,7 @@ def test_compact_frame_is_accepted_and_a_tampered_one_refused(hub, site, token, 
     assert [r["code"] for r in got["reasons"]] == ["FUEL_CRITICAL"]
 
 
+@pytest.mark.sqlite_only("checks the mode 0600 of hub.sqlite")
 def test_db_is_private_and_keys_never_logged(hub, site, clock, caplog) -> None:
     site_id, key = site
     assert stat.S_IMODE(hub.store.path.stat().st_mode) == 0o600

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from edge_server.clock import ManualClock
 from edge_server.hub.testing import (
@@ -27,6 +28,10 @@ from edge_server.hub.testing import (
 )
 from edge_server.uplink.protocol import encode_batch, iso, sign_headers
 from tests.conftest import ROOT
+
+# `nsp-edge hub backup/restore` copy hub.sqlite; a hub on PostgreSQL is backed up with the
+# server's pg_dump / pg_restore (docs/hub-postgres.md) and its CLI says so
+pytestmark = pytest.mark.sqlite_only("backup and restore of the SQLite file")
 
 
 def hub_cli(*args: str) -> subprocess.CompletedProcess[str]:

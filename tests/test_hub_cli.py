@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
 from edge_server.hub.testing import sample_status, start_hub_process, wait_http
 from edge_server.uplink.protocol import encode_batch, iso, sign_headers
@@ -26,6 +27,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.sqlite_only("checks the mode 0600 of hub.sqlite")
 def test_hub_commands_register_sites_users_and_serve(tmp_path: Path) -> None:
     data = tmp_path / "hub"
     out = cli("add-site", "nsp-a", "nsp-b", "--data", str(data))
@@ -120,6 +122,7 @@ def test_a_port_in_use_is_exit_2_naming_listen(tmp_path) -> None:
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.sqlite_only("the start line names the data folder; on PostgreSQL the database")
 def test_the_hub_says_where_it_listens(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(

@@ -122,6 +122,7 @@ def test_due_state_per_site_uses_the_edge_schedule(hub: RunningHub, region: dict
     assert due["gentest"]["state"] == "overdue"  # 25 + 31 days after its passed test
 
 
+@pytest.mark.sqlite_only("empties the index inside hub.sqlite with sqlite3")
 def test_index_is_rebuilt_from_stored_messages_of_an_older_hub(
         hub: RunningHub, region: dict[str, bytes], tmp_path: Path) -> None:
     hub.stop()

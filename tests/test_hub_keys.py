@@ -115,6 +115,7 @@ def make_old_hub_db(data_dir: Path, site_ids: list[str]) -> dict[str, str]:
 
 
 # -- (a) keys at rest -------------------------------------------------------------------------
+@pytest.mark.sqlite_only("reads hub.sqlite and its WAL file byte by byte")
 def test_db_and_wal_hold_no_site_key_after_add_site_and_rotation(tmp_path: Path) -> None:
     data = tmp_path / "hub"
     store = HubStore(data)
@@ -131,6 +132,7 @@ def test_db_and_wal_hold_no_site_key_after_add_site_and_rotation(tmp_path: Path)
     assert stat.S_IMODE((data / "master.key").stat().st_mode) == 0o600
 
 
+@pytest.mark.sqlite_only("an older hub.sqlite with plain-text keys; PostgreSQL never had them")
 def test_plain_text_db_is_migrated_once_and_keys_keep_working(tmp_path, caplog) -> None:
     data = tmp_path / "hub"
     keys = make_old_hub_db(data, [f"nsp-{i}" for i in range(30)])
@@ -156,6 +158,7 @@ def test_plain_text_db_is_migrated_once_and_keys_keep_working(tmp_path, caplog) 
         assert k not in caplog.text
 
 
+@pytest.mark.sqlite_only("the plain-text key migration of an older hub.sqlite")
 def test_migration_is_one_transaction(tmp_path: Path, monkeypatch) -> None:
     data = tmp_path / "hub"
     keys = make_old_hub_db(data, ["nsp-a", "nsp-b", "nsp-c"])
@@ -185,6 +188,7 @@ def test_migration_is_one_transaction(tmp_path: Path, monkeypatch) -> None:
 
 
 # -- (b) a row copied to another site ---------------------------------------------------------
+@pytest.mark.sqlite_only("copies the key row inside hub.sqlite with sqlite3")
 def test_key_row_copied_to_another_site_does_not_decrypt(tmp_path, clock, caplog) -> None:
     data = tmp_path / "hub"
     store = HubStore(data)
