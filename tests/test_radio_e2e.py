@@ -63,6 +63,19 @@ def radio_link(tmp_path: Path) -> Iterator[tuple[Path, list[subprocess.Popen[byt
                 p.wait()
 
 
+def start_air_and_receiver(d: Path, procs: list[subprocess.Popen[bytes]], hub_dir: Path,
+                           speed: int) -> None:
+    """The simulated air (SF7, its counts in d/air.json) between the ptys of `radio_link`, and
+    `nsp-edge hub radio` on the hub's side storing into hub_dir."""
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "edge_server.radio.sim", "--edge", str(d / "edge-air"),
+         "--hub", str(d / "hub-air"), "--sf", "7", "--speed", str(speed),
+         "--stats", str(d / "air.json")], stderr=subprocess.PIPE))
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "edge_server.cli", "hub", "radio", "--port", str(d / "hub"),
+         "--data", str(hub_dir)], stderr=subprocess.PIPE))
+
+
 def test_status_and_alert_arrive_by_radio_and_bad_frames_are_refused(
     radio_link: tuple[Path, list[subprocess.Popen[bytes]]],
 ) -> None:
@@ -71,13 +84,7 @@ def test_status_and_alert_arrive_by_radio_and_bad_frames_are_refused(
     store = HubStore(hub_dir)
     key = store.add_site("nsp-a", datetime.now(UTC)).encode()
     store.close()
-    procs.append(subprocess.Popen(
-        [sys.executable, "-m", "edge_server.radio.sim", "--edge", str(d / "edge-air"),
-         "--hub", str(d / "hub-air"), "--sf", "7", "--speed", "50", "--stats", str(d / "air.json")],
-        stderr=subprocess.PIPE))
-    procs.append(subprocess.Popen(
-        [sys.executable, "-m", "edge_server.cli", "hub", "radio", "--port", str(d / "hub"),
-         "--data", str(hub_dir)], stderr=subprocess.PIPE))
+    start_air_and_receiver(d, procs, hub_dir, speed=50)
     stats = hub_dir / "radio-stats.json"
     radio = SerialRadio(str(d / "edge"), LoRaParams(sf=7))
     try:
