@@ -27,7 +27,6 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.sqlite_only("checks the mode 0600 of hub.sqlite")
 def test_hub_commands_register_sites_users_and_serve(tmp_path: Path) -> None:
     data = tmp_path / "hub"
     out = cli("add-site", "nsp-a", "nsp-b", "--data", str(data))

@@ -188,7 +188,6 @@ def test_migration_is_one_transaction(tmp_path: Path, monkeypatch) -> None:
 
 
 # -- (b) a row copied to another site ---------------------------------------------------------
-@pytest.mark.sqlite_only("copies the key row inside hub.sqlite with sqlite3")
 def test_key_row_copied_to_another_site_does_not_decrypt(tmp_path, clock, caplog) -> None:
     data = tmp_path / "hub"
     store = HubStore(data)
