@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,7 +38,9 @@ def hub(tmp_path: Path) -> Iterator[RunningHub]:
         yield h
 
 
-def send(hub: RunningHub, site_id: str, key: bytes, messages: list[tuple[str, dict]]) -> None:
+def send(
+    hub: RunningHub, site_id: str, key: bytes, messages: list[tuple[str, dict[str, Any]]]
+) -> None:
     now = hub.clock.now()
     wire = [{"id": str(uuid.uuid4()), "kind": k, "at": iso(now), "body": b} for k, b in messages]
     body = encode_batch(site_id, str(uuid.uuid4()), now, wire)

@@ -10,6 +10,7 @@ report once it is back: the hub holds one report, the board shows the full text.
    (`python -m edge_server.radio.sim`) -> socat -> `nsp-edge hub radio` -> the hub's SQLite; the
    report posted on the site's API appears at the hub by radio; then `nsp-edge hub` starts and
    the edge's uplink delivers the full report.
+4. The board in Chromium: the radio's short report ("…" where cut), then the full text.
 """
 
 from __future__ import annotations
@@ -50,12 +51,15 @@ from edge_server.uplink.compact import (
     encode_report,
 )
 from edge_server.uplink.protocol import ReportBody
-from tests import test_radio_e2e
+from tests import test_board_reports, test_hub_board, test_radio_e2e
+from tests.conftest import need_tool
 from tests.edge_process import SITE_ID, EdgeProcess, add_user, site_toml
 
 # The fixture of tests/test_radio_e2e.py (two socat pty pairs) and its deadline poll.
 radio_link = test_radio_e2e.radio_link
 _wait = test_radio_e2e._wait
+board_page = test_board_reports.board_page
+send = test_hub_board.send
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
 KEY = b"k" * 32
@@ -288,3 +292,33 @@ def test_report_by_radio_at_the_hub_then_the_full_report_once_when_the_link_is_b
         edge.stop()
     air = json.loads((d / "air.json").read_text())
     assert air["over_duty_cycle"] == 0
+
+
+# -- the board in Chromium ----------------------------------------------------------------------
+def test_the_board_shows_the_radio_report_cut_then_the_full_text(tmp_path: Path) -> None:
+    need_tool("chromium", "apt-get install -y chromium")
+    from playwright.sync_api import expect
+
+    clock = ManualClock(T0)
+    with running_hub(tmp_path / "hub", clock=clock) as hub:
+        key = hub.store.add_site("nsp-a", T0, name="Buurthuis De Linde").encode()
+        token = hub.store.add_user("olga", "operator")
+        body = _body()
+        frame = encode_report("nsp-a", key, body, T0)
+        ingest_compact_frame(hub.store, clock.now(), "nsp-a", frame, 300, "radio")
+        short = decode_report("nsp-a", key, frame)
+        with board_page(hub, token) as page:
+            row = page.locator(f"tr[data-report='nsp-a/{body['report_id']}']")
+            expect(row.locator(".kind")).to_have_text("brand")
+            expect(row.locator(".urgency")).to_have_text("direct")
+            expect(row.locator(".people")).to_have_text("7")
+            expect(row.locator(".where")).to_have_text(short.location + "…")
+            expect(row.locator(".report-text")).to_have_text(
+                short.text + "… (via radio; volledige tekst volgt)")
+            expect(page.locator("#reports-alarm")).to_have_text(
+                "⚠ Onbevestigde noodhulpmeldingen: 1")
+            send(hub, "nsp-a", key, [("report", body)])  # the primary link is back
+            page.reload()
+            expect(page.locator("#reports-table tbody tr")).to_have_count(1)
+            expect(row.locator(".where")).to_have_text(LOCATION)
+            expect(row.locator(".report-text")).to_have_text(TEXT)
