@@ -191,7 +191,7 @@ class PostgresDatabase:
         self._pool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, timeout=timeout_s, open=False,
             # a connection broken by a server restart is dropped when it comes back to the pool
-            check=ConnectionPool.check_connection, name="nsp-hub",
+            name="nsp-hub",
             # synchronous_commit=on whatever the server's default: a 200 means the WAL is on
             # disk (the site deletes what the hub confirmed).
             kwargs={"application_name": "nsp-hub", "connect_timeout": int(max(timeout_s, 1)),
