@@ -1,16 +1,25 @@
 """The site page shows every time in the site's zone ([site] timezone, Europe/Amsterdam by
 default), whatever zone the browser is set to: here the browser runs in UTC, and an alert's
 "since" time and the node's "last answer" time must read as Amsterdam's wall clock.
+
+In winter (CET, +01:00) and in summer (CEST, +02:00) on an injected clock, with Chromium itself
+started in America/New_York (TZ), at 04:30 UTC: Amsterdam's 05:30 (06:30 in summer) is still the
+evening before in New York, so a page that used the browser's zone would show another day and
+hour.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import os
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from edge_server.localtime import local
+from tests.conftest import need_tool
 from tests.test_site_page_v2 import DESKTOP, Edge, browser, edge  # noqa: F401 (fixtures)
 
 
@@ -52,7 +61,8 @@ async def test_no_channel_name_in_any_alert_shown_to_people(edge: Edge, browser:
     await context.close()
 
 
-async def test_a_young_sites_plots_say_since_when_they_collect(tmp_path, browser: Any) -> None:  # noqa: F811
+async def test_a_young_sites_plots_say_since_when_they_collect(
+        tmp_path: Path, browser: Any) -> None:  # noqa: F811
     """Minutes after the first start: a few fridge readings are dots and the plot says
     "gegevens sinds HH:MM" (the site's zone) instead of an empty frame."""
     from datetime import timedelta
@@ -94,4 +104,59 @@ async def test_a_young_sites_plots_say_since_when_they_collect(tmp_path, browser
             assert await chart.locator("circle.dot").count() >= 1
             await context.close()
     finally:
+        await peer.stop()
+
+
+@pytest.mark.parametrize("now, wall, day, browser_wall", [
+    (datetime(2026, 1, 15, 4, 30, tzinfo=UTC), "05:30", "15 jan", "23:30"),  # CET
+    (datetime(2026, 7, 15, 4, 30, tzinfo=UTC), "06:30", "15 jul", "00:30"),  # CEST
+])
+async def test_winter_and_summer_times_are_amsterdams_with_the_browser_in_new_york(
+        tmp_path: Path, now: datetime, wall: str, day: str, browser_wall: str) -> None:
+    need_tool("chromium", "apt-get install -y chromium")
+    from playwright.async_api import async_playwright, expect
+
+    from edge_server.api.app import create_app, serving
+    from edge_server.clock import ManualClock
+    from edge_server.config import parse_config
+    from edge_server.service import Part, Service
+    from tests.conftest import free_port
+    from tests.test_poller import Peer, image, site
+    from tests.test_site_page import CHROMIUM_ARGS
+
+    assert local(now).strftime("%H:%M") == wall  # the expectation itself, from tzdata
+    words = image(("power", "fridge"), mains_present=1, gen_running=0, fuel_l=3000,
+                  fridge_temp_c=500, ambient_temp_c=2150, door_open=1, door_open_s=420,
+                  fridge_faults=0, power_faults=0)
+    peer = Peer(free_port(), words)
+    await peer.start()
+    text = site({"n1": peer.port}, {"n1": '"power", "fridge"'}).replace(
+        "[poll]", f'[storage]\ndata_dir = "{tmp_path / "data"}"\n\n[poll]')
+    service = Service(parse_config(text), ManualClock(now), parts=Part.STORAGE | Part.RULES)
+    try:
+        async with serving(create_app(service), "127.0.0.1", free_port()) as server:
+            await service.poller.poll_once()  # the service polls at `now`: the door alert
+            port = server.servers[0].sockets[0].getsockname()[1]
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(
+                    executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS,
+                    env={**os.environ, "TZ": "America/New_York"})
+                try:
+                    context = await browser.new_context(viewport={"width": 1024, "height": 768},
+                                                        locale="nl-NL")
+                    page = await context.new_page()
+                    await page.goto(f"http://127.0.0.1:{port}/")
+                    assert await page.evaluate(
+                        "Intl.DateTimeFormat().resolvedOptions().timeZone") == "America/New_York"
+                    since = page.locator("#alerts .since").first
+                    await expect(since).to_contain_text(wall, timeout=10_000)
+                    last_ok = page.locator("div.small", has_text="laatst gelezen").first
+                    for shown in (await since.text_content() or "",
+                                  await last_ok.text_content() or ""):
+                        assert day in shown and wall in shown, (shown, day, wall)
+                        assert browser_wall not in shown and "04:30" not in shown, shown
+                finally:
+                    await browser.close()
+    finally:
+        await service.stop()
         await peer.stop()
