@@ -18,8 +18,10 @@ The parts and what each is given (an arrow: "is handed to"):
                                              generator controllers polled on their bus's hub
                                              in every cycle (docs/generators.md)
     Poller, SiteState, Clock, StorageComponent (event log), UplinkComponent,
-    GensetMonitor (load) ─▶ GenTestComponent
-                                             generator tests; finished records to the uplink
+    GensetMonitor (load, commands) ─▶ GenTestComponent
+                                             generator tests, commanded through the controller
+                                             when the site has one (else the node's relay);
+                                             finished records to the uplink
     RulesComponent, UplinkComponent, Clock ─▶ RadioFallback ([radio] enabled)
                                              the backup LoRa link while the uplink is down
                                              (docs/radio.md)
@@ -46,6 +48,7 @@ from typing import Protocol
 from edge_server.clock import Clock, SystemClock
 from edge_server.config import SiteConfig
 from edge_server.crisis.component import CrisisComponent
+from edge_server.genset.control import gentest_commands
 from edge_server.genset.monitor import GensetMonitor
 from edge_server.gentest.component import GenTestComponent
 from edge_server.poller import Poller
@@ -119,7 +122,8 @@ class Service:
                              load_pct=None if self.genset is None else self.genset.load_pct,
                              electrical=None if self.genset is None else self.genset.electrical,
                              engine=None if self.genset is None else self.genset.engine,
-                             zone=config.site.timezone)
+                             zone=config.site.timezone,
+                             controller=gentest_commands(self.genset, self.state, self.storage))
             if Part.GENTEST in parts else None
         )
         # The backup radio reads the rules' status and alerts, the crisis part's undelivered

@@ -381,7 +381,7 @@ async def test_store_keeps_ten_years(tmp_path: Path) -> None:
         assert len(left) == 1 and left[0].started_at.year == START.year - 9
         GenTestStore(conn)  # migrating again is a no-op
         assert conn.execute("SELECT version FROM schema_versions WHERE component = 'gentests'"
-                            ).fetchone() == (2,)
+                            ).fetchone() == (3,)
     finally:
         conn.close()
 

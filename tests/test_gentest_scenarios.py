@@ -1,9 +1,10 @@
 """The gentest-* scenarios (edge_server/scenarios/library.py): the monthly generator test on a
 real virtual power node (the firmware on MicroPython, virtual clock) beside the virtual DSE
 controller on real Modbus TCP, the real poller, the generator-test runner and readiness, on
-injected time (a few seconds of wall time each). Each gives its expected outcome; no stop
-command is ever given while mains is absent, and in an outage during a test the set keeps
-carrying the site."""
+injected time (a few seconds of wall time each). Each gives its expected outcome; the runner
+commands the controller (test on load, then AUTO: its mode goes to test and back to AUTO), never
+the node's relay and never a stop; in an outage during a test the set keeps carrying the site
+in AUTO."""
 
 from __future__ import annotations
 
@@ -47,12 +48,18 @@ def _extra(name: str, result: dict[str, Any]) -> None:
     elif name == "gentest-outage-during-test":
         assert test["end"] == "MAINS_LOST" and test["passed"] is None
         assert any("NOT stopped" in r for r in test["reasons"])
+        assert any("controller put in AUTO" in r for r in test["reasons"])
         carried = next(c for c in result["checks"] if c["check"] == "set_runs_while_mains_absent")
         assert carried["measured"] == {"steps_mains_absent": 20, "set_not_running": 0}
-        # the one stop command: releasing the request after mains has been back 5 min
-        stops = [c for c in result["commands"] if not c["value"]]
-        assert [c["mains_present"] for c in stops] == [True]
-        assert stops[0]["at"] >= "2026-03-02T08:51:00+00:00"
+        # AUTO at the moment mains was lost (the set runs on in AUTO), and nothing after it
+        auto = result["commands"][-1]
+        assert (auto["command"], auto["mains_present"], auto["who"]) == (
+            "auto", False, "gentest-runner")
+        # the node's run-sense followed the one set: its relay held while the set carried
+        # the site, dropped once mains was back
+        assert [(w["value"], w["done"]) for w in result["world_relay"]] == [
+            (True, True), (False, True)]
+        assert result["world_relay"][1]["at"] >= "2026-03-02T08:46:00+00:00"  # mains back
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -64,10 +71,16 @@ async def test_gentest_scenario(name: str, tmp_path: Path) -> None:
     assert result["outcome"] == result["test"]["outcome"] == expected, result["test"]["reasons"]
     if name != "gentest-pass":
         assert result["outcome"] != "PASSED"
-    # never a stop command while mains is absent (every scenario, not only the outage)
-    assert all(c["mains_present"] for c in result["commands"] if not c["value"])
+    # through the controller: test on load by who started the test, AUTO at the end by the
+    # runner on behalf of that person; never the node's relay, never a stop
+    assert result["commanded_via"] == result["test"]["commanded_via"] == "controller"
+    commands = [(c["via"], c["command"], c["who"], c["started_by"]) for c in result["commands"]]
+    assert commands == [("controller", "test_on_load", "technician", "technician"),
+                        ("controller", "auto", "gentest-runner", "technician")], commands
+    assert result["commands"][0]["mains_present"] is True
+    assert result["controller"]["commands"] == ["test_on_load", "auto"]  # what it carried out
+    assert result["controller"]["mode_at_end"] == "auto"
     assert result["passed"] is True, result["checks"]
-    assert [c["who"] for c in result["commands"]][:1] == ["technician"]
     _extra(name, result)
     assert result["wall_s"] < 30
 

@@ -88,8 +88,12 @@ class GensetControl:
                 f"Netstroom is {what_nl}: geen {command.replace('_', ' ')} als de locatie het "
                 "aggregaat nodig kan hebben (AUTO mag altijd)")
 
-    async def command(self, name: str, command: str, who: str) -> dict[str, Any]:
-        data = {"generator": name, "command": command, "who": who}
+    async def command(self, name: str, command: str, who: str,
+                      context: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Carry out one command or raise GensetRefused; `context` goes into the event's data
+        (the generator test: its id and who started it)."""
+        data: dict[str, Any] = {"generator": name, "command": command, "who": who,
+                                **(context or {})}
         try:
             self.check(name, command)
         except GensetRefused as exc:
@@ -107,11 +111,62 @@ class GensetControl:
                         f"{exc}", data)
             raise GensetRefused("COMMAND_FAILED", f"The controller did not take it: {exc}",
                                 f"De regelaar nam de opdracht niet aan: {exc}") from None
-        self._event("GENSET_COMMAND", "info", f"Generator command {command} by {who}",
-                    f"Opdracht {command} aan het aggregaat door {who}", data)
+        why_en = why_nl = ""
+        if context and "test_id" in context:
+            why_en = (f" (generator test {context['test_id']}, started by "
+                      f"{context.get('started_by', '?')})")
+            why_nl = (f" (aggregaattest {context['test_id']}, gestart door "
+                      f"{context.get('started_by', '?')})")
+        self._event("GENSET_COMMAND", "info", f"Generator command {command} by {who}{why_en}",
+                    f"Opdracht {command} aan het aggregaat door {who}{why_nl}", data)
         return data
 
     def _event(self, code: str, severity: str, en: str, nl: str, data: dict[str, Any]) -> None:
         if self.events is not None:
             self.events.add_event(self.monitor.clock.now(), code, severity=severity,
                                   text_en=en, text_nl=nl, data=data)
+
+
+class GentestCommands:
+    """One controller as the generator test's command path (edge_server.gentest.runner): the
+    test starts with the profile's `test_on_load` (else `start`) and ends with `auto`, through
+    GensetControl's interlocks and audit. A profile without those commands (no [control]) is
+    no path: the test then uses the power node's relay."""
+
+    def __init__(self, control: GensetControl, name: str) -> None:
+        self.control, self.name = control, name
+        ctl = control.monitor.drivers[name].profile.control
+        known = set() if ctl is None else set(ctl.commands)
+        start = next((c for c in ("test_on_load", "start") if c in known), None)
+        self.start_command: str | None = start if "auto" in known else None
+
+    def check(self, command: str) -> None:
+        self.control.check(self.name, command)
+
+    async def command(self, command: str, who: str, context: dict[str, Any]) -> None:
+        await self.control.command(self.name, command, who, context)
+
+    def _flag(self, channel: str) -> bool | None:
+        r = self.control.state.get(f"{self.name}.{channel}")
+        return None if r is None or not r.ok or r.value is None else bool(r.value)
+
+    def running(self) -> bool | None:
+        """The controller's own running state (speed); None while it is not read."""
+        return self._flag("controller_running")
+
+    def shutdown_alarm(self) -> bool | None:
+        return self._flag("shutdown_alarm")
+
+    def mode(self) -> str | None:
+        r = self.control.monitor.last.get(self.name)
+        return None if r is None or not r.online else r.mode
+
+
+def gentest_commands(monitor: GensetMonitor | None, state: SiteState,
+                  events: EventLog | None) -> GentestCommands | None:
+    """The site's first controller as the test's command path, None when it has none (or its
+    profile cannot start a test and put the set back in AUTO)."""
+    if monitor is None or not monitor.generators:
+        return None
+    port = GentestCommands(GensetControl(monitor, state, events), monitor.generators[0].name)
+    return port if port.start_command is not None else None

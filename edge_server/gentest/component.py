@@ -1,6 +1,8 @@
 """The generator-test part of the edge service: the runner on site.db, ticked after every poll
 cycle; events into storage's event log, each finished test to the uplink (kind "gentest").
-Built by edge_server.service with the poller (its command port), the event log and the uplink."""
+Built by edge_server.service with the poller (its command port), the event log, the uplink and,
+on a site with a generator controller, the controller's commands (the test's command path:
+edge_server.genset.control.gentest_commands)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from edge_server.clock import Clock
 from edge_server.gentest.auto import AUTO_WHO, OutageCredit, OutageRun, should_start
 from edge_server.gentest.record import KIND_OUTAGE, End, GenTestRecord, Outcome
-from edge_server.gentest.runner import CommandPort, GenTestRunner, Refused
+from edge_server.gentest.runner import CommandPort, ControllerPort, GenTestRunner, Refused
 from edge_server.gentest.schedule import Due, WindowSettings, next_due
 from edge_server.gentest.settings import GenTestSettings
 from edge_server.gentest.store import GenTestStore
@@ -52,6 +54,7 @@ class GenTestComponent:
         electrical: Callable[[], tuple[float | None, float | None]] | None = None,
         engine: Callable[[], tuple[float | None, float | None]] | None = None,
         zone: str = "Europe/Amsterdam",
+        controller: ControllerPort | None = None,
     ) -> None:
         self.site_id = site_id
         self.settings = settings
@@ -65,6 +68,7 @@ class GenTestComponent:
         self.load_pct = load_pct  # % of rated kW from a generator controller (None: unmeasured)
         self.electrical = electrical  # (volts, hertz) from the controller
         self.engine = engine  # (coolant °C, oil pressure kPa) from the controller
+        self.controller = controller  # the test's commands go to it when given (else the relay)
         self.conn: sqlite3.Connection | None = None
         self.runner: GenTestRunner | None = None
         self._tick: asyncio.Task[Any] | None = None
@@ -85,7 +89,7 @@ class GenTestComponent:
         self.runner = GenTestRunner(
             self.commands, self.state, self.clock, store, self.settings, self.site_id,
             on_event=self._event, on_finished=self._finished, load_pct=self.load_pct,
-            electrical=self.electrical, engine=self.engine)
+            electrical=self.electrical, engine=self.engine, controller=self.controller)
         self.state.subscribe(self.on_cycle)
 
     async def stop(self) -> None:

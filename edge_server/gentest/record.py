@@ -169,6 +169,9 @@ class GenTestRecord:
     reasons: list[str] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     notes: str = ""
+    # how the test's commands went: "controller" (the generator controller: test on load, then
+    # AUTO) or "relay" (the power node's remote-start relay); None for an outage credit
+    commanded_via: str | None = None
 
     @property
     def passed(self) -> bool | None:
@@ -205,6 +208,7 @@ class GenTestRecord:
             "run_hours_start_h": self.run_hours_start_h, "run_hours_end_h": self.run_hours_end_h,
             "criteria": [c.to_json() for c in self.criteria],
             "reasons": list(self.reasons), "notes": self.notes,
+            "commanded_via": self.commanded_via,
         }
         if samples:
             out["samples"] = [s.to_json() for s in self.samples]

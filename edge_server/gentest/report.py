@@ -27,6 +27,12 @@ GEN_STATE_LEVEL = {"stopped": 0.0, "start_failed": 0.0, "starting": 0.5, "cooldo
                    "running": 1.0}
 
 
+# how the test's commands went (GenTestRecord.commanded_via); an outage credit had none
+VIA_WORDS = {
+    "controller": "regelaar, daarna AUTO / controller, then AUTO",
+    "relay": "startrelais / remote-start relay",
+}
+
 def _fmt(value: float | str | None, unit: str = "", digits: int = 1) -> str:
     if value is None:
         return "-"
@@ -155,20 +161,22 @@ def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings,
         ["Datum, start / Date, start", _when(rec.started_at, zone)],
         ["Einde / End", _when(rec.ended_at, zone)],
         ["Gestart door / Started by", rec.started_by],
+        ["Bediend via / Commanded via", VIA_WORDS.get(rec.commanded_via or "", "-")],
         ["Beeindigd door / Ended by", rec.ended_by or "automatisch / automatic"],
         ["Geplande looptijd / Planned run", _fmt(rec.planned_s / 60, "min")],
         ["Gedraaid (zonder afkoelen) / Ran (cool-down not counted)",
          _fmt(None if rec.ran_s is None else rec.ran_s / 60, "min")],
         ["Starttijd / Start time (command to running)", _fmt(rec.start_time_s, "s")],
-        ["Urenteller begin / Run-hour meter start", _fmt(rec.run_hours_start_h, "h", 2)],
-        ["Urenteller einde / Run-hour meter end", _fmt(rec.run_hours_end_h, "h", 2)],
-        ["Uren gedraaid / Hours run", _fmt(rh_delta, "h", 2)],
+        # begin - end (difference) on one row each: the report stays one page
+        ["Urenteller begin - einde (gedraaid) / Run-hour meter start - end (run)",
+         f"{_fmt(rec.run_hours_start_h, 'h', 2)} - {_fmt(rec.run_hours_end_h, 'h', 2)} "
+         f"({_fmt(rh_delta, 'h', 2)})"],
         ["Startaccu voor de test / Starter battery before", _fmt(rec.starter_v_before, "V", 2)],
         ["Startaccu laagste bij starten / Starter battery min while cranking",
          _fmt(rec.crank_min_v, "V", 2)],
-        ["Brandstof begin / Fuel start", _fmt(rec.fuel_start_l, "L")],
-        ["Brandstof einde / Fuel end", _fmt(rec.fuel_end_l, "L")],
-        ["Brandstof verbruikt / Fuel used", _fmt(rec.fuel_used_l, "L")],
+        ["Brandstof begin - einde (verbruikt) / Fuel start - end (used)",
+         f"{_fmt(rec.fuel_start_l, 'L')} - {_fmt(rec.fuel_end_l, 'L')} "
+         f"({_fmt(rec.fuel_used_l, 'L')})"],
     ]
     t = Table(rows, colWidths=[95 * mm, 85 * mm])
     t.setStyle(grid)
@@ -193,13 +201,18 @@ def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings,
     if plot is not None:
         story += [Paragraph("Verloop / Course of the test", h2), plot]
     story += [d for d in (measured, engine) if d is not None]
+    # the technician fills in only what the system did not measure (a controller measures
+    # voltage, frequency and load: then their rows go, and the report stays one page)
+    measured_ok = {c.code for c in rec.criteria if c.ok is not None}
+    fill = [(code, text) for code, text in (
+        ("VOLTAGE", "Spanning / Voltage (V)"), ("FREQUENCY", "Frequentie / Frequency (Hz)"),
+        ("LOAD", f"Belasting / Load (kW; >= {settings.min_load_pct:g} % van het typeplaatje / "
+                 "of nameplate)")) if code not in measured_ok]
     manual = [["In te vullen door de monteur / To be filled in by the technician", ""],
-              ["Spanning / Voltage (V)", ""], ["Frequentie / Frequency (Hz)", ""],
-              [f"Belasting / Load (kW; >= {settings.min_load_pct:g} % van het typeplaatje / "
-               "of nameplate)", ""],
+              *([text, ""] for _code, text in fill),
               ["Naam en handtekening / Name and signature", ""]]
-    t3 = Table(manual, colWidths=[110 * mm, 70 * mm], rowHeights=[None, 6 * mm, 6 * mm,
-                                                                   6 * mm, 9 * mm])
+    t3 = Table(manual, colWidths=[110 * mm, 70 * mm],
+               rowHeights=[None, *(6 * mm for _ in fill), 9 * mm])
     t3.setStyle(grid)
     story += [Spacer(1, 3 * mm), t3, Spacer(1, 2 * mm), Paragraph(
         "Maandelijkse test volgens NFPA 110 §8.4 (20-40 dagen na de vorige, >= 30 min onder "

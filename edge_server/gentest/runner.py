@@ -10,10 +10,21 @@ RUNNING (duration_min of running; cool-down after the stop does not count) -> fi
 Outcome (PASSED / FAILED / NOT_VERIFIED / ABORTED), how it ended and a verdict per criterion.
 A test planned shorter than min_duration_min starts only when marked a short exercise and is
 never PASSED; a criterion not measured (the load, without a controller) makes it NOT_VERIFIED.
-Commands go through `Poller.write_coil`, which applies the
-edge's interlocks (the node applies its own too). Safety rules kept here as well:
-- never start unless mains is known present, the node is online and the set is not running;
-- mains lost during the test: ABORTED (MAINS_LOST) and NO stop command: the set carries the site;
+Two command paths, recorded in the test as `commanded_via`:
+- "controller": the site has a generator controller whose profile can start a test
+  (`[[generators]]`, the first one; edge_server.genset.control.GentestCommands): the test starts
+  with `test_on_load` (else `start`) and ends with `auto` in every case (completed, failed, an
+  operator's abort, mains lost, the node silent): an NSP set is left in AUTO, where it stops by
+  itself with mains present and carries the site without. GensetControl applies its
+  interlocks and writes GENSET_COMMAND with who gave it, the test's id and who started it.
+  A failed `auto` is tried again after every cycle until the controller takes it.
+- "relay": no such controller: `Poller.write_coil` on the power node's remote-start relay,
+  which applies the edge's interlocks (the node applies its own too).
+The power node's run-sense says whether the set runs on both paths. Safety rules kept here:
+- never start unless mains is known present, the node is online and the set is not running
+  (nor, on the controller path, the controller's set, nor with a shutdown alarm open);
+- mains lost during the test: ABORTED (MAINS_LOST) and NO stop command: the set carries the site
+  (the controller path puts the controller in AUTO, which never stops a set without mains);
 - an operator's abort stops the set only while mains is known present.
 Every command and every end is logged and written as an event with who gave it.
 """
@@ -29,6 +40,7 @@ from typing import Any, Protocol
 
 from edge_server import regmap
 from edge_server.clock import Clock
+from edge_server.genset.control import GensetRefused
 from edge_server.gentest.record import (
     KIND_MONTHLY,
     KIND_SHORT,
@@ -65,6 +77,29 @@ class Refused(Exception):
         return {"error": self.code, "text_en": self.text_en, "text_nl": self.text_nl}
 
 
+class ControllerPort(Protocol):
+    """What the runner needs of the site's generator controller
+    (edge_server.genset.control.GentestCommands); `command` raises GensetRefused."""
+
+    name: str
+    start_command: str | None
+
+    def check(self, command: str) -> None: ...
+
+    async def command(self, command: str, who: str, context: dict[str, Any]) -> None: ...
+
+    def running(self) -> bool | None: ...
+
+    def shutdown_alarm(self) -> bool | None: ...
+
+
+VIA_CONTROLLER, VIA_RELAY = "controller", "relay"
+
+
+def _why(exc: Exception) -> str:
+    return exc.text_en if isinstance(exc, GensetRefused) else str(exc)
+
+
 # event sink: (at, code, severity, text_en, text_nl, data)
 EventSink = Callable[[datetime, str, str, str, str, dict[str, Any]], None]
 
@@ -77,6 +112,10 @@ class _Release:
     test_id: int
     node: str
     mains_since: datetime | None = None
+    # "controller": the controller did not take the test's `auto`: it is sent again every cycle
+    # (AUTO is always safe); "relay": the coil, released once mains is back for good
+    via: str = VIA_RELAY
+    started_by: str = ""
 
 
 @dataclass
@@ -89,6 +128,7 @@ class _Active:
     loads: list[float | None] = field(default_factory=list)
     volts: list[float | None] = field(default_factory=list)
     freqs: list[float | None] = field(default_factory=list)
+    in_auto: bool = False  # the controller took the test's `auto` (controller path)
 
 
 class GenTestRunner:
@@ -106,6 +146,7 @@ class GenTestRunner:
         load_pct: Callable[[], float | None] | None = None,
         electrical: Callable[[], tuple[float | None, float | None]] | None = None,
         engine: Callable[[], tuple[float | None, float | None]] | None = None,
+        controller: ControllerPort | None = None,
     ) -> None:
         self.commands = commands
         self.state = state
@@ -122,6 +163,9 @@ class GenTestRunner:
         # VOLTAGE / FREQUENCY criteria are left to the technician's fill-in on the report
         self.electrical = electrical
         self.engine = engine  # (coolant °C, oil pressure kPa) from the controller, for the plot
+        # the command path: the controller when its profile can start a test, else the relay
+        self.controller = (controller if controller is not None
+                           and controller.start_command is not None else None)
         self.active: _Active | None = None
         self.release: _Release | None = None
         # start, tick and abort await Modbus writes: one at a time, so an abort arriving while
@@ -170,6 +214,43 @@ class GenTestRunner:
             except Exception:  # the event log must not break a running test
                 log.exception("gentest: writing event %s failed", code)
 
+    @property
+    def via(self) -> str:
+        """The command path a test started now takes: "controller" or "relay"."""
+        return VIA_RELAY if self.controller is None else VIA_CONTROLLER
+
+    async def _ctl(self, test_id: int, started_by: str, node: str, command: str, who: str,
+                   why: str) -> None:
+        """One command to the controller, logged as an event with who gave it and who started
+        the test (GensetControl logs it too, and refuses it behind its interlocks: raises
+        GensetRefused)."""
+        assert self.controller is not None
+        name = self.controller.name
+        code = "GENTEST_AUTO_COMMAND" if command == "auto" else "GENTEST_START_COMMAND"
+        self._event(code,
+                    f"Generator test {test_id}: {command} command to controller {name} by {who} "
+                    f"({why}; test started by {started_by})",
+                    f"Aggregaattest {test_id}: opdracht {command} aan regelaar {name} door "
+                    f"{who} ({why}; test gestart door {started_by})",
+                    {"test_id": test_id, "node": node, "generator": name, "command": command,
+                     "who": who, "started_by": started_by, "via": VIA_CONTROLLER})
+        await self.controller.command(command, who,
+                                      {"test_id": test_id, "started_by": started_by})
+
+    async def _to_auto(self, rec: GenTestRecord, who: str, why: str) -> bool:
+        """The controller back in AUTO (always allowed: AUTO never stops a set without mains);
+        False when it did not take it (tried again after every cycle: _maybe_release)."""
+        act = self.active
+        try:
+            await self._ctl(rec.id, rec.started_by, rec.node, "auto", who, why)
+        except GensetRefused as exc:
+            rec.reasons.append(f"AUTO command to the controller failed: {exc.text_en} "
+                               "(sent again every cycle)")
+            return False
+        if act is not None and act.record is rec:
+            act.in_auto = True
+        return True
+
     async def _command(self, rec: GenTestRecord, value: bool, who: str, why: str) -> None:
         """One coil write, logged as an event with who gave it (raises what the poller raises)."""
         word_en, word_nl = ("start", "start") if value else ("stop", "stop")
@@ -200,9 +281,24 @@ class GenTestRunner:
                           "the generator",
                           f"Netstroom is {what_nl}: een test start nooit als de locatie het "
                           "aggregaat nodig kan hebben")
-        if self._value(name, "gen_running") is True:
+        ctl = self.controller
+        if self._value(name, "gen_running") is True or (ctl is not None
+                                                       and ctl.running() is True):
             raise Refused("GEN_RUNNING", "The generator is already running",
                           "Het aggregaat draait al")
+        if ctl is not None:
+            if ctl.shutdown_alarm() is True:
+                raise Refused("CONTROLLER_ALARM",
+                              f"Generator controller {ctl.name} has a shutdown alarm open: the set "
+                              "cannot start; find the cause and reset it on site first",
+                              f"Aggregaatregelaar {ctl.name} heeft een uitschakelalarm: het "
+                              "aggregaat kan niet starten; zoek de oorzaak en reset het eerst "
+                              "ter plaatse")
+            assert ctl.start_command is not None
+            try:
+                ctl.check(ctl.start_command)
+            except GensetRefused as exc:
+                raise Refused(exc.code, exc.text_en, exc.text_nl) from None
         return name
 
     def progress(self) -> dict[str, Any] | None:
@@ -225,6 +321,7 @@ class GenTestRunner:
             "remaining_s": round(rec.planned_s - ran, 1),
             "progress": round(ran / rec.planned_s, 4) if rec.planned_s > 0 else 0.0,
             "start_confirm_s": self.settings.start_confirm_s,
+            "commanded_via": rec.commanded_via,
         }
 
     async def start(self, who: str, *, node: str | None = None, notes: str = "",
@@ -268,20 +365,27 @@ class GenTestRunner:
             planned_s=self.settings.duration_min * 60, notes=notes, kind=kind,
             starter_v_before=self._value(name, "starter_battery_v"),
             fuel_start_l=self._value(name, "fuel_l"),
-            run_hours_start_h=self._value(name, "run_hours_h"),
+            run_hours_start_h=self._value(name, "run_hours_h"), commanded_via=self.via,
         )
         self.store.insert(rec)
         try:
-            await self._command(rec, True, who, "test start")
-        except (CommandRejected, CommandFailed) as exc:
+            if self.controller is not None:
+                assert self.controller.start_command is not None
+                await self._ctl(rec.id, who, name, self.controller.start_command, who,
+                                "test start")
+            else:
+                await self._command(rec, True, who, "test start")
+        except (CommandRejected, CommandFailed, GensetRefused) as exc:
+            exc_text = _why(exc)
             # No test took place: the row goes, the refusal stays in the event log.
             with self.store.conn:
                 self.store.conn.execute("DELETE FROM gentests WHERE id = ?", (rec.id,))
-            self._event("GENTEST_START_REFUSED", f"Start of generator test refused: {exc}",
-                        f"Start van aggregaattest geweigerd: {exc}",
-                        {"node": name, "who": who}, "warning")
-            raise Refused("COMMAND_REFUSED", f"The start command was not carried out: {exc}",
-                          f"Het startcommando is niet uitgevoerd: {exc}") from None
+            self._event("GENTEST_START_REFUSED", f"Start of generator test refused: {exc_text}",
+                        f"Start van aggregaattest geweigerd: {exc_text}",
+                        {"node": name, "who": who, "via": rec.commanded_via}, "warning")
+            raise Refused("COMMAND_REFUSED",
+                          f"The start command was not carried out: {exc_text}",
+                          f"Het startcommando is niet uitgevoerd: {exc_text}") from None
         self.active = _Active(rec)
         self.release = None  # the new test owns the request now
         self._sample(self.active, now)
@@ -310,8 +414,12 @@ class GenTestRunner:
         if not self._online(node):
             act.offline_since = act.offline_since or now
             if (now - act.offline_since).total_seconds() >= s.offline_abort_s:
-                rec.reasons.append("node offline: no command sent; the node ends its test run "
-                                   "by itself (test_max_s)")
+                if self.controller is not None:
+                    rec.reasons.append("power node offline: the controller is put back in AUTO")
+                    await self._to_auto(rec, RUNNER, "power node silent")
+                else:
+                    rec.reasons.append("node offline: no command sent; the node ends its test "
+                                       "run by itself (test_max_s)")
                 return self._finish(Outcome.ABORTED, End.NODE_OFFLINE, None)
             return None
         act.offline_since = None
@@ -320,6 +428,10 @@ class GenTestRunner:
         if mains is False:
             # The set carries (or is about to carry) the site: never stop it.
             rec.reasons.append("mains lost during the test: generator NOT stopped")
+            if self.controller is not None and await self._to_auto(
+                    rec, RUNNER, "mains lost: the set carries the site in AUTO"):
+                rec.reasons.append("controller put in AUTO: it carries the site and stops by "
+                                   "itself when mains is back")
             return self._finish(Outcome.ABORTED, End.MAINS_LOST, None)
         running = self._value(node, "gen_running")
         gen_state = self._enum(node, "gen_state", self._gen_states)
@@ -339,13 +451,21 @@ class GenTestRunner:
             if crank is not None and elapsed >= 1.0 and (rec.crank_min_v is None
                                                          or crank < rec.crank_min_v):
                 rec.crank_min_v = crank
-            last = self._enum(node, "last_command", self._last_cmd)
-            # >= 1 s: the node has ticked since the command (before that its registers may
-            # still show the previous test's start_failed)
-            failed = gen_state == "start_failed" or last in ("start_failed", "refused_mains_absent")
-            if failed and elapsed >= 1.0:
-                rec.reasons.append(f"node reports {last if last != 'accepted' else gen_state}")
-                return await self._fail_to_start()
+            if self.controller is not None:
+                # the node never saw a command: its start_failed may be an old one; the
+                # controller's own lockout (FAIL TO START is a shutdown alarm) tells
+                if self.controller.shutdown_alarm() is True and elapsed >= 1.0:
+                    rec.reasons.append("controller reports a shutdown alarm (fail to start)")
+                    return await self._fail_to_start()
+            else:
+                last = self._enum(node, "last_command", self._last_cmd)
+                # >= 1 s: the node has ticked since the command (before that its registers may
+                # still show the previous test's start_failed)
+                failed = gen_state == "start_failed" or last in ("start_failed",
+                                                                 "refused_mains_absent")
+                if failed and elapsed >= 1.0:
+                    rec.reasons.append(f"node reports {last if last != 'accepted' else gen_state}")
+                    return await self._fail_to_start()
             if elapsed >= s.start_confirm_s:
                 rec.reasons.append(f"not running {s.start_confirm_s:g} s after the command")
                 return await self._fail_to_start()
@@ -396,9 +516,14 @@ class GenTestRunner:
         return self._finish(Outcome.FAILED, End.FAILED_TO_START, None)
 
     async def _stop(self, rec: GenTestRecord, who: str, why: str) -> bool:
-        """Stop command; only while mains is known present (write_coil refuses otherwise too)."""
+        """End the test's run: the controller back in AUTO (controller path; with mains absent
+        the set goes on carrying the site), or the relay's stop command, only while mains is
+        known present (write_coil refuses otherwise too). False: the set may still be asked to
+        run by the test."""
         from edge_server.poller import CommandFailed, CommandRejected
 
+        if self.controller is not None:
+            return await self._to_auto(rec, who, why)
         if self._value(rec.node, "mains_present") is not True:
             rec.reasons.append("stop command not sent: mains absent or unknown")
             return False
@@ -430,7 +555,7 @@ class GenTestRunner:
         if not stopped:
             rec.reasons.append("generator left running (it may carry the site)")
         done = self._finish(Outcome.ABORTED, End.BY_OPERATOR, who)
-        if not stopped:
+        if not stopped and self.controller is None:  # the controller path: _finish retries AUTO
             self.release = _Release(done.id, done.node)
         return done
 
@@ -442,6 +567,20 @@ class GenTestRunner:
             return
         from edge_server.poller import CommandFailed, CommandRejected
 
+        if rel.via == VIA_CONTROLLER:
+            if self.controller is None:
+                self.release = None
+                return
+            try:
+                await self._ctl(rel.test_id, rel.started_by, rel.node, "auto", RUNNER,
+                                f"test {rel.test_id}: AUTO again, the controller did not take "
+                                "it")
+            except GensetRefused as exc:
+                log.warning("gentest: AUTO after test %d failed (%s); trying again",
+                            rel.test_id, exc.text_en)
+                return
+            self.release = None
+            return
         now = self.clock.now()
         mains = self._value(rel.node, "mains_present") if self._online(rel.node) else None
         reason = self._enum(rel.node, "gen_run_reason", self._reasons)
@@ -564,8 +703,14 @@ class GenTestRunner:
         if outcome is None:
             outcome = self._judge(rec)
         rec.outcome, rec.end = outcome, end
+        act = self.active
+        assert act is not None
         self.active = None
-        if end in (End.MAINS_LOST, End.NODE_OFFLINE):
+        if self.controller is not None and rec.commanded_via == VIA_CONTROLLER:
+            if not act.in_auto:  # AUTO was not taken (or not sent): again every cycle
+                self.release = _Release(rec.id, node, via=VIA_CONTROLLER,
+                                        started_by=rec.started_by)
+        elif end in (End.MAINS_LOST, End.NODE_OFFLINE):
             self.release = _Release(rec.id, node)
         self.store.update(rec)
         en, nl = OUTCOME_TEXTS[outcome]

@@ -9,12 +9,18 @@ Variants: `world={"gen_will_start": False}` (set before the test) and `cut_mains
 (mains cut that long after the start command).
 
 A scenario with `extra["genset"]` runs the virtual DSE controller beside the node
-(edge_server/scenarios/genset.py): the node's test relay is wired to the controller's remote
-start on load (a start command puts it in test, a stop back in auto), the controller measures
-the load, voltage and frequency, and a shutdown of the controller stops the set the node's
-run-sense watches (its world's gen_shutdown). `extra["gentest_outcome"]` is the outcome the
-scenario expects; the result's `checks` hold it and the safety rules: no stop command while
-mains is absent, and the set runs in every step mains is absent once it has run.
+(edge_server/scenarios/genset.py), configured as the site's `[[generators]]`: the runner
+commands the controller over Modbus TCP (GenComm's control key: test on load at the start, AUTO
+at the end; `commanded_via` "controller"), the controller measures the load, voltage and
+frequency, and a shutdown of the controller stops the set the node's run-sense watches (its
+world's gen_shutdown). The node's world models its own copy of the set, so after every step the
+scenario drives the node's relay to follow the controller's test mode (GensetRehearsal.
+node_relay: the physics of one set seen by two witnesses, written as `world_relay` in the
+result, never as the test's commands). `extra["gentest_outcome"]` is the outcome the scenario
+expects; the result's `checks` hold it and the safety rules: no stop command while mains is
+absent, and the set runs in every step mains is absent once it has run. `commands` lists what
+the runner commanded (`via` "relay" or "controller"), `controller.commands` what the virtual
+controller carried out.
 
 A passed test 31 days before is on record (the next one is due) and the uplink counts as up,
 so the site starts READY.
@@ -33,7 +39,8 @@ from edge_server.clock import ManualClock
 from edge_server.config import parse_config
 from edge_server.gentest.component import GenTestComponent
 from edge_server.gentest.record import End, GenTestRecord, Outcome
-from edge_server.gentest.runner import CommandPort
+from edge_server.gentest.runner import CommandPort, ControllerPort
+from edge_server.poller import CommandFailed, CommandRejected
 from edge_server.rules.component import RulesEngine
 from edge_server.scenarios.genset import GensetRehearsal
 from edge_server.scenarios.library import Scenario
@@ -63,18 +70,73 @@ class _Relay:
         self.log: list[dict[str, Any]] = []
 
     async def write_coil(self, node: str, coil_name: str, value: bool, who: str) -> None:
-        self.log.append({"at": self.clock.now().isoformat(), "value": value, "who": who,
+        self.log.append({"at": self.clock.now().isoformat(), "via": "relay",
+                         "command": "start" if value else "stop", "value": value, "who": who,
                          "mains_present": self.mains()})
         await self.port.write_coil(node, coil_name, value, who)
         if self.gens is not None:
             self.gens.test_relay(value)
 
 
+class _Controller:
+    """The runner's controller port, each command noted (in the relay's log: one list of the
+    test's commands in order) with whether mains was present."""
+
+    def __init__(self, port: ControllerPort, log: list[dict[str, Any]],
+                 mains: Callable[[], bool], clock: ManualClock) -> None:
+        self.port, self.log, self.mains, self.clock = port, log, mains, clock
+        self.name, self.start_command = port.name, port.start_command
+
+    def check(self, command: str) -> None:
+        self.port.check(command)
+
+    async def command(self, command: str, who: str, context: dict[str, Any]) -> None:
+        self.log.append({"at": self.clock.now().isoformat(), "via": "controller",
+                         "command": command, "who": who, "mains_present": self.mains(),
+                         **context})
+        await self.port.command(command, who, context)
+
+    def running(self) -> bool | None:
+        return self.port.running()
+
+    def shutdown_alarm(self) -> bool | None:
+        return self.port.shutdown_alarm()
+
+
+class _NodeRelay:
+    """Keeps the power node's simulated set in step with the controller's (scenario physics,
+    not a command of the test): its relay follows GensetRehearsal.node_relay(), written again
+    after every step until the node reads it back; dropped only with mains present (before
+    that the set carries the site, and the node would refuse it)."""
+
+    def __init__(self, service: Service, gens: GensetRehearsal, clock: ManualClock) -> None:
+        self.service, self.gens, self.clock = service, gens, clock
+        self.log: list[dict[str, Any]] = []
+
+    async def follow(self) -> None:
+        want = self.gens.node_relay()
+        r = self.service.state.get("power.relay_on")
+        if r is not None and r.ok and bool(r.value) == want:
+            return
+        mains = self.service.state.get("power.mains_present")
+        if not want and (mains is None or not mains.ok or mains.value is not True):
+            return  # the node keeps its set running without mains anyway (and refuses the drop)
+        try:
+            await self.service.poller.write_coil("power", "gen_test_run", want,
+                                                 "scenario-world")
+            done = True
+        except (CommandRejected, CommandFailed):
+            done = False  # the edge's interlock (the set carries the site): again next step
+        if not self.log or (self.log[-1]["value"], self.log[-1]["done"]) != (want, done):
+            self.log.append({"at": self.clock.now().isoformat(), "value": want, "done": done})
+
+
 def _checks(expected: object, outcome: str, relay: _Relay, absent: int, unattended: int
             ) -> list[dict[str, Any]]:
+    stops = [c for c in relay.log if c["command"] == "stop"]
     checks = [{"check": "no_stop_while_mains_absent",
-               "passed": not [c for c in relay.log if not c["value"] and not c["mains_present"]],
-               "measured": sum(1 for c in relay.log if not c["mains_present"]),
+               "passed": not [c for c in stops if not c["mains_present"]],
+               "measured": sum(1 for c in stops if not c["mains_present"]),
                "limit": "0 stop commands while mains is absent"},
               {"check": "set_runs_while_mains_absent", "passed": unattended == 0,
                "measured": {"steps_mains_absent": absent, "set_not_running": unattended},
@@ -130,8 +192,14 @@ async def run_gentest_scenario(
         gentest = service.gentest
         assert gentest is not None
         mains = [True]
-        relay = _Relay(gentest.require().commands, gens, lambda: mains[0], clock)
-        gentest.require().commands = relay
+        runner = gentest.require()
+        relay = _Relay(runner.commands, gens, lambda: mains[0], clock)
+        runner.commands = relay
+        follow: _NodeRelay | None = None
+        if runner.controller is not None and gens is not None:
+            runner.controller = _Controller(runner.controller, relay.log, lambda: mains[0],
+                                            clock)
+            follow = _NodeRelay(service, gens, clock)
         absent = unattended = 0  # steps with mains absent; of those, the set not running
         ran = shut = False
         _seed_passed_test(gentest, 31)
@@ -167,6 +235,8 @@ async def run_gentest_scenario(
                     nodes.set("power", key, value)
                 record = await gentest.require().start(WHO, notes=f"scenario {scenario.name}",
                                                        short_exercise=short)
+                if follow is not None:
+                    await follow.follow()
             for _ in range(math.ceil(phase.duration_s / phase.step_s - 1e-9)):
                 if (record is not None and cut_mains_after_s is not None and mains_cut_at is None
                         and (clock.now() - record.started_at).total_seconds()
@@ -189,6 +259,8 @@ async def run_gentest_scenario(
                 clock.advance(phase.step_s)
                 await service.poller.poll_once()
                 await gentest.idle()
+                if follow is not None:
+                    await follow.follow()
                 note()
         if record is None:  # no test was started: the outage's credit is the record
             record = next(iter(gentest.require().store.list(1)), None)
@@ -222,10 +294,13 @@ async def run_gentest_scenario(
             "events": events,
             "gen_running_at_end": None if gen is None or not gen.ok else gen.value,
             "readiness": readiness,
+            "commanded_via": final.commanded_via,
             "commands": relay.log,
-            "controller": None if model is None else {
+            "world_relay": [] if follow is None else follow.log,
+            "controller": None if model is None or gens is None else {
                 "state_at_end": model.state, "mode_at_end": model.mode,
-                "alarms": dict(model.alarms), "starts": model.starts},
+                "alarms": dict(model.alarms), "starts": model.starts,
+                "commands": list(gens.ctrl.commands)},
             "checks": checks,
             "passed": all(c["passed"] for c in checks),
             "wall_s": round(time.monotonic() - wall_start, 2),

@@ -52,12 +52,18 @@ SCHEMA = [
     ALTER TABLE gentests ADD COLUMN end_reason TEXT;
     ALTER TABLE gentests ADD COLUMN kind TEXT NOT NULL DEFAULT 'monthly';
     """,
+    # 3: the command path, "controller" or "relay" (gentest/runner.py). Every commanded test
+    # before this went through the power node's relay; an outage credit has no command.
+    """
+    ALTER TABLE gentests ADD COLUMN commanded_via TEXT;
+    UPDATE gentests SET commanded_via = 'relay' WHERE kind != 'outage_credit';
+    """,
 ]
 
 _COLS = ("site_id, node, started_by, started_at, ended_at, ended_by, outcome, passed, planned_s, "
          "running_at, start_time_s, ran_s, crank_min_v, starter_v_before, fuel_start_l, "
          "fuel_end_l, run_hours_start_h, run_hours_end_h, criteria, reasons, samples, notes, "
-         "end_reason, kind")
+         "end_reason, kind, commanded_via")
 
 
 class GenTestNotFound(LookupError):
@@ -80,13 +86,13 @@ def _values(r: GenTestRecord) -> tuple[Any, ...]:
             r.fuel_start_l, r.fuel_end_l, r.run_hours_start_h, r.run_hours_end_h,
             json.dumps([c.to_json() for c in r.criteria]), json.dumps(r.reasons),
             json.dumps([s.to_json() for s in r.samples]), r.notes,
-            None if r.end is None else r.end.value, r.kind)
+            None if r.end is None else r.end.value, r.kind, r.commanded_via)
 
 
 def _record(row: tuple[Any, ...]) -> GenTestRecord:
     (id_, site_id, node, started_by, started_at, ended_at, ended_by, outcome, _passed, planned_s,
      running_at, start_time_s, ran_s, crank_min_v, starter_v_before, fuel_start_l, fuel_end_l,
-     rh_start, rh_end, criteria, reasons, samples, notes, end_reason, kind) = row
+     rh_start, rh_end, criteria, reasons, samples, notes, end_reason, kind, via) = row
     started = _dt(started_at)
     assert started is not None
     outcome_, end = read_outcome(outcome, end_reason)
@@ -98,7 +104,8 @@ def _record(row: tuple[Any, ...]) -> GenTestRecord:
         fuel_end_l=fuel_end_l, run_hours_start_h=rh_start, run_hours_end_h=rh_end,
         criteria=[Criterion.from_json(c) for c in json.loads(criteria)],
         reasons=list(json.loads(reasons)),
-        samples=[Sample.from_json(s) for s in json.loads(samples)], notes=notes)
+        samples=[Sample.from_json(s) for s in json.loads(samples)], notes=notes,
+        commanded_via=via)
 
 
 class GenTestStore:
@@ -109,7 +116,7 @@ class GenTestStore:
     def insert(self, record: GenTestRecord) -> int:
         with self.conn:
             cur = self.conn.execute(
-                f"INSERT INTO gentests({_COLS}) VALUES ({', '.join('?' * 24)})", _values(record))
+                f"INSERT INTO gentests({_COLS}) VALUES ({', '.join('?' * 25)})", _values(record))
         record.id = int(cur.lastrowid or 0)
         return record.id
 

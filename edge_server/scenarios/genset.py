@@ -7,7 +7,8 @@ start; `"fail_reads": True` makes it answer every read with exception 04). Its e
 the scenario's time: stepped in 1 s slices with every step of the world. Mains is one fact for
 both: an action setting the power node's `mains_present` sets the controller's too. Actions on
 node "genset" set an EngineModel field (`mode`, `crank_fails`, `fault`) instead of a node's
-world key.
+world key. The generator test commands the controller (test on load, then AUTO); `node_relay()`
+says how the node's simulated set must follow it (edge_server/gentest/scenario.py).
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ class GensetRehearsal:
         the controller in test (on load), off back in its own mode."""
         self.engine.mode = "test" if on else self.auto_mode
         self.ctrl.refresh()
+
+    def node_relay(self) -> bool:
+        """What the power node's simulated set must be asked to do when the edge commands the
+        controller itself: run while the controller is in test. The node's world models its own
+        set (it runs on its relay or without mains), so the scenario drives that relay to keep
+        the node's run-sense (the test's witness) in step with the controller's set; a real
+        site's run-sense is wired to the set and needs nothing of the kind."""
+        return self.engine.mode == "test"
 
     def shut_down(self) -> bool:
         """True while a shutdown alarm of the controller stopped the set (the power node's
