@@ -32,7 +32,10 @@ an 8-byte tag:
     14  1    code             index in ALERT_CODES, 255 another code (see the full alert)
     15  4    value            signed, 0.01 units of the code's value, -2^31 unknown
     19  1    subject_len      0..16
-    20  n    subject          UTF-8, the alert's subject (node name), cut to 16 bytes
+    20  n    subject          UTF-8, the alert's subject (node name), cut to 16 bytes; for the
+                              generator controller's alarms (GENSET_ALARM_CODES) without the
+                              "alarm_" of the channel: "gen.low_oil_pres" for
+                              gen.alarm_low_oil_pressure (the decoder puts it back)
     20+n 8   tag              HMAC-SHA256(site key, b"NSPC" + site_id + b"." + bytes 0..19+n)[:8]
 
 `encode_alert()` / `decode_alert()`; the emergency report frame (version 3) is at the end of
@@ -96,7 +99,16 @@ ALERT_CODES: tuple[str, ...] = (
     "NODE_REBOOTED",
     "FUEL_REFUELLED",
     "GENSET_WITNESS_DISAGREES",
+    # 26-28: the generator controller's alarms (edge_server/genset/alarms.py); before, OTHER
+    "GENSET_SHUTDOWN",
+    "GENSET_ELECTRICAL_TRIP",
+    "GENSET_WARNING",
 )
+# Their subject is the alarm's channel NAME.alarm_ALARM; the frame leaves "alarm_" out (6 bytes
+# more of the alarm's name within the 16), and only for these indexes: a frame of an older edge
+# (code 255, the subject as it was) decodes as before.
+GENSET_ALARM_CODES = frozenset({"GENSET_SHUTDOWN", "GENSET_ELECTRICAL_TRIP", "GENSET_WARNING"})
+_ALARM_PREFIX = "alarm_"
 _OTHER_CODE = 255
 
 # Readiness reason code (edge_server/rules/readiness.py) -> bit. Codes not in this table set
@@ -146,6 +158,10 @@ def alert_templates() -> dict[str, tuple[str, str, str]]:
         spec = getattr(obj, "spec", obj)
         if isinstance(spec, EventSpec):
             out[spec.code] = (spec.text_en, spec.text_nl, "")
+    from edge_server.genset.alarms import CONDITIONS
+
+    for cond in CONDITIONS:  # {alarm}: the alarm's words, CompactAlert.texts() fills it in
+        out[cond.code] = (cond.text_en, cond.text_nl, "")
     out["OTHER"] = (
         "Alert at {subject} (see the full report)",
         "Melding bij {subject} (zie het volledige rapport)",
@@ -278,6 +294,13 @@ class CompactAlert:
     def texts(self) -> tuple[str, str]:
         templates = alert_templates()
         en, nl, unit = templates.get(self.code, templates["OTHER"])
+        if self.code in GENSET_ALARM_CODES:
+            # the site's own sentence: the set's name and the alarm in the profile's words
+            from edge_server.genset.alarms import alarm_words
+
+            gen, _, channel = self.subject.partition(".")
+            alarm_en, alarm_nl = alarm_words(channel.removeprefix(_ALARM_PREFIX))
+            return (en.format(subject=gen, alarm=alarm_en), nl.format(subject=gen, alarm=alarm_nl))
         shown = "?" if self.value is None else f"{self.value:.4g}{unit}"
         return (
             en.format(subject=self.subject, value=shown),
@@ -309,6 +332,27 @@ def iso_z(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _alarm_subject_out(subject: str) -> str:
+    """gen.alarm_low_oil_pressure -> gen.low_oil_pressure (cut to 16 bytes after this)."""
+    gen, dot, channel = subject.partition(".")
+    return gen + dot + channel.removeprefix(_ALARM_PREFIX) if dot else subject
+
+
+def _alarm_subject_in(sent: str) -> str:
+    """The channel back: "alarm_" put back, and a name cut by the 16 bytes completed when it is
+    the start of exactly one alarm the profiles know (else left as it came)."""
+    from edge_server.genset.alarms import ALARM_WORDS
+
+    gen, dot, alarm = sent.partition(".")
+    if not dot:
+        return sent
+    if alarm not in ALARM_WORDS:
+        whole = [name for name in ALARM_WORDS if name.startswith(alarm)]
+        if len(whole) == 1 and alarm:
+            alarm = whole[0]
+    return f"{gen}.{_ALARM_PREFIX}{alarm}"
+
+
 def _subject_bytes(subject: str) -> bytes:
     raw = subject.encode("utf-8")[:SUBJECT_MAX]
     # Cut at a character boundary: a partial UTF-8 sequence would not decode at the hub.
@@ -337,7 +381,10 @@ def encode_alert(site_id: str, key: bytes, body: dict[str, Any], at: datetime) -
     raw_value = (
         _NA_I32 if value is None else max(-(2**31) + 1, min(2**31 - 1, round(float(value) * 100)))
     )
-    subject = _subject_bytes(str(body.get("subject") or ""))
+    subject_text = str(body.get("subject") or "")
+    if code in GENSET_ALARM_CODES:
+        subject_text = _alarm_subject_out(subject_text)
+    subject = _subject_bytes(subject_text)
     head = (
         _ALERT_HEAD.pack(
             ALERT_VERSION,
@@ -379,10 +426,13 @@ def decode_alert(site_id: str, key: bytes, frame: bytes) -> CompactAlert:
         subject = head[_ALERT_HEAD.size :].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CompactError("compact alert frame subject is not UTF-8") from exc
+    code = ALERT_CODES[index] if index < len(ALERT_CODES) else "OTHER"
+    if code in GENSET_ALARM_CODES:
+        subject = _alarm_subject_in(subject)
     return CompactAlert(
         sent_at=datetime.fromtimestamp(ts, UTC),
         alert_id=alert_id,
-        code=ALERT_CODES[index] if index < len(ALERT_CODES) else "OTHER",
+        code=code,
         severity=SEVERITIES[sev_i],
         state=ALERT_STATES[state_i],
         raised_at=datetime.fromtimestamp(raised, UTC),
