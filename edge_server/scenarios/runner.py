@@ -15,11 +15,19 @@ data link too (LinkRehearsal): a real hub on localhost (uvicorn, HubStore on dis
 outbox and Uplink sender, and the RadioFallback whose air goes straight into the same HubStore
 through the hub's compact ingest. Between `from` and `to` the hub's HTTP server is stopped; the
 result's `checks` say what the hub heard by radio and by the primary link (docs/radio.md).
+
+A scenario with `extra["storage"]` (a dict of [storage] settings, `with_storage(s, thinning=..)`)
+runs the real storage part too (site.db in the workdir, as at a site): the result's `storage`
+says how many readings it kept. Without it, nothing stores readings (the rules need none), and
+the generator-test scenarios (edge_server/gentest/scenario.py) always store, with the settings
+given here. `stored(data_dir)` reads back what a run left in site.db (docs/storage.md, Thinning).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import sqlite3
 import statistics
 import time
 from collections.abc import Callable
@@ -60,10 +68,35 @@ consumption_chart_lph = { "25" = 2.5, "50" = 3.4, "75" = 4.9, "100" = 6.1 }
 """
 
 
+def with_storage(scenario: Scenario, *, thinning: bool) -> Scenario:
+    """The scenario run with the real storage part, thinning on or off (module docstring)."""
+    settings = {**_storage_settings(scenario), "thinning": thinning}
+    return dataclasses.replace(scenario, extra={**scenario.extra, "storage": settings})
+
+
+def _storage_settings(scenario: Scenario) -> dict[str, object]:
+    settings = scenario.extra.get("storage", {})
+    if not isinstance(settings, dict):
+        raise ValueError("scenario extra storage: a dict of [storage] settings")
+    return dict(settings)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, int | float):
+        return repr(value)
+    return f'"{value}"'
+
+
 def site_toml(scenario: Scenario, world: WorldDriver, data_dir: Path) -> str:
+    storage = "".join(f"{key} = {_toml_value(value)}\n"
+                      for key, value in _storage_settings(scenario).items())
     lines = [
         f'[site]\nid = "scenario-{scenario.name}"\nname = "Scenario {scenario.name}"\n',
-        f'[storage]\ndata_dir = "{data_dir}"\n',
+        f'[storage]\ndata_dir = "{data_dir}"\n{storage}',
         # Short timeouts: an unplugged node must not slow every step down.
         "[poll]\ninterval_s = 60\ntimeout_s = 0.2\nretries = 0\nbackoff_max_s = 30\n",
         FUEL_TOML,
@@ -301,7 +334,10 @@ async def run_scenario(
             await gens.start()
         toml = site_toml(scenario, world, workdir / "edge-data")
         config = parse_config(toml if gens is None else toml + gens.toml())
-        service = Service(config, clock, parts=Part.NONE if gens is None else Part.GENSET)
+        parts = Part.NONE if gens is None else Part.GENSET
+        if "storage" in scenario.extra:
+            parts |= Part.STORAGE
+        service = Service(config, clock, parts=parts)
         await service.start(run_poller=False)
         conn = open_db(workdir / "edge-data" / "site.db")
         _seed_gentest(conn, START - timedelta(days=10))
@@ -369,11 +405,15 @@ async def run_scenario(
         unexpected = sorted(raised - scenario.expected - scenario.allowed)
         autonomy = engine.autonomy(clock.now())
         extra: dict[str, Any] = {}
+        if service.storage is not None:
+            service.storage.require().flush()  # the readings still waiting for their commit
+            extra["storage"] = {"thinning": config.storage.thinning,
+                                "readings": stored(workdir / "edge-data")["readings"]}
         if link is not None:
             checks = link.checks(timeline, alerts)
-            extra = {"link": {"down_at": link.down_at.isoformat(),
-                              "up_at": link.up_at.isoformat(), "radio": link.radio_summary},
-                     "checks": checks}
+            extra |= {"link": {"down_at": link.down_at.isoformat(),
+                               "up_at": link.up_at.isoformat(), "radio": link.radio_summary},
+                      "checks": checks}
         return {
             "scenario": scenario.name,
             "title_en": scenario.title_en,
@@ -404,3 +444,17 @@ async def run_scenario(
         if gens is not None:
             await gens.stop()
         world.stop()
+
+
+def stored(data_dir: Path) -> dict[str, Any]:
+    """What a run left in `data_dir`/site.db: the number of stored readings (gap rows
+    included) and every alert and event row of the rules, oldest first."""
+    conn = sqlite3.connect(f"file:{data_dir / 'site.db'}?mode=ro", uri=True)
+    try:
+        readings = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+        cols = ("kind", "code", "subject", "severity", "raised_at", "acknowledged_at",
+                "cleared_at", "text_en", "text_nl", "channel", "value")
+        rows = conn.execute(f"SELECT {', '.join(cols)} FROM alerts ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    return {"readings": int(readings), "alerts": [dict(zip(cols, r, strict=True)) for r in rows]}

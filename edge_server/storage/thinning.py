@@ -12,7 +12,10 @@ live SiteState of every poll; the 1-minute aggregates are counted from every pol
 
 Deadband of a channel "<node>.<register>": [storage.deadband] in site.toml when it names the
 register, else DEFAULT_DEADBAND below, else the register map's resolution (its scale: a change of
-one count), else 0 (any change).
+one count), else the resolution of a generator controller's channel ("<generator>.<channel>",
+the shipped profiles of edge_server/genset/profiles; the finest where two profiles differ), else
+0 (any change). [storage.deadband] keys name a measured register of the map or a channel of a
+shipped controller profile; anything else is refused with the key and where names come from.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from edge_server.genset.profile import load_profile, shipped
 from edge_server.regmap import Register, load
 
 # Default deadbands in the register's unit: well under what each sensor can tell apart, so a
@@ -57,13 +61,18 @@ def is_state(reg: Register) -> bool:
 
 def check_deadband(deadband: Mapping[str, float]) -> None:
     """ValueError naming the first key of [storage.deadband] that is not a measured register."""
-    regs = {r.name: r for r in load().registers}
+    regs = _registers()
     for name in deadband:
         reg = regs.get(name)
+        if reg is None and name in _controller_channels():
+            continue
         if reg is None:
             raise ValueError(
-                f"storage.deadband.{name}: no register {name!r} in the register map; use a "
-                "register name from hw/modbus-map.md, e.g. fridge_temp_c = 0.1"
+                f"storage.deadband.{name}: no register {name!r} in the register map and no "
+                f"channel {name!r} in a generator controller profile "
+                f"({', '.join(shipped())}); use a register name from hw/modbus-map.md (e.g. "
+                "fridge_temp_c = 0.1) or a controller channel from edge_server/genset/profiles "
+                "(e.g. coolant_temp_c = 1)"
             )
         if is_state(reg):
             raise ValueError(
@@ -96,6 +105,8 @@ class Thinning:
             return DEFAULT_DEADBAND[name]
         if reg is not None and reg.scale != 1.0:
             return reg.scale
+        if reg is None and name in _controller_channels():
+            return _controller_channels()[name]
         return 0.0
 
     def moved(self, channel_deadband: float, last: float, value: float) -> bool:
@@ -107,3 +118,16 @@ class Thinning:
 @cache
 def _registers() -> dict[str, Register]:
     return {r.name: r for r in load().registers}
+
+
+@cache
+def _controller_channels() -> dict[str, float]:
+    """Channel name -> resolution (scale) of the shipped generator-controller profiles' measured
+    channels; the finest where two profiles differ. Their states (running, in_auto, alarms)
+    are not profile channels: deadband 0."""
+    found: dict[str, float] = {}
+    for profile in shipped():
+        for ch in load_profile(profile).channels:
+            scale = abs(ch.scale)
+            found[ch.name] = min(found.get(ch.name, scale), scale)
+    return found
