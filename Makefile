@@ -50,12 +50,12 @@ typecheck: setup
 
 # The pictures in the README and docs/img, taken by the browser tests themselves (tests/shots.py)
 # in a real Chromium, so they show what the tests checked.
-SHOTS := site-page site-page-gentest hub-board hub-map gentest-report
+SHOTS := site-page site-page-gentest hub-board hub-map gentest-report kiosk
 screenshots: setup
 	rm -rf .shots
 	NSP_SCREENSHOTS=.shots $(PY) -m pytest -q tests/test_site_page_v2.py \
 	    tests/test_site_page_gentest.py tests/test_hub_gentests.py tests/test_hub_map.py \
-	    tests/test_gentest_api.py
+	    tests/test_gentest_api.py tests/test_kiosk_page.py
 	for s in $(SHOTS); do cp .shots/$$s.png docs/img/$$s.png; done
 	rm -rf .shots
 	@echo "==> docs/img: $(SHOTS)"
