@@ -13,6 +13,7 @@ nsp-edge hub gentests --data DIR [--from DAY] [--to DAY] [--site ID] [--csv | --
 nsp-edge hub radio --port DEVICE --data DIR   # compact frames by LoRa radio (docs/radio.md)
 nsp-edge hub backup --data DIR --out FILE      # consistent while the hub runs (hub/backup.py)
 nsp-edge hub restore --from FILE --data NEWDIR  # into a new directory; checks the master key
+nsp-edge hub backup|restore ... --db URL       # PostgreSQL: pg_dump / pg_restore into an empty DB
 
 Every command takes --master-key FILE (or $NSP_HUB_MASTER_KEY_FILE; default DIR/master.key): the
 key the site keys are encrypted with (docs/security.md). Exit 1 when the hub cannot do it (unknown
@@ -146,10 +147,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                     help="accepted frame clock difference, as the HTTP ingest (default 300)")
     common(rd)
     bk = hs.add_parser("backup", help="a consistent copy of the hub's database, while it runs")
-    bk.add_argument("--out", type=Path, required=True, metavar="FILE")
+    bk.add_argument("--out", type=Path, required=True, metavar="FILE",
+                    help="the backup file (mode 600): a SQLite file, or with --db a pg_dump "
+                    "custom-format archive; the master key is not in it (docs/hub-operations.md)")
     common(bk)
-    rs = hs.add_parser("restore", help="a backup into a new data directory")
-    rs.add_argument("--from", dest="source", type=Path, required=True, metavar="FILE")
+    rs = hs.add_parser("restore", help="a backup into a new data directory, or with --db into "
+                       "an empty PostgreSQL database")
+    rs.add_argument("--from", dest="source", type=Path, required=True, metavar="FILE",
+                    help="a file written by `nsp-edge hub backup`")
     common(rs)
 
 
