@@ -1,7 +1,8 @@
-"""Back up and restore the hub's SQLite store, while the hub runs.
+"""Back up and restore the hub's store (SQLite or PostgreSQL), while the hub runs.
 
     nsp-edge hub backup --data DIR --out FILE          # one consistent file, mode 600
     nsp-edge hub restore --from FILE --data NEWDIR [--master-key FILE]
+    nsp-edge hub backup|restore ... --db postgresql://USER@HOST/DB   # pg_dump / pg_restore
 
 The backup uses SQLite's online backup API (sqlite3.Connection.backup,
 <https://www.sqlite.org/backup.html>): a consistent snapshot of the database as of one moment,
