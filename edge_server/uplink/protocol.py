@@ -235,6 +235,9 @@ class GentestBody(BaseModel):
     # a short exercise never counts as the monthly test (and is never PASSED)
     kind: Literal["monthly", "short_exercise", "outage_credit"] = "monthly"
     counts_as_monthly: bool | None = None
+    # how the test commanded the set: the generator controller, or the power node's relay
+    # (edge_server/gentest/runner.py); None for an outage credit and from older edges
+    commanded_via: Literal["controller", "relay"] | None = None
     planned_s: Annotated[float, Field(gt=0)]
     start_time_s: Seconds | None
     ran_s: Seconds | None
