@@ -280,10 +280,12 @@ def test_database_restart_mid_burst_is_503_then_everything_once(
             pg.start()
     took = time.monotonic() - started
     assert burst.confirmed_at_fault is not None and burst.confirmed_at_fault < burst.total
-    # while the database was down: 503 from both hubs, never a 200 (nor a 500)
+    # while the database was down: 503 from both hubs, never a 500. A 200 may still arrive
+    # after pg_ctl stop returned, for a commit made before it (the reply was on its way);
+    # that it was really stored is what assert_exactly_once checks for every 200.
     assert burst.during_outage["503"] >= 50, burst.during_outage
-    assert burst.during_outage["200"] == 0, burst.during_outage
-    assert set(burst.during_outage) <= {"503"}, burst.during_outage
+    assert burst.during_outage["200"] <= 2, burst.during_outage
+    assert set(burst.during_outage) <= {"503", "200"}, burst.during_outage
     assert burst.answers[("503", 0)] > 0 and burst.answers[("503", 1)] > 0, burst.answers
     assert all(p.poll() is None for p in hubs.procs), hubs.log_tail()
     assert_exactly_once(hubs, burst)
