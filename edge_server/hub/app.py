@@ -208,10 +208,13 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
     @app.post(INGEST_PATH, openapi_extra=_INGEST_DOC)
     async def ingest(request: Request) -> JSONResponse:
         body = await read_limited(request)
-        # The store's calls run in worker threads, never on the event loop: a commit waits for
-        # the disk (or PostgreSQL), and meanwhile the loop parses and checks other requests;
-        # concurrent ingests are committed together (HubStore.ingest, group commit).
-        site_id, key = await run_in_threadpool(authenticate_site, request, body)
+        # Checked and stored in a worker thread, never on the event loop: a commit waits for
+        # the disk (or PostgreSQL), and meanwhile the loop reads other requests; concurrent
+        # ingests are committed together (HubStore.ingest, group commit). One hop per request.
+        return JSONResponse(await run_in_threadpool(check_store_reply, request, body))
+
+    def check_store_reply(request: Request, body: bytes) -> dict[str, Any]:
+        site_id, key = authenticate_site(request, body)
         try:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -247,10 +250,6 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
         messages = [
             {"id": str(m.id), "kind": m.kind, "at": m.at, "body": m.body} for m in batch.messages
         ]
-        return JSONResponse(await run_in_threadpool(store_and_reply, site_id, key, messages))
-
-    def store_and_reply(site_id: str, key: bytes, messages: list[dict[str, Any]]
-                        ) -> dict[str, Any]:
         held = store.ingest(site_id, messages, clock.now())
         reply: dict[str, Any] = {"held": held, "acks": store.pending_acks(site_id)}
         # Signed bulletins and report acknowledgements for this site (hub/bulletins.py).

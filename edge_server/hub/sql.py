@@ -112,7 +112,9 @@ class Database(Protocol):
 
 
 class SqliteDatabase:
-    """One connection under one lock (SQLite has one writer at a time anyway); WAL, FULL."""
+    """Writes on one connection under one lock (SQLite has one writer at a time anyway), WAL,
+    FULL; reads on a connection per thread, which WAL lets run beside a write: a board refresh
+    or a site's key lookup does not wait for another request's fsync."""
 
     dialect = SQLITE
 
@@ -121,17 +123,30 @@ class SqliteDatabase:
         self.path = path
         self.where = str(path)
         self._lock = lock or threading.Lock()
-        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(f"PRAGMA synchronous={synchronous}")
-        self.conn.execute("PRAGMA busy_timeout=5000")
+        self._pragmas = [f"PRAGMA synchronous={synchronous}", "PRAGMA busy_timeout=5000"]
         if secure_delete:
-            self.conn.execute("PRAGMA secure_delete=ON")
+            self._pragmas.append("PRAGMA secure_delete=ON")
+        self.conn = self._connect()
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        for pragma in self._pragmas:
+            conn.execute(pragma)
+        return conn
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            yield self.conn
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")  # a reader never writes by mistake
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        yield conn
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -149,6 +164,9 @@ class SqliteDatabase:
 
     def close(self) -> None:
         with self._lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
             self.conn.close()
 
 

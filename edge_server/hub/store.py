@@ -61,6 +61,7 @@ DB_ENV = "NSP_HUB_DB"
 # viewer: reads the board and the logs; writes nothing (bulletins, acknowledgements need operator).
 ROLES = ("operator", "admin", "viewer")
 _MASTER_CHECK = "master_key_check"
+_KEY_CACHE_MAX = 100_000  # decrypted site keys kept (a region has hundreds, the country 3,600)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
@@ -223,6 +224,7 @@ class HubStore:
             self.where = str(self.path)
             self._open_sqlite(synchronous)
         self._unusable_logged: set[str] = set()
+        self._opened: dict[tuple[str, str], bytes] = {}  # (site, sealed key) -> key
         self._group_lock = threading.Lock()
         self._group: list[_Waiting] = []
         self._leading = False
@@ -509,11 +511,20 @@ class HubStore:
             log.info("hub: the old key of site %s is retired: %s", site_id, reason)
 
     def _decrypt(self, site_id: str, stored: str) -> bytes | None:
+        """The key, decrypted once per stored form: the cache is keyed by the sealed text
+        read from the database on every request, so a rotation or revocation by any
+        instance or CLI (a new sealed text) takes effect at the next request everywhere."""
+        hit = self._opened.get((site_id, stored))
+        if hit is not None:
+            return hit
         try:
             key = self._box.open(site_id, stored).encode("utf-8")
         except KeyUnusable:
             self._unusable(site_id)
             return None
+        if len(self._opened) >= _KEY_CACHE_MAX:
+            self._opened.clear()  # rare (more sites than the cap): start over, no LRU needed
+        self._opened[(site_id, stored)] = key
         return key
 
     def add_user(self, name: str, role: str) -> str:
