@@ -83,7 +83,7 @@ def micropython() -> str:
 # failover test starts its own durable cluster and is not run twice.
 HUB_MODULES = ("test_hub_*.py", "test_board_*.py", "test_fuel_round.py", "test_bulletins.py",
                "test_radio_hub.py")
-NOT_TWICE = ("test_hub_pg_failover.py", "test_hub_backup_pg.py")
+NOT_TWICE = ("test_hub_pg_failover.py", "test_hub_backup_pg.py", "test_hub_keys_pg.py")
 
 
 def is_hub_module(name: str) -> bool:
