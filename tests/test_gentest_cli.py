@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from edge_server.commands.gentest_remote import list_table, next_table, run_remote
+from edge_server.commands.gentest_remote import list_table, next_table, run_remote, status_table
 from edge_server.gentest.schedule import next_due
 from edge_server.rules.settings import RulesSettings
 from tests.test_gentest_api import IDLE, Site, start_site
@@ -73,6 +74,8 @@ async def test_start_and_status_through_the_api(tmp_path: Path, peers: list[Peer
         out = capsys.readouterr().out
         assert "loopt / running" in out and "door / by technician" in out
         assert "Begonnen / started" in out and "2026-05-04 12:00" in out
+        # no generator controller on this site: the node's relay commanded the set
+        assert "Bediend / commanded      via startrelais / via relay" in out
         assert "geweigerd / refused" in out  # a second start now: a test runs
 
         # a second start: the API's 409 in words, exit 1, no second command
@@ -118,12 +121,36 @@ def test_tables_in_the_site_zone(when: str, text: str) -> None:
     table = list_table([rec], "Europe/Amsterdam")
     assert text in table and "30.0 min" in table and "Geslaagd / Passed" in table
     assert "T09:30" not in table
-    from datetime import datetime
     due = next_due(datetime.fromisoformat(when), RulesSettings(),
                    datetime.fromisoformat(when)).to_json()
     nxt = next_table(due, "Europe/Amsterdam")
     assert f"Laatste geslaagde test / last passed  {text}" in nxt
     assert "Uiterlijk / latest" in nxt and "+00:00" not in nxt
+
+
+def test_list_and_status_say_how_the_set_was_commanded() -> None:
+    when = "2026-07-15T09:30:00+00:00"
+    base: dict[str, object] = {"started_at": when, "ran_s": 1800.0, "started_by": "jan",
+            "outcome_nl": "Geslaagd", "outcome_en": "Passed", "kind": "monthly"}
+    recs = [{**base, "id": 3, "commanded_via": "controller"},
+            {**base, "id": 2, "commanded_via": "relay"},
+            {**base, "id": 1, "commanded_via": None, "kind": "outage_credit"}]
+    lines = list_table(recs, "Europe/Amsterdam").splitlines()
+    assert "bediend / commanded" in lines[0]
+    assert "via regelaar / via controller" in lines[1] and "relay" not in lines[1]
+    assert "via startrelais / via relay" in lines[2] and "controller" not in lines[2]
+    assert "via" not in lines[3]  # an outage credit commanded nothing
+    # the columns stay aligned: the outcome starts at the same place on every line
+    assert len({line.index("Geslaagd") for line in lines[1:]}) == 1
+    due = next_due(datetime.fromisoformat(when), RulesSettings(), None).to_json()
+    st = {"active": {"id": 4, "phase": "RUNNING", "started_by": "anna",
+                     "started_at": "2026-07-15T10:00:00+00:00", "ran_s": 60.0,
+                     "planned_s": 1800.0, "progress": 0.03, "commanded_via": "controller"},
+          "last": {**recs[1], "ended_at": "2026-07-15T10:00:00+00:00"}, "next": due,
+          "blocked": None}
+    table = status_table(st, "Europe/Amsterdam")
+    assert "Bediend / commanded" in table and "via regelaar / via controller" in table
+    assert "Geslaagd / Passed (via startrelais / via relay)" in table
 
 
 def test_empty_list_says_so() -> None:

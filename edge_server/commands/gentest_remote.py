@@ -3,7 +3,9 @@
 start and status are HTTP clients of the edge's own API (POST /api/v1/gentests and GET
 /api/v1/gentests/status): a start then passes the same interlocks as one from the site page
 (mains present, no test running, node online, the site minimum duration) and the event log
-records the token's user as the one who gave the command. Times in the tables are in the site's
+records the token's user as the one who gave the command. The list and the status say how each
+test commanded the set ("via regelaar / via controller", "via startrelais / via relay"; "-" for
+an outage credit, which commanded nothing). Times in the tables are in the site's
 zone ([site] timezone); --json prints the API's JSON as it is (UTC).
 """
 
@@ -34,6 +36,15 @@ def _minutes(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds / 60:.1f} min"
 
 
+# how a test commanded the set (GenTestRecord.commanded_via); an outage credit had no command
+VIA_WORDS = {"controller": "via regelaar / via controller",
+             "relay": "via startrelais / via relay"}
+
+
+def via_words(via: str | None) -> str:
+    return VIA_WORDS.get(via or "", "-")
+
+
 def _rows(pairs: list[tuple[str, str]]) -> str:
     width = max(len(k) for k, _ in pairs)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in pairs)
@@ -43,13 +54,15 @@ def list_table(tests: list[dict[str, Any]], zone: str) -> str:
     """The tests newest first: one line each, the outcome in words (NL / EN)."""
     if not tests:
         return "Nog geen aggregaattests / no generator tests yet"
+    width = max(len(v) for v in VIA_WORDS.values())
     head = (f"{'nr':>5}  {'begonnen / started':16}  {'looptijd':>9}  {'door / by':12}  "
-            "uitkomst / outcome")
+            f"{'bediend / commanded':{width}}  uitkomst / outcome")
     lines = [head]
     for t in tests:
         short = "  (korte oefening / short exercise)" if t.get("kind") == "short_exercise" else ""
         lines.append(f"{t['id']:>5}  {_when(t['started_at'], zone):16}  "
                      f"{_minutes(t.get('ran_s')):>9}  {t['started_by'][:12]:12}  "
+                     f"{via_words(t.get('commanded_via')):{width}}  "
                      f"{t['outcome_nl']} / {t['outcome_en']}{short}")
     return "\n".join(lines)
 
@@ -78,12 +91,13 @@ def status_table(st: dict[str, Any], zone: str) -> str:
                   ("Begonnen / started", _when(act["started_at"], zone)),
                   ("Onder last / under load", f"{_minutes(act['ran_s'])} van / of "
                                               f"{_minutes(act['planned_s'])} "
-                                              f"({act['progress'] * 100:.0f} %)")]
+                                              f"({act['progress'] * 100:.0f} %)"),
+                  ("Bediend / commanded", via_words(act.get("commanded_via")))]
     last = st.get("last")
     if last is not None:
         pairs.append(("Vorige test / last test",
                       f"{last['id']}, {_when(last['started_at'], zone)}: {last['outcome_nl']} / "
-                      f"{last['outcome_en']}"))
+                      f"{last['outcome_en']} ({via_words(last.get('commanded_via'))})"))
     nxt = st["next"]
     pairs.append(("Volgende / next", f"{nxt['text_nl']} / {nxt['text_en']}"
                   + ("" if nxt.get("last_test") is None
