@@ -5,7 +5,8 @@
                         from another host), refreshes itself every 30 s
     GET /api/v1/kiosk   what it shows: the bulletins valid now, newest first, each with when it
                         came in; the site's readiness, power and link in plain words (no codes,
-                        edge_server/crisis/words.py); the time it was put together
+                        edge_server/crisis/words.py); the time it was put together and the
+                        site's time zone ([site] timezone), in which the page shows every time
 
 No login: it is for a screen in the waiting room and holds nothing a resident may not read (no
 reasons, no names of staff). The bulletins come from the site's own store, so the page keeps
@@ -19,7 +20,7 @@ link): `app.state.kiosk`, or the running service's crisis part (edge_server/cris
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -30,6 +31,7 @@ from fastapi.responses import Response
 from edge_server.clock import Clock
 from edge_server.crisis.store import CrisisStore
 from edge_server.crisis.words import link_words, power_words, readiness_words
+from edge_server.localtime import DEFAULT_ZONE
 from edge_server.uplink.protocol import iso
 
 MAX_SHOWN = 20  # more bulletins than this are not read on a wall screen
@@ -44,6 +46,7 @@ class KioskSource:
     site_name: str
     status: Callable[[datetime], dict[str, Any] | None]  # the uplink status body; None: unknown
     link_up: Callable[[], bool | None]  # None: no uplink configured
+    timezone: str = DEFAULT_ZONE  # [site] timezone: the page shows every time in it
 
 
 def kiosk_view(source: KioskSource) -> dict[str, Any]:
@@ -54,6 +57,7 @@ def kiosk_view(source: KioskSource) -> dict[str, Any]:
     return {
         "now": iso(now),
         "site_name": source.site_name,
+        "timezone": source.timezone,
         "readiness": readiness_words(str(status.get("readiness", "UNKNOWN"))),
         "power": power_words(status),
         "link": link_words(source.link_up()),
@@ -79,6 +83,8 @@ def _source(request: Request) -> KioskSource:
         if crisis is None:
             raise HTTPException(404, "this edge runs without the crisis part: no kiosk")
         source = crisis.source
+        if isinstance(source, KioskSource) and service is not None:  # its [site] timezone
+            source = replace(source, timezone=service.config.site.timezone)
     if not isinstance(source, KioskSource):
         raise HTTPException(503, "the kiosk is not running (service starting or stopped)")
     return source

@@ -2,7 +2,9 @@
 // Every text goes in with textContent: HTML in a bulletin is shown as text, never run.
 "use strict";
 
-const ZONE = "Europe/Amsterdam";
+// Times in the site's zone ([site] timezone, sent by the API), never the screen's own zone.
+const DEFAULT_ZONE = "Europe/Amsterdam";
+let zone = DEFAULT_ZONE;
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -13,7 +15,7 @@ function el(tag, cls, text) {
 
 function clock(iso) {
   return new Date(iso).toLocaleString("nl-NL", {
-    timeZone: ZONE, weekday: "short", day: "numeric", month: "short",
+    timeZone: zone, weekday: "short", day: "numeric", month: "short",
     hour: "2-digit", minute: "2-digit",
   });
 }
@@ -35,6 +37,7 @@ function words(node, w) {
 }
 
 function show(d) {
+  zone = d.timezone || DEFAULT_ZONE;
   document.getElementById("site").textContent = d.site_name || "Noodsteunpunt";
   document.getElementById("updated").textContent =
     "Bijgewerkt / updated: " + clock(d.now);
