@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pytest
 
 from edge_server.hub.testing import sample_status, start_hub_process, wait_http
 from edge_server.uplink.protocol import encode_batch, iso, sign_headers
@@ -102,14 +101,14 @@ def _error_cases(tmp: Path) -> list[tuple[list[str], str]]:
     ]
 
 
-def test_cli_and_start_up_errors_name_the_argument_exit_2_no_traceback(tmp_path) -> None:
+def test_cli_and_start_up_errors_name_the_argument_exit_2_no_traceback(tmp_path: Path) -> None:
     for args, said in _error_cases(tmp_path):
         out = cli(*args)
         assert out.returncode == 2, (args, out.stderr)
         assert said in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
 
 
-def test_a_port_in_use_is_exit_2_naming_listen(tmp_path) -> None:
+def test_a_port_in_use_is_exit_2_naming_listen(tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as taken:
@@ -121,18 +120,24 @@ def test_a_port_in_use_is_exit_2_naming_listen(tmp_path) -> None:
     assert "Traceback" not in out.stderr
 
 
-@pytest.mark.sqlite_only("the start line names the data folder; on PostgreSQL the database")
-def test_the_hub_says_where_it_listens(tmp_path: Path) -> None:
+def test_the_hub_says_where_it_listens(tmp_path: Path, hub_db: str) -> None:
+    """The start line names the board, the ingest URL, the database (a PostgreSQL URL without
+    its password) and the master key's file (on PostgreSQL the database alone does not say)."""
     port = free_port()
+    db = ["--db", hub_db.replace("nsp@", "nsp:s3cret-pw@", 1)] if hub_db else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge_server.cli", "hub", "--data", str(tmp_path / "hub"),
-         "--listen", f"127.0.0.1:{port}"],
+         "--listen", f"127.0.0.1:{port}", *db],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert f"board http://127.0.0.1:{port}/" in line, line
-        assert f"http://127.0.0.1:{port}/api/v1/ingest" in line and str(tmp_path) in line
+        assert f"http://127.0.0.1:{port}/api/v1/ingest" in line, line
+        where = f"PostgreSQL {hub_db.split('://', 1)[1]}" if hub_db else str(
+            tmp_path / "hub" / "hub.sqlite")
+        assert f"data in {where}, master key in {tmp_path / 'hub' / 'master.key'};" in line, line
+        assert "s3cret" not in line
         wait_http(f"http://127.0.0.1:{port}/")
     finally:
         proc.terminate()

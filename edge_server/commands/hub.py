@@ -468,8 +468,8 @@ def _serve(
     shown = f"[{host}]" if ":" in host else host
     many = f", {workers} workers" if workers > 1 else ""
     print(f"NSP C-NSP hub: board {scheme}://{shown}:{port}/ (sites post to "
-          f"{scheme}://{shown}:{port}/api/v1/ingest), data in {store.where}{many}; "
-          "Ctrl-C stops it", flush=True)
+          f"{scheme}://{shown}:{port}/api/v1/ingest), data in {store.where}, master key in "
+          f"{store.master_key_file}{many}; Ctrl-C stops it", flush=True)
     # No forwarded headers: the hub names sites by their signature, not by their address.
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
