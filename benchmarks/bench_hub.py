@@ -55,7 +55,8 @@ LOAD_PROCESSES = 2
 WORKERS = (1, 2, 4)
 KEYS_ENV = "NSP_BENCH_KEYS"  # a JSON file {site: key} for the bare endpoint
 
-bare_app = FastAPI()
+# The hub's framework settings (edge_server/hub/app.py): the same stack, without the store.
+bare_app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
 _bare_keys: dict[str, bytes] = {}
 
 

@@ -114,6 +114,10 @@ def create_app(store: HubStore, clock: Clock, settings: HubSettings | None = Non
         description="The receiving end of the NSP uplink (docs/uplink-protocol.md).",
         docs_url=None,
         redoc_url=None,
+        # FastAPI's built-in OpenTelemetry is off: the hub exports Prometheus /metrics, and
+        # the check for a configured tracer per request was 5 % of the ingest's CPU (py-spy).
+        # (An older FastAPI keeps the unknown keyword in app.extra.)
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.add_middleware(CatchAll)
     app.state.store = store
