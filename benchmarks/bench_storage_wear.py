@@ -38,10 +38,16 @@ from edge_server.storage.thinning import Thinning
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 POLL_S = 2
 NODES = (("power1", "power"), ("fridge1", "fridge"), ("entrance1", "entrance"))
-# For a life projection: years to write 10 TB. An ASSUMED endurance for a 32 GB card (no
-# datasheet figure cited here: SD cards rarely state TBW, "endurance" cards state hours of
-# video); multiply by your card's rated TB written / 10.
-CARD_ENDURANCE_B = 10e12
+# For a life projection: a 32 GB industrial card's published endurance (docs/storage.md, Wear).
+# Western Digital rates its WD Purple microSD surveillance card (32 GB SDHC and 64 GB SDXC) for
+# up to 1,000 full program/erase cycles (announcement, reported by ZTOP:
+# https://www.ztop.com.br/western-digital-traz-cartao-microsd-wd-purple-para-o-brasil/);
+# 1,000 x 32 GB (card makers' GB: 10^9 bytes) = 32 x 10^12 bytes. For another card: its rated
+# bytes written; the years scale with it.
+CARD_GB = 32
+CARD_PE_CYCLES = 1_000
+CARD_ENDURANCE_B = CARD_PE_CYCLES * CARD_GB * 1e9
+CARD_SOURCE = "WD Purple microSD 32 GB, 1,000 P/E cycles (Western Digital)"
 
 
 def _wchar() -> int | None:
@@ -172,7 +178,7 @@ def main() -> list[tuple[str, str]]:
              "(the defaults)",
              f"{both['wchar'] * scale / mb:,.1f} MB ({off['wchar'] / max(both['wchar'], 1):.0f}x "
              "fewer)"),
-            ("years to write 10 TB (an assumed card endurance, not a datasheet figure), "
+            (f"years to write {CARD_ENDURANCE_B / 1e12:,.0f} TB ({CARD_SOURCE}), "
              "thinning off / on / defaults",
              f"{CARD_ENDURANCE_B / (off['wchar'] * scale * 365):,.0f} / "
              f"{CARD_ENDURANCE_B / (on['wchar'] * scale * 365):,.0f} / "
