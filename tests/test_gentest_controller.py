@@ -15,6 +15,7 @@ import pytest
 
 from edge_server.clock import ManualClock
 from edge_server.config import parse_config
+from edge_server.genset.control import MAINS_PRESENT_V
 from edge_server.genset.engine import EngineModel
 from edge_server.genset.profile import load_profile
 from edge_server.genset.sim import VirtualController
@@ -86,6 +87,11 @@ async def b(tmp_path: Path, ctrl: VirtualController,
         'name = "nodes"\nkind = "tcp"\nhost = "127.0.0.1"\nport = 1',
         f'name = "nodes"\nkind = "tcp"\nhost = "127.0.0.1"\nport = {node.port}')
     text += "[gentest]\nduration_min = 30\nload_warmup_s = 60\nsample_every_s = 60\n"
+    async for bench in _bench(text, node, ctrl):
+        yield bench
+
+
+async def _bench(text: str, node: Peer, ctrl: VirtualController) -> AsyncIterator[Bench]:
     clock = ManualClock(NOW)
     service = Service(parse_config(text), clock, parts=PARTS)
     await service.start(run_poller=False)
@@ -289,3 +295,187 @@ def test_older_rows_read_as_relay_and_credits_as_no_command(tmp_path: Path) -> N
         assert got == {"monthly": "relay", "outage_credit": None}
     finally:
         conn.close()
+
+
+def _no_power_node(ctrl: VirtualController, node: Peer, data: Path,
+                   generators: str | None = None) -> str:
+    """The site of `b` with a fridge node instead of the power node: the controller is the only
+    witness of mains and of the set."""
+    text = site(ctrl.port, data, generators).replace("port = 1", f"port = {node.port}")
+    text = text.replace('name = "power"', 'name = "fridge"').replace('roles = ["power"]',
+                                                                     'roles = ["fridge"]')
+    assert '"power"' not in text
+    return text + "[gentest]\nduration_min = 30\nload_warmup_s = 60\nsample_every_s = 60\n"
+
+
+@pytest.fixture
+async def nb(tmp_path: Path, ctrl: VirtualController,
+             peers: list[Peer]) -> AsyncIterator[Bench]:  # noqa: F811
+    node = await make_peer(peers, image(("fridge",)))
+    async for bench in _bench(_no_power_node(ctrl, node, tmp_path / "data"), node, ctrl):
+        yield bench
+
+
+async def test_without_a_power_node_the_controller_is_the_mains_witness(
+        nb: Bench, ctrl: VirtualController) -> None:
+    """[[generators]] and no node with the power role: mains present is the controller's own
+    mains voltage above GensetControl's threshold; running, battery, fuel and run hours come
+    from it; the crank dip it cannot see is "not measured", so the test is NOT VERIFIED."""
+    r = nb.runner
+    assert r.via == "controller" and r.check_start() == "gen"
+    # the interlock on the controller's mains voltage: a grid below the threshold is absent,
+    # an unreadable one unknown; neither starts a test and nothing reaches the controller
+    ctrl.engine.mains_v = MAINS_PRESENT_V - 10
+    await nb.cycle()
+    with pytest.raises(Refused) as exc:
+        await r.start("anna")
+    assert exc.value.code == "MAINS_ABSENT" and "absent" in exc.value.text_en
+    ctrl.engine.mains_v = MAINS_PRESENT_V + 10  # a sagging grid is still a grid
+    ctrl.unplug.add("mains_l1n_v")
+    await nb.cycle()
+    with pytest.raises(Refused) as exc:
+        await r.start("anna")
+    assert exc.value.code == "MAINS_ABSENT" and "unknown" in exc.value.text_en
+    assert ctrl.commands == [] and r.store.list() == []
+    ctrl.unplug.clear()
+    await nb.cycle()
+    rec = await r.start("anna")
+    assert (rec.node, rec.commanded_via) == ("gen", "controller")
+    assert ctrl.commands == ["test_on_load"]
+    assert rec.starter_v_before == 12.7  # the controller's battery reading, set at rest
+    assert rec.run_hours_start_h == 0.0 and rec.fuel_start_l is None  # it gives %, not litres
+    done: GenTestRecord | None = None
+    for _ in range(31 * 30):
+        await nb.cycle()
+        done = r.store.get(rec.id)
+        if done.outcome is not Outcome.RUNNING:
+            break
+    assert done is not None
+    assert done.end is End.COMPLETED, done.reasons
+    crit = {c.code: c for c in done.criteria}
+    assert crit["START_TIME"].ok is True and crit["START_TIME"].value is not None
+    assert (crit["LOAD"].ok, crit["LOAD"].value) == (True, 50.0)
+    assert crit["VOLTAGE"].ok is True and crit["FREQUENCY"].ok is True
+    assert crit["RUN_HOURS"].ok is True and crit["RUN_HOURS"].value == pytest.approx(0.5, abs=0.01)
+    assert crit["FUEL_SENSOR"].ok is True and crit["FUEL_SENSOR"].value == "80 -> 80 %"
+    assert crit["CRANK_VOLTAGE"].ok is None and "not measured" in crit["CRANK_VOLTAGE"].text_en
+    assert done.outcome is Outcome.NOT_VERIFIED  # never PASSED on a criterion it did not see
+    assert any(x.startswith("not measured: CRANK_VOLTAGE") for x in done.reasons)
+    assert 13.6 in {s.starter_battery_v for s in done.samples}  # the battery while running
+    assert {s.gen_running for s in done.samples} == {False, True}
+    assert ctrl.commands == ["test_on_load", "auto"] and ctrl.engine.mode == "auto"
+    assert [(d["command"], d["who"]) for d in nb.events("GENSET_COMMAND")] == [
+        ("test_on_load", "anna"), ("auto", "gentest-runner")]
+
+
+async def test_without_a_power_node_mains_lost_leaves_the_set_carrying_the_site(
+        nb: Bench, ctrl: VirtualController) -> None:
+    rec = await nb.runner.start("piet")
+    for _ in range(20):
+        await nb.cycle()
+    assert ctrl.engine.state == "running"
+    ctrl.engine.mains_present = False  # the controller reads 0 V on its mains side
+    await nb.cycle()
+    done = nb.runner.store.get(rec.id)
+    assert (done.outcome, done.end) == (Outcome.ABORTED, End.MAINS_LOST)
+    assert ctrl.commands == ["test_on_load", "auto"]  # AUTO, never a stop
+    for _ in range(60):
+        await nb.cycle()
+        assert ctrl.engine.state == "running" and ctrl.engine.kw == 16.0
+    assert ctrl.commands == ["test_on_load", "auto"] and not nb.runner.busy
+    with pytest.raises(Refused) as exc:  # no new test while the set carries the site
+        await nb.runner.start("piet")
+    assert exc.value.code == "MAINS_ABSENT"
+
+
+async def test_without_a_power_node_mains_below_the_threshold_ends_the_test(
+        nb: Bench, ctrl: VirtualController) -> None:
+    """The runner's own reading of the witness, not only GensetControl's check at the start:
+    the grid sagging below MAINS_PRESENT_V during the test counts as mains lost."""
+    rec = await nb.runner.start("anna")
+    for _ in range(10):
+        await nb.cycle()
+    ctrl.engine.mains_v = MAINS_PRESENT_V + 1
+    await nb.cycle()
+    assert nb.runner.store.get(rec.id).outcome is Outcome.RUNNING
+    ctrl.engine.mains_v = MAINS_PRESENT_V - 1
+    await nb.cycle()
+    done = nb.runner.store.get(rec.id)
+    assert (done.outcome, done.end) == (Outcome.ABORTED, End.MAINS_LOST)
+    assert ctrl.commands == ["test_on_load", "auto"]
+
+
+async def test_without_a_power_node_a_silent_controller_is_named(
+        nb: Bench, ctrl: VirtualController) -> None:
+    await ctrl.stop()
+    await nb.cycle()
+    with pytest.raises(Refused) as exc:
+        await nb.runner.start("anna")
+    assert exc.value.code == "NODE_OFFLINE"
+    assert "Generator controller gen (the mains witness" in exc.value.text_en
+    assert "Aggregaatregelaar gen" in exc.value.text_nl
+
+
+def _without_mains(tmp_path: Path) -> Path:
+    """The DSE profile without its mains voltage channels: a controller that does not see
+    mains."""
+    from edge_server.genset.profile import PROFILES_DIR
+
+    text = (PROFILES_DIR / "dse-gencomm.toml").read_text(encoding="utf-8")
+    blocks = text.split("[[channels]]\n")
+    kept = [b for b in blocks if not b.startswith(('name = "mains_l1n_v"', 'name = "mains_l2n_v"',
+                                                   'name = "mains_l3n_v"'))]
+    assert len(kept) == len(blocks) - 3
+    path = tmp_path / "dse-no-mains.toml"
+    path.write_text("[[channels]]\n".join(kept).replace('name = "dse-gencomm"',
+                                                        'name = "dse-no-mains"', 1))
+    return path
+
+
+@pytest.mark.parametrize("profile, needles", [
+    ("smartgen-hgm6100n",  # no [control]: no command path, no witness
+     ["No power node and no generator controller that can command a test",
+      'roles = ["power"]', "[control]"]),
+    (None,  # commandable, but it does not measure mains
+     ["generator controller gen does not measure mains", "mains_l1n_v", 'roles = ["power"]']),
+])
+async def test_without_a_power_node_or_a_witness_the_refusal_names_the_fix(
+        tmp_path: Path, ctrl: VirtualController, peers: list[Peer],  # noqa: F811
+        profile: str | None, needles: list[str]) -> None:
+    node = await make_peer(peers, image(("fridge",)))
+    name = profile or str(_without_mains(tmp_path))
+    gens = (f'[[generators]]\nname = "gen"\nbus = "genbus"\nunit = 10\nrated_kw = 32\n'
+            f'profile = "{name}"\n')
+    service = Service(parse_config(_no_power_node(ctrl, node, tmp_path / "data", gens)),
+                      ManualClock(NOW), parts=PARTS)
+    await service.start(run_poller=False)
+    try:
+        await service.poller.poll_once()
+        assert service.gentest is not None
+        runner = service.gentest.require()
+        with pytest.raises(Refused) as exc:
+            await runner.start("anna")
+        assert exc.value.code == "NO_POWER_NODE"
+        for needle in needles:
+            assert needle in exc.value.text_en
+        assert 'roles = ["power"]' in exc.value.text_nl and "geen" in exc.value.text_nl.lower()
+        assert ctrl.commands == [] and runner.store.list() == []
+        assert runner.reading("mains_present") is None  # no witness: the outage watch sees none
+    finally:
+        await service.stop()
+
+
+async def test_without_a_power_node_an_outage_run_by_the_set_credits_the_test(
+        nb: Bench, ctrl: VirtualController) -> None:
+    """The outage credit watches the same witness: the controller's mains voltage and its
+    running state (no command is given: AUTO starts the set)."""
+    ctrl.engine.mains_present = False
+    for _ in range(16 * 60):  # 32 min without mains; the set starts in AUTO and carries it
+        await nb.cycle()
+    assert ctrl.engine.state == "running" and nb.runner.store.list() == []
+    ctrl.engine.mains_present = True
+    await nb.cycle()
+    [rec] = nb.runner.store.list()
+    assert (rec.kind, rec.outcome, rec.node) == ("outage_credit", Outcome.PASSED, "gen")
+    assert rec.ran_s is not None and rec.ran_s >= 30 * 60
+    assert ctrl.commands == []

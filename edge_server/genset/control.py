@@ -135,7 +135,11 @@ class GentestCommands:
 
     def __init__(self, control: GensetControl, name: str) -> None:
         self.control, self.name = control, name
-        ctl = control.monitor.drivers[name].profile.control
+        profile = control.monitor.drivers[name].profile
+        ctl = profile.control
+        # what the controller measures: a site without a power node takes its mains voltage,
+        # running state, battery, fuel and run hours from here (the runner's mains witness)
+        self.channels = frozenset(c.name for c in profile.channels)
         known = set() if ctl is None else set(ctl.commands)
         start = next((c for c in ("test_on_load", "start") if c in known), None)
         self.start_command: str | None = start if "auto" in known else None
@@ -146,9 +150,14 @@ class GentestCommands:
     async def command(self, command: str, who: str, context: dict[str, Any]) -> None:
         await self.control.command(self.name, command, who, context)
 
-    def _flag(self, channel: str) -> bool | None:
+    def reading(self, channel: str) -> Any:
+        """NAME.CHANNEL in the site state (also "online"); None while it is not read."""
         r = self.control.state.get(f"{self.name}.{channel}")
-        return None if r is None or not r.ok or r.value is None else bool(r.value)
+        return None if r is None or not r.ok else r.value
+
+    def _flag(self, channel: str) -> bool | None:
+        v = self.reading(channel)
+        return None if v is None else bool(v)
 
     def running(self) -> bool | None:
         """The controller's own running state (speed); None while it is not read."""

@@ -33,6 +33,7 @@ class EngineModel:
     crank_fails: bool = False
     fault: str | None = None  # "low_oil_pressure" | "high_coolant_temp" | "over_speed"
     mains_present: bool = True
+    mains_v: float = 231.0  # the grid's L-N voltage while present (a sagging grid: lower)
 
     t_s: float = 0.0
     mode: str = "auto"  # stop | auto | manual | test

@@ -134,13 +134,9 @@ class GenTestComponent:
 
     # ------------------------------------------------------------------ without a person
     def _reading(self, name: str) -> Any:
-        runner = self.require()
-        try:
-            node = runner.power_node(self.settings.node)
-        except Exception:  # no power node configured: nothing to watch
-            return None
-        r = self.state.get(f"{node}.{name}")
-        return None if r is None or not r.ok else r.value
+        """From the test's witness: the power node, or the controller on a site without one
+        (None: no witness, nothing to watch)."""
+        return self.require().reading(name)
 
     def _watch_outage(self, now: datetime) -> None:
         mains, running = self._reading("mains_present"), self._reading("gen_running")

@@ -20,7 +20,15 @@ Two command paths, recorded in the test as `commanded_via`:
   A failed `auto` is tried again after every cycle until the controller takes it.
 - "relay": no such controller: `Poller.write_coil` on the power node's remote-start relay,
   which applies the edge's interlocks (the node applies its own too).
-The power node's run-sense says whether the set runs on both paths. Safety rules kept here:
+The power node's run-sense says whether the set runs on both paths. A site with a commandable
+controller but no power node ([[generators]], no node with the power role) has the controller as
+its witness: mains present is its own mains voltage (MAINS_CHANNEL) above
+edge_server.genset.control.MAINS_PRESENT_V, running its speed, the battery, fuel level (%) and
+run hours its channels; what it does not measure (the battery's dip while cranking; fuel or run
+hours where the profile has no such channel) is "not measured", so such a test is NOT_VERIFIED,
+never PASSED on it. Without a mains witness (no power node, and no commandable controller
+that measures mains) a test is refused, NO_POWER_NODE, naming what to add.
+Safety rules kept here:
 - never start unless mains is known present, the node is online and the set is not running
   (nor, on the controller path, the controller's set, nor with a shutdown alarm open);
 - mains lost during the test: ABORTED (MAINS_LOST) and NO stop command: the set carries the site
@@ -40,7 +48,7 @@ from typing import Any, Protocol
 
 from edge_server import regmap
 from edge_server.clock import Clock
-from edge_server.genset.control import GensetRefused
+from edge_server.genset.control import MAINS_PRESENT_V, GensetRefused
 from edge_server.gentest.record import (
     KIND_MONTHLY,
     KIND_SHORT,
@@ -83,8 +91,11 @@ class ControllerPort(Protocol):
 
     name: str
     start_command: str | None
+    channels: frozenset[str]  # what the controller's profile measures
 
     def check(self, command: str) -> None: ...
+
+    def reading(self, channel: str) -> Any: ...
 
     async def command(self, command: str, who: str, context: dict[str, Any]) -> None: ...
 
@@ -94,6 +105,18 @@ class ControllerPort(Protocol):
 
 
 VIA_CONTROLLER, VIA_RELAY = "controller", "relay"
+MAINS_CHANNEL = "mains_l1n_v"  # a controller that measures mains can be the mains witness
+# the power node's readings the runner needs, and the controller's channel for each when the
+# controller is the witness; not here (the crank minimum, gen_state...): not measured
+WITNESS_CHANNELS = {"gen_running": "controller_running", "starter_battery_v": "battery_v",
+                    "run_hours_h": "run_hours_h", "fuel_pct": "fuel_level_pct"}
+ADD_POWER_NODE_EN = ('add a node with roles = ["power"] (its mains sense and run-sense), or a '
+                     "[[generators]] controller whose profile has [control] with test_on_load "
+                     f"(or start) and auto and measures mains (channel {MAINS_CHANNEL})")
+ADD_POWER_NODE_NL = ('voeg een knooppunt toe met roles = ["power"] (netstroom- en draaimelding), '
+                     "of een [[generators]]-regelaar waarvan het profiel [control] heeft met "
+                     f"test_on_load (of start) en auto en die netstroom meet (kanaal "
+                     f"{MAINS_CHANNEL})")
 
 
 def _why(exc: Exception) -> str:
@@ -129,6 +152,7 @@ class _Active:
     volts: list[float | None] = field(default_factory=list)
     freqs: list[float | None] = field(default_factory=list)
     in_auto: bool = False  # the controller took the test's `auto` (controller path)
+    fuel_pct_start: float | None = None  # the controller's fuel level (controller witness)
 
 
 class GenTestRunner:
@@ -182,8 +206,7 @@ class GenTestRunner:
         if name is None:
             first = next(self.state.nodes_with_role("power"), None)
             if first is None:
-                raise Refused("NO_POWER_NODE", "No power node configured",
-                              "Geen stroomknooppunt ingesteld")
+                return self._controller_witness()
             return first.name
         status = self.state.nodes.get(name)
         if status is None or "power" not in status.roles:
@@ -191,15 +214,68 @@ class GenTestRunner:
                           f"{name} is geen ingesteld stroomknooppunt")
         return name
 
+    def _controller_witness(self) -> str:
+        """The controller as the mains witness of a site without a power node; raises Refused
+        saying what is missing."""
+        ctl = self.controller
+        if ctl is None:
+            raise Refused("NO_POWER_NODE",
+                          "No power node and no generator controller that can command a test: "
+                          + ADD_POWER_NODE_EN,
+                          "Geen stroomknooppunt en geen aggregaatregelaar die een test kan "
+                          "bedienen: " + ADD_POWER_NODE_NL)
+        if MAINS_CHANNEL not in ctl.channels:
+            raise Refused("NO_POWER_NODE",
+                          f"No power node, and generator controller {ctl.name} does not measure "
+                          f"mains (its profile has no {MAINS_CHANNEL} channel): a test never "
+                          "starts without a mains witness; " + ADD_POWER_NODE_EN,
+                          f"Geen stroomknooppunt, en aggregaatregelaar {ctl.name} meet geen "
+                          f"netstroom (zijn profiel heeft geen kanaal {MAINS_CHANNEL}): een test "
+                          "start nooit zonder netstroommelding; " + ADD_POWER_NODE_NL)
+        return ctl.name
+
+    def witness_is_controller(self, node: str) -> bool:
+        """`node` names the controller standing in for a power node (the site has none)."""
+        return (self.controller is not None and node == self.controller.name
+                and node not in self.state.nodes)
+
+    def reading(self, name: str) -> Any:
+        """One of the power node's readings (mains_present, gen_running...) from the test's
+        witness, None when there is none or it is not read (the outage credit watches it)."""
+        try:
+            node = self.power_node()
+        except Refused:
+            return None
+        return self._value(node, name)
+
     def _value(self, node: str, name: str) -> Any:
+        if self.witness_is_controller(node):
+            return self._from_controller(name)
         r = self.state.get(f"{node}.{name}")
         return r.value if r is not None and r.ok else None
+
+    def _from_controller(self, name: str) -> Any:
+        ctl = self.controller
+        assert ctl is not None
+        if name == "mains_present":  # the interlock GensetControl applies too
+            volts = ctl.reading(MAINS_CHANNEL)
+            if isinstance(volts, bool) or not isinstance(volts, int | float):
+                return None
+            return float(volts) >= MAINS_PRESENT_V
+        channel = WITNESS_CHANNELS.get(name)
+        if channel is None or (channel not in ctl.channels and channel != "controller_running"):
+            return None
+        value = ctl.reading(channel)
+        return bool(value) if name == "gen_running" and value is not None else value
 
     def _enum(self, node: str, name: str, table: dict[int, str]) -> str | None:
         v = self._value(node, name)
         return None if v is None else table.get(int(v), str(v))
 
     def _online(self, node: str) -> bool:
+        if self.witness_is_controller(node):
+            assert self.controller is not None
+            return self.controller.reading("online") is True
         status = self.state.nodes.get(node)
         return status is not None and status.online
 
@@ -271,6 +347,12 @@ class GenTestRunner:
                           f"Aggregaattest {self.active.record.id} loopt al")
         name = self.power_node(node)
         if not self._online(name):
+            if self.witness_is_controller(name):
+                raise Refused("NODE_OFFLINE",
+                              f"Generator controller {name} (the mains witness: the site has no "
+                              "power node) does not answer",
+                              f"Aggregaatregelaar {name} (de netstroommelding: de locatie heeft "
+                              "geen stroomknooppunt) reageert niet")
             raise Refused("NODE_OFFLINE", f"Power node {name} does not answer",
                           f"Stroomknooppunt {name} reageert niet")
         mains = self._value(name, "mains_present")
@@ -386,7 +468,7 @@ class GenTestRunner:
             raise Refused("COMMAND_REFUSED",
                           f"The start command was not carried out: {exc_text}",
                           f"Het startcommando is niet uitgevoerd: {exc_text}") from None
-        self.active = _Active(rec)
+        self.active = _Active(rec, fuel_pct_start=self._value(name, "fuel_pct"))
         self.release = None  # the new test owns the request now
         self._sample(self.active, now)
         return rec
@@ -414,7 +496,11 @@ class GenTestRunner:
         if not self._online(node):
             act.offline_since = act.offline_since or now
             if (now - act.offline_since).total_seconds() >= s.offline_abort_s:
-                if self.controller is not None:
+                if self.witness_is_controller(node):
+                    rec.reasons.append("controller (the mains witness) offline: AUTO is sent "
+                                       "until it takes it")
+                    await self._to_auto(rec, RUNNER, "controller silent")
+                elif self.controller is not None:
                     rec.reasons.append("power node offline: the controller is put back in AUTO")
                     await self._to_auto(rec, RUNNER, "power node silent")
                 else:
@@ -614,27 +700,48 @@ class GenTestRunner:
                 nl: str) -> None:
             out.append(Criterion(code, ok, value, limit, en, nl))
 
+        ctl = self.controller if self.witness_is_controller(rec.node) else None
         st = rec.start_time_s
         add("START_TIME", st is not None and st <= s.max_start_s, st, f"<= {s.max_start_s:g} s",
             "Start time (command to running)", "Starttijd (commando tot draaien)")
         cv = rec.crank_min_v
-        add("CRANK_VOLTAGE", cv is not None and cv >= s.crank_min_v, cv, f">= {s.crank_min_v:g} V",
-            "Starter battery while cranking" + ("" if cv is not None else ": not measured"),
-            "Startaccu tijdens starten" + ("" if cv is not None else ": niet gemeten"))
+        if ctl is not None:
+            # a controller reads the battery now and then, not its lowest point while cranking:
+            # a polled value would pass a dip it never saw
+            add("CRANK_VOLTAGE", None, None, f">= {s.crank_min_v:g} V",
+                "Starter battery while cranking: not measured (no power node; the controller "
+                "does not give the lowest voltage while cranking)",
+                "Startaccu tijdens starten: niet gemeten (geen stroomknooppunt; de regelaar "
+                "geeft de laagste spanning tijdens het starten niet)")
+        else:
+            add("CRANK_VOLTAGE", cv is not None and cv >= s.crank_min_v, cv,
+                f">= {s.crank_min_v:g} V",
+                "Starter battery while cranking" + ("" if cv is not None else ": not measured"),
+                "Startaccu tijdens starten" + ("" if cv is not None else ": niet gemeten"))
         ran = rec.ran_s
         add("RUN_DURATION", ran is not None and ran >= rec.planned_s, ran,
             f">= {rec.planned_s:g} s", "Run under load (cool-down not counted)",
             "Gedraaid onder last (afkoelen telt niet)")
-        fuel_ok = rec.fuel_start_l is not None and rec.fuel_end_l is not None
-        add("FUEL_SENSOR", fuel_ok, rec.fuel_used_l, "level read before and after",
-            "Fuel level sensor" + ("" if fuel_ok else ": fault (no reading)"),
-            "Brandstofniveausensor" + ("" if fuel_ok else ": storing (geen waarde)"))
+        if ctl is not None:
+            self._controller_fuel(ctl, add)
+        else:
+            fuel_ok = rec.fuel_start_l is not None and rec.fuel_end_l is not None
+            add("FUEL_SENSOR", fuel_ok, rec.fuel_used_l, "level read before and after",
+                "Fuel level sensor" + ("" if fuel_ok else ": fault (no reading)"),
+                "Brandstofniveausensor" + ("" if fuel_ok else ": storing (geen waarde)"))
         rh = None
         if rec.run_hours_start_h is not None and rec.run_hours_end_h is not None:
             rh = round(rec.run_hours_end_h - rec.run_hours_start_h, 2)
         need = (ran or 0) / 3600 - s.run_hours_tolerance_h
-        add("RUN_HOURS", rh is not None and rh >= need, rh, f">= {max(need, 0):.2f} h",
-            "Run-hour meter advanced", "Urenteller liep op")
+        if ctl is not None and WITNESS_CHANNELS["run_hours_h"] not in ctl.channels:
+            add("RUN_HOURS", None, None, f">= {max(need, 0):.2f} h",
+                "Run-hour meter: not measured (no power node; the controller's profile has no "
+                "run hours)",
+                "Urenteller: niet gemeten (geen stroomknooppunt; het profiel van de regelaar "
+                "heeft geen draaiuren)")
+        else:
+            add("RUN_HOURS", rh is not None and rh >= need, rh, f">= {max(need, 0):.2f} h",
+                "Run-hour meter advanced", "Urenteller liep op")
         loads = [] if self.active is None else self.active.loads
         limit = f">= {s.min_load_pct:g} % nameplate kW"
         if not loads or any(v is None for v in loads):
@@ -666,6 +773,31 @@ class GenTestRunner:
                 add(code, lo <= min(vals) and max(vals) <= hi,
                     f"{min(vals):g}-{max(vals):g}", band, en, nl)
         return out
+
+    def _controller_fuel(self, ctl: ControllerPort,
+                         add: Callable[[str, bool | None, float | str | None, str, str, str],
+                                       None]) -> None:
+        """FUEL_SENSOR from the controller's fuel level (%) before and after: no such channel
+        is "not measured"; a channel without a reading is a sensor fault, as on the node."""
+        limit = "level read before and after"
+        if WITNESS_CHANNELS["fuel_pct"] not in ctl.channels:
+            add("FUEL_SENSOR", None, None, limit,
+                "Fuel level sensor: not measured (no power node; the controller's profile has "
+                "no fuel level)",
+                "Brandstofniveausensor: niet gemeten (geen stroomknooppunt; het profiel van de "
+                "regelaar heeft geen brandstofniveau)")
+            return
+        act = self.active
+        start = None if act is None else act.fuel_pct_start
+        end = self._value(ctl.name, "fuel_pct")
+        if start is None or end is None:
+            add("FUEL_SENSOR", False, None, limit,
+                "Fuel level sensor (controller): fault (no reading)",
+                "Brandstofniveausensor (regelaar): storing (geen waarde)")
+            return
+        add("FUEL_SENSOR", True, f"{round(start, 1):g} -> {round(end, 1):g} %", limit,
+            "Fuel level sensor (controller, % of the tank)",
+            "Brandstofniveausensor (regelaar, % van de tank)")
 
     def _judge(self, rec: GenTestRecord) -> Outcome:
         """The outcome of a test that ran its planned duration: FAILED when a criterion is not

@@ -86,6 +86,7 @@ class _Controller:
                  mains: Callable[[], bool], clock: ManualClock) -> None:
         self.port, self.log, self.mains, self.clock = port, log, mains, clock
         self.name, self.start_command = port.name, port.start_command
+        self.channels = port.channels
 
     def check(self, command: str) -> None:
         self.port.check(command)
@@ -101,6 +102,9 @@ class _Controller:
 
     def shutdown_alarm(self) -> bool | None:
         return self.port.shutdown_alarm()
+
+    def reading(self, channel: str) -> Any:
+        return self.port.reading(channel)
 
 
 class _NodeRelay:
