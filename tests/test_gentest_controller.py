@@ -317,7 +317,7 @@ async def nb(tmp_path: Path, ctrl: VirtualController,
 
 
 async def test_without_a_power_node_the_controller_is_the_mains_witness(
-        nb: Bench, ctrl: VirtualController) -> None:
+        nb: Bench, ctrl: VirtualController, tmp_path: Path) -> None:
     """[[generators]] and no node with the power role: mains present is the controller's own
     mains voltage above GensetControl's threshold; running, battery, fuel and run hours come
     from it; the crank dip it cannot see is "not measured", so the test is NOT VERIFIED."""
@@ -366,6 +366,13 @@ async def test_without_a_power_node_the_controller_is_the_mains_witness(
     assert ctrl.commands == ["test_on_load", "auto"] and ctrl.engine.mode == "auto"
     assert [(d["command"], d["who"]) for d in nb.events("GENSET_COMMAND")] == [
         ("test_on_load", "anna"), ("auto", "gentest-runner")]
+    # the report: one page, the crank dip left to the technician, fuel as the controller's %
+    need_tool("pdftotext", "apt-get install poppler-utils")
+    text, pages = read_pdf(tmp_path / "r.pdf", render_pdf(done, "De Linde", GenTestSettings()))
+    words = " ".join(text.split())
+    assert pages == 1 and "Knooppunt / Node: gen" in words
+    assert "Starter battery min while cranking (V; >= " in words and "80 -> 80 %" in words
+    assert "Spanning / Voltage (V)" not in words  # the controller measured it
 
 
 async def test_without_a_power_node_mains_lost_leaves_the_set_carrying_the_site(

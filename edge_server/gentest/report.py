@@ -115,7 +115,20 @@ def _engine_plot(rec: GenTestRecord, h: float = 14.0) -> Drawing | None:
 
 def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings,
                zone: str = DEFAULT_ZONE) -> bytes:
-    """The one-page report; times in the site's zone (`[site] timezone`) with the offset."""
+    """The one-page report; times in the site's zone (`[site] timezone`) with the offset. A
+    record with more to say (a second line of outcome, criteria not measured, their fill-in
+    rows) gets lower plots, so the report stays one page."""
+    pdf, pages = b"", 0
+    for scale in (1.0, 0.75, 0.5):
+        pdf, pages = _render(rec, site_name, settings, zone, scale)
+        if pages == 1:
+            break
+    return pdf
+
+
+def _render(rec: GenTestRecord, site_name: str, settings: GenTestSettings, zone: str,
+            scale: float) -> tuple[bytes, int]:
+    """The report with its plots at `scale` of their height, and its number of pages."""
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
                             topMargin=12 * mm, bottomMargin=12 * mm,
@@ -195,19 +208,24 @@ def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings,
     if rec.notes:
         story.append(Paragraph(f"<b>Opmerkingen / Notes:</b> {rec.notes}", small))
     # with the controller's plot as well, both are lower: the report stays one page
-    measured = _controller_plot(rec, 12.0)
-    engine = _engine_plot(rec, 12.0)
-    plot = _plot(rec, 30.0 if measured is None and engine is None else 12.0)
+    measured = _controller_plot(rec, 12.0 * scale)
+    engine = _engine_plot(rec, 12.0 * scale)
+    plot = _plot(rec, (30.0 if measured is None and engine is None else 12.0) * scale)
     if plot is not None:
         story += [Paragraph("Verloop / Course of the test", h2), plot]
     story += [d for d in (measured, engine) if d is not None]
     # the technician fills in only what the system did not measure (a controller measures
-    # voltage, frequency and load: then their rows go, and the report stays one page)
+    # voltage, frequency and load: then their rows go, and the report stays one page; a site
+    # without a power node has no crank dip: its row is added)
     measured_ok = {c.code for c in rec.criteria if c.ok is not None}
+    unmeasured = {c.code for c in rec.criteria if c.ok is None}
     fill = [(code, text) for code, text in (
         ("VOLTAGE", "Spanning / Voltage (V)"), ("FREQUENCY", "Frequentie / Frequency (Hz)"),
         ("LOAD", f"Belasting / Load (kW; >= {settings.min_load_pct:g} % van het typeplaatje / "
                  "of nameplate)")) if code not in measured_ok]
+    if "CRANK_VOLTAGE" in unmeasured:
+        fill.append(("CRANK_VOLTAGE", "Startaccu laagste bij starten / Starter battery min "
+                                      f"while cranking (V; >= {settings.crank_min_v:g} V)"))
     manual = [["In te vullen door de monteur / To be filled in by the technician", ""],
               *([text, ""] for _code, text in fill),
               ["Naam en handtekening / Name and signature", ""]]
@@ -221,4 +239,4 @@ def render_pdf(rec: GenTestRecord, site_name: str, settings: GenTestSettings,
         "under load); no Dutch start-time or monthly-run criterion was found. Keep 10 years. "
         "NSP Site Monitor.", small)]
     doc.build(story)
-    return buf.getvalue()
+    return buf.getvalue(), doc.page

@@ -709,10 +709,8 @@ class GenTestRunner:
             # a controller reads the battery now and then, not its lowest point while cranking:
             # a polled value would pass a dip it never saw
             add("CRANK_VOLTAGE", None, None, f">= {s.crank_min_v:g} V",
-                "Starter battery while cranking: not measured (no power node; the controller "
-                "does not give the lowest voltage while cranking)",
-                "Startaccu tijdens starten: niet gemeten (geen stroomknooppunt; de regelaar "
-                "geeft de laagste spanning tijdens het starten niet)")
+                "Starter battery while cranking: not measured (no power node)",
+                "Startaccu tijdens starten: niet gemeten (geen stroomknooppunt)")
         else:
             add("CRANK_VOLTAGE", cv is not None and cv >= s.crank_min_v, cv,
                 f">= {s.crank_min_v:g} V",
@@ -796,8 +794,7 @@ class GenTestRunner:
                 "Brandstofniveausensor (regelaar): storing (geen waarde)")
             return
         add("FUEL_SENSOR", True, f"{round(start, 1):g} -> {round(end, 1):g} %", limit,
-            "Fuel level sensor (controller, % of the tank)",
-            "Brandstofniveausensor (regelaar, % van de tank)")
+            "Fuel level sensor", "Brandstofniveausensor")
 
     def _judge(self, rec: GenTestRecord) -> Outcome:
         """The outcome of a test that ran its planned duration: FAILED when a criterion is not
