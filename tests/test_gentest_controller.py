@@ -412,6 +412,30 @@ async def test_without_a_power_node_mains_below_the_threshold_ends_the_test(
     assert ctrl.commands == ["test_on_load", "auto"]
 
 
+async def test_without_a_power_node_a_lost_mains_reading_ends_the_test_in_auto(
+        nb: Bench, ctrl: VirtualController) -> None:
+    """The controller answers but its mains sensor faults: no witness for offline_abort_s
+    (120 s), then ABORTED (NODE_OFFLINE) with AUTO; a reading back in time keeps the test."""
+    rec = await nb.runner.start("anna")
+    for _ in range(10):
+        await nb.cycle()
+    ctrl.unplug.add("mains_l1n_v")
+    for _ in range(50):  # 100 s
+        await nb.cycle()
+    ctrl.unplug.clear()
+    await nb.cycle()
+    assert nb.runner.store.get(rec.id).outcome is Outcome.RUNNING
+    ctrl.unplug.add("mains_l1n_v")
+    for _ in range(59):
+        await nb.cycle()
+    assert nb.runner.store.get(rec.id).outcome is Outcome.RUNNING
+    await nb.cycle(4)
+    done = nb.runner.store.get(rec.id)
+    assert (done.outcome, done.end) == (Outcome.ABORTED, End.NODE_OFFLINE)
+    assert any("mains reading lost" in r for r in done.reasons)
+    assert ctrl.commands == ["test_on_load", "auto"] and ctrl.engine.mode == "auto"
+
+
 async def test_without_a_power_node_a_silent_controller_is_named(
         nb: Bench, ctrl: VirtualController) -> None:
     await ctrl.stop()

@@ -493,12 +493,15 @@ class GenTestRunner:
         rec, s = act.record, self.settings
         now = self.clock.now()
         node = rec.node
-        if not self._online(node):
+        witness = self.witness_is_controller(node)
+        # a controller standing in for the power node that answers but no longer reads mains
+        # is no witness either: the same delay, then the same end
+        if not self._online(node) or (witness and self._value(node, "mains_present") is None):
             act.offline_since = act.offline_since or now
             if (now - act.offline_since).total_seconds() >= s.offline_abort_s:
-                if self.witness_is_controller(node):
-                    rec.reasons.append("controller (the mains witness) offline: AUTO is sent "
-                                       "until it takes it")
+                if witness:
+                    rec.reasons.append("controller (the mains witness) offline or its mains "
+                                       "reading lost: AUTO is sent until it takes it")
                     await self._to_auto(rec, RUNNER, "controller silent")
                 elif self.controller is not None:
                     rec.reasons.append("power node offline: the controller is put back in AUTO")
