@@ -15,7 +15,7 @@ import pytest
 
 from edge_server.clock import ManualClock
 from edge_server.hub.store import HubStore
-from edge_server.hub.testing import sample_alert
+from edge_server.hub.testing import sample_alert, sample_status
 from edge_server.uplink.protocol import iso
 
 N_THREADS = 24
@@ -144,3 +144,34 @@ def test_a_bad_batch_in_a_group_fails_only_its_caller(store: HubStore) -> None:
     assert isinstance(results["bad"], ValueError)
     assert [m["id"] for m in store.messages("nsp-b")] == []
     assert good[0]["id"] in {m["id"] for m in store.messages("nsp-a")}
+
+
+def test_one_group_keeps_arrival_order_and_stores_a_repeated_batch_once(store: HubStore) -> None:
+    """Two statuses of one site and a retried batch in one group: the status received last
+    wins (as one by one), the retried messages are stored once, alerts keep their newest state."""
+    from edge_server.hub.store import _Waiting
+
+    clock = ManualClock()
+    store.add_site("nsp-a", clock.now())
+    now = clock.now()
+    first = {"id": str(uuid.uuid4()), "kind": "status", "at": iso(now),
+             "body": sample_status(fuel_autonomy_h=10.0, at=now)}
+    second = {"id": str(uuid.uuid4()), "kind": "status", "at": iso(now),
+              "body": sample_status(fuel_autonomy_h=20.0, at=now)}
+    raised = _alert(now)
+    cleared = {**raised, "id": str(uuid.uuid4()),
+               "body": {**raised["body"], "state": "cleared"}}
+    group = [_Waiting("nsp-a", [first, raised], iso(now)),
+             _Waiting("nsp-a", [first, raised], iso(now)),  # the same batch again (a retry)
+             _Waiting("nsp-a", [second, cleared], iso(now))]
+    store._store_batches(group)
+    ids = [m["id"] for m in store.messages("nsp-a")]
+    assert ids == [first["id"], raised["id"], second["id"], cleared["id"]]
+    site = store.site("nsp-a")
+    assert site is not None and site["status"]["fuel_autonomy_h"] == 20.0
+    alerts = store.alerts(open_only=False, limit=10, site_id="nsp-a")
+    assert [(a["alert_id"], a["state"]) for a in alerts] == [
+        (raised["body"]["alert_id"], "cleared")]
+    store._store_batches(group[:1])  # the whole batch once more, later: nothing changes
+    assert len(store.messages("nsp-a")) == 4
+    assert store.site("nsp-a")["status"]["fuel_autonomy_h"] == 20.0  # type: ignore[index]

@@ -601,12 +601,61 @@ class HubStore:
                 w.wake.set()
 
     def _store_batches(self, group: list[_Waiting]) -> None:
+        """One transaction for the group, in a handful of statements whatever its size: the
+        messages in one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING (what it returns is
+        new; the rest was held already), the newest status per
+        site and the newest state per alert in one upsert each (arrival order: the last one
+        received wins, as one by one), the rare kinds one by one. Few statements matter more
+        than they seem: each SQLite call releases the interpreter lock and must win it back from
+        the threads checking other requests (docs/hub-scaling.md)."""
+        rows: list[tuple[str, dict[str, Any], str]] = []  # (site, message, body), arrival order
+        seen: set[tuple[str, str]] = set()
+        for w in group:
+            for m in w.messages:
+                key = (w.site_id, str(m["id"]))
+                if key not in seen:  # a batch repeated within the group: stored once
+                    seen.add(key)
+                    body = json.dumps(m["body"], separators=(",", ":"), ensure_ascii=False)
+                    rows.append((w.site_id, m, body))
+        received = max(w.received for w in group)
         with self._db.write() as db:
-            for w in group:
-                for m in w.messages:
-                    self._insert(db, w.site_id, m, w.received)
-                db.execute("UPDATE sites SET last_contact = ? WHERE id = ?",
-                           (w.received, w.site_id))
+            seqs = self._insert_many(db, rows, received)
+            statuses: dict[str, tuple[Any, ...]] = {}
+            alerts: dict[tuple[str, str], tuple[Any, ...]] = {}
+            for site, m, body in rows:
+                seq = seqs.get((site, str(m["id"])))
+                if seq is None:
+                    continue  # held already (a retry, or stored by another hub instance)
+                at = iso(parse_iso(m["at"]))
+                if m["kind"] == "status":
+                    statuses[site] = (site, at, body, received)
+                elif m["kind"] == "alert":
+                    row = _alert_values(site, m, at, body, seq)
+                    alerts[(site, row[1])] = row
+                else:
+                    self._apply(db, site, m, body, seq, received)
+            _upsert(db, _STATUS_UPSERT, list(statuses.values()))
+            _upsert(db, _ALERT_UPSERT, list(alerts.values()))
+            sites = sorted({w.site_id for w in group})
+            for part in _chunks(sites, 500):
+                db.execute(f"UPDATE sites SET last_contact = ? WHERE id IN ({_marks(len(part))})",
+                           [received, *part])
+
+    def _insert_many(self, db: Conn, rows: list[tuple[str, dict[str, Any], str]],
+                     received: str) -> dict[tuple[str, str], int]:
+        """Insert what is not held yet; the seq (arrival order) of each new one by (site, id).
+        (A lookup first would not help: SQLite scans the whole table for a row-value IN list.)"""
+        seqs: dict[tuple[str, str], int] = {}
+        for part in _chunks(rows, 400):
+            values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(part))
+            params = [x for site, m, body in part
+                      for x in (site, str(m["id"]), m["kind"], m["at"], received, body)]
+            for site, msg_id, seq in db.execute(
+                "INSERT INTO messages(site_id, id, kind, at, received_at, body) "
+                f"VALUES {values} ON CONFLICT DO NOTHING RETURNING site_id, id, seq", params,
+            ).fetchall():
+                seqs[(str(site), str(msg_id))] = int(seq)
+        return seqs
 
     def _insert(self, db: Conn, site_id: str, m: dict[str, Any], received: str) -> bool:
         body_text = json.dumps(m["body"], separators=(",", ":"), ensure_ascii=False)
@@ -657,33 +706,9 @@ class HubStore:
         outbox order, so arrival order is the site's own order."""
         at = iso(parse_iso(m["at"]))
         if m["kind"] == "status":
-            db.execute(
-                "INSERT INTO site_status(site_id, at, body, received_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(site_id) DO UPDATE SET at = excluded.at, body = excluded.body, "
-                "received_at = excluded.received_at",
-                (site_id, at, body_text, received),
-            )
+            _upsert(db, _STATUS_UPSERT, [(site_id, at, body_text, received)])
         elif m["kind"] == "alert":
-            body = m["body"]
-            alert_id = str(body.get("alert_id") or m["id"])
-            db.execute(
-                "INSERT INTO alerts(site_id, alert_id, at, state, severity, code, body, seq) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(site_id, alert_id) DO UPDATE SET at = excluded.at, "
-                "state = excluded.state, severity = excluded.severity, code = excluded.code, "
-                "body = excluded.body, seq = excluded.seq",
-                (
-                    site_id,
-                    alert_id,
-                    at,
-                    str(body.get("state", "raised")),
-                    body.get("severity"),
-                    body.get("code"),
-                    body_text,
-                    seq,
-                ),
-            )
-
+            _upsert(db, _ALERT_UPSERT, [_alert_values(site_id, m, at, body_text, seq)])
         elif m["kind"] == "gentest":
             self._apply_gentest(db, site_id, m, at, body_text, seq)
         elif m["kind"] == "commissioning":
@@ -944,6 +969,43 @@ class HubStore:
         with self._db.read() as db:
             n: int = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
         return n
+
+
+# The derived rows' upserts, for one row or many (HubStore._apply, _store_batches): the newest
+# status per site, the newest state per alert; {rows} is "(?, ...), (?, ...)".
+_STATUS_UPSERT = (
+    "INSERT INTO site_status(site_id, at, body, received_at) VALUES {rows} "
+    "ON CONFLICT(site_id) DO UPDATE SET at = excluded.at, body = excluded.body, "
+    "received_at = excluded.received_at", 4)
+_ALERT_UPSERT = (
+    "INSERT INTO alerts(site_id, alert_id, at, state, severity, code, body, seq) VALUES {rows} "
+    "ON CONFLICT(site_id, alert_id) DO UPDATE SET at = excluded.at, state = excluded.state, "
+    "severity = excluded.severity, code = excluded.code, body = excluded.body, "
+    "seq = excluded.seq", 8)
+
+
+def _alert_values(site_id: str, m: dict[str, Any], at: str, body_text: str,
+                  seq: int) -> tuple[Any, ...]:
+    body = m["body"]
+    return (site_id, str(body.get("alert_id") or m["id"]), at, str(body.get("state", "raised")),
+            body.get("severity"), body.get("code"), body_text, seq)
+
+
+def _upsert(db: Conn, statement: tuple[str, int], rows: list[tuple[Any, ...]]) -> None:
+    """Rows with distinct keys (PostgreSQL refuses one statement touching a row twice)."""
+    sql, width = statement
+    for part in _chunks(rows, 200):
+        marks = ", ".join([f"({_marks(width)})"] * len(part))
+        db.execute(sql.format(rows=marks), [x for r in part for x in r])
+
+
+def _marks(n: int) -> str:
+    return ", ".join(["?"] * n)
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    """Pieces small enough for one statement's bound parameters (SQLite allows 32,766)."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _alert_row(r: tuple[Any, ...]) -> dict[str, Any]:
