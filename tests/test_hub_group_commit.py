@@ -175,3 +175,50 @@ def test_one_group_keeps_arrival_order_and_stores_a_repeated_batch_once(store: H
     store._store_batches(group[:1])  # the whole batch once more, later: nothing changes
     assert len(store.messages("nsp-a")) == 4
     assert store.site("nsp-a")["status"]["fuel_autonomy_h"] == 20.0  # type: ignore[index]
+
+
+async def test_on_the_event_loop_batches_share_commits_and_a_bad_one_fails_alone(
+    store: HubStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ingest_async (the hub's ingest route): the coroutines that arrive while a COMMIT runs
+    are committed together; every caller returns after its commit; a bad batch fails alone.
+    On PostgreSQL it is ingest() in a thread (the same group commit as above)."""
+    import asyncio
+
+    clock = ManualClock()
+    sites = [f"nsp-{i:02d}" for i in range(N_THREADS)]
+    for s in sites:
+        store.add_site(s, clock.now())
+    counter = _CountingTransactions(store)
+    monkeypatch.setattr(store, "_store_batches", counter)  # the thread path (PostgreSQL)
+    groups: list[int] = []
+    real_group = store._group_statements
+
+    def counted(db: Any, group: list[Any]) -> None:
+        groups.append(len(group))
+        real_group(db, group)
+
+    monkeypatch.setattr(store, "_group_statements", counted)
+    sent: dict[str, list[str]] = {s: [] for s in sites}
+
+    async def post(site: str) -> list[str]:
+        held: list[str] = []
+        for _ in range(BATCHES_EACH):
+            batch = [_alert(clock.now()) for _ in range(3)]
+            sent[site] += [m["id"] for m in batch]
+            got = await store.ingest_async(site, batch, clock.now())
+            assert set(got) <= {m["id"] for m in store.messages(site)}  # committed on return
+            held += got
+        return held
+
+    bad = [_alert(clock.now(), at="not a time")]
+    results = await asyncio.gather(*(post(s) for s in sites),
+                                   store.ingest_async("nsp-00", bad, clock.now()),
+                                   return_exceptions=True)
+    assert isinstance(results[-1], ValueError)
+    assert dict(zip(sites, results[:-1], strict=True)) == sent
+    for s in sites:
+        assert sorted(m["id"] for m in store.messages(s)) == sorted(sent[s])
+    batches = N_THREADS * BATCHES_EACH
+    assert sum(groups) >= batches  # every good batch went through a group once (the bad one too)
+    assert len(groups) < batches and max(groups) > 1, groups  # ... and many together

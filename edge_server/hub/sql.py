@@ -130,6 +130,7 @@ class SqliteDatabase:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._committer: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
@@ -162,11 +163,22 @@ class SqliteDatabase:
     def lock(self, conn: Conn, name: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE already holds the only write lock."""
 
+    def committer_conn(self) -> sqlite3.Connection:
+        """The connection of the event loop's group committer (HubStore.ingest_async): its own,
+        so a write from a thread (an acknowledgement) waits for SQLite's lock, never for a
+        Python lock the loop holds across the fsync."""
+        if self._committer is None:
+            self._committer = self._connect()
+        return self._committer
+
     def close(self) -> None:
         with self._lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+            if self._committer is not None:
+                self._committer.close()
+                self._committer = None
             self.conn.close()
 
 

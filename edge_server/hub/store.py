@@ -20,6 +20,7 @@ stays a file in the data folder of every instance, never in the database.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -228,6 +229,8 @@ class HubStore:
         self._group_lock = threading.Lock()
         self._group: list[_Waiting] = []
         self._leading = False
+        self._async_queue: list[tuple[_Waiting, asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
         self.master_key_file = master_key_path(data_dir, master_key_file)
         try:
             self._derive_once()
@@ -600,6 +603,64 @@ class HubStore:
                 w.committed = True
                 w.wake.set()
 
+    async def ingest_async(self, site_id: str, messages: list[dict[str, Any]],
+                           now: datetime) -> list[str]:
+        """ingest() for the event loop. On SQLite the group's statements run on the loop itself
+        and only the COMMIT (the fsync) in a thread, on a connection of its own: no hand-off of
+        the interpreter lock per statement, which made the threaded writer wait (measured in
+        docs/hub-scaling.md). Batches that arrive during a COMMIT form the next group; each
+        caller returns after the COMMIT that holds its batch. On PostgreSQL: ingest() in a
+        thread (psycopg is blocking; the loop must not wait for the network)."""
+        db = self._db
+        if not isinstance(db, SqliteDatabase):
+            return await asyncio.to_thread(self.ingest, site_id, messages, now)
+        loop = asyncio.get_running_loop()
+        me = _Waiting(site_id, messages, iso(now))
+        done = loop.create_future()
+        self._async_queue.append((me, done))
+        if self._committer is None or self._committer.done():
+            self._committer = loop.create_task(self._commit_queued(db))
+        await done
+        if me.error is not None:
+            raise me.error
+        return [str(m["id"]) for m in messages]
+
+    async def _commit_queued(self, db: SqliteDatabase) -> None:
+        conn = db.committer_conn()
+        while self._async_queue:
+            queued, self._async_queue = self._async_queue, []
+            group = [w for w, _f in queued]
+            try:
+                await self._commit_on_loop(conn, group)
+            except BaseException as exc:
+                if len(group) == 1:
+                    group[0].error = exc
+                else:  # a bad batch fails only its own caller
+                    for w in group:
+                        try:
+                            await self._commit_on_loop(conn, [w])
+                        except BaseException as one:
+                            w.error = one
+            for _w, f in queued:
+                if not f.done():
+                    f.set_result(None)
+
+    async def _commit_on_loop(self, conn: Any, group: list[_Waiting]) -> None:
+        # BEGIN IMMEDIATE takes SQLite's write lock (another writer waits busy_timeout): from
+        # here to COMMIT no other connection writes, and nothing awaits before the COMMIT.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._group_statements(conn, group)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            await asyncio.to_thread(conn.execute, "COMMIT")
+        except Exception:  # the COMMIT failed (and returned); not a cancelled wait, during
+            if conn.in_transaction:  # which the thread still uses the connection
+                conn.execute("ROLLBACK")
+            raise
+
     def _store_batches(self, group: list[_Waiting]) -> None:
         """One transaction for the group, in a handful of statements whatever its size: the
         messages in one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING (what it returns is
@@ -608,6 +669,10 @@ class HubStore:
         received wins, as one by one), the rare kinds one by one. Few statements matter more
         than they seem: each SQLite call releases the interpreter lock and must win it back from
         the threads checking other requests (docs/hub-scaling.md)."""
+        with self._db.write() as db:
+            self._group_statements(db, group)
+
+    def _group_statements(self, db: Conn, group: list[_Waiting]) -> None:
         rows: list[tuple[str, dict[str, Any], str]] = []  # (site, message, body), arrival order
         seen: set[tuple[str, str]] = set()
         for w in group:
@@ -618,28 +683,27 @@ class HubStore:
                     body = json.dumps(m["body"], separators=(",", ":"), ensure_ascii=False)
                     rows.append((w.site_id, m, body))
         received = max(w.received for w in group)
-        with self._db.write() as db:
-            seqs = self._insert_many(db, rows, received)
-            statuses: dict[str, tuple[Any, ...]] = {}
-            alerts: dict[tuple[str, str], tuple[Any, ...]] = {}
-            for site, m, body in rows:
-                seq = seqs.get((site, str(m["id"])))
-                if seq is None:
-                    continue  # held already (a retry, or stored by another hub instance)
-                at = iso(parse_iso(m["at"]))
-                if m["kind"] == "status":
-                    statuses[site] = (site, at, body, received)
-                elif m["kind"] == "alert":
-                    row = _alert_values(site, m, at, body, seq)
-                    alerts[(site, row[1])] = row
-                else:
-                    self._apply(db, site, m, body, seq, received)
-            _upsert(db, _STATUS_UPSERT, list(statuses.values()))
-            _upsert(db, _ALERT_UPSERT, list(alerts.values()))
-            sites = sorted({w.site_id for w in group})
-            for part in _chunks(sites, 500):
-                db.execute(f"UPDATE sites SET last_contact = ? WHERE id IN ({_marks(len(part))})",
-                           [received, *part])
+        seqs = self._insert_many(db, rows, received)
+        statuses: dict[str, tuple[Any, ...]] = {}
+        alerts: dict[tuple[str, str], tuple[Any, ...]] = {}
+        for site, m, body in rows:
+            seq = seqs.get((site, str(m["id"])))
+            if seq is None:
+                continue  # held already (a retry, or stored by another hub instance)
+            at = iso(parse_iso(m["at"]))
+            if m["kind"] == "status":
+                statuses[site] = (site, at, body, received)
+            elif m["kind"] == "alert":
+                row = _alert_values(site, m, at, body, seq)
+                alerts[(site, row[1])] = row
+            else:
+                self._apply(db, site, m, body, seq, received)
+        _upsert(db, _STATUS_UPSERT, list(statuses.values()))
+        _upsert(db, _ALERT_UPSERT, list(alerts.values()))
+        sites = sorted({w.site_id for w in group})
+        for part in _chunks(sites, 500):
+            db.execute(f"UPDATE sites SET last_contact = ? WHERE id IN ({_marks(len(part))})",
+                       [received, *part])
 
     def _insert_many(self, db: Conn, rows: list[tuple[str, dict[str, Any], str]],
                      received: str) -> dict[tuple[str, str], int]:
