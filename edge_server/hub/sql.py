@@ -234,18 +234,21 @@ class PostgresDatabase:
             raise StoreUnavailable(f"cannot reach {self.where}: {exc}") from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[_PgConn]:
+    def _connection(self, autocommit: bool) -> Iterator[_PgConn]:
         try:
             with self._pool.connection() as conn:  # commits at the end, rolls back on error
+                conn.autocommit = autocommit
                 yield _PgConn(conn)
         except self._errors as exc:
             raise StoreUnavailable(f"{self.where}: {exc}") from exc
 
     def read(self) -> Any:
-        return self._transaction()
+        """Autocommit: one round trip per query (a transaction would add BEGIN and COMMIT)."""
+        return self._connection(autocommit=True)
 
     def write(self) -> Any:
-        return self._transaction()
+        """One transaction, committed when the block ends."""
+        return self._connection(autocommit=False)
 
     def lock(self, conn: Conn, name: str) -> None:
         """Serialise `name` between instances until this transaction ends (an advisory lock:
