@@ -25,7 +25,7 @@ import pytest
 from edge_server.auth import Role
 from edge_server.hub.store import HubStore
 from edge_server.hub.testing import free_port, start_hub_process, wait_http
-from tests.edge_process import SITE_ID, EdgeProcess, add_user, site_toml
+from tests.edge_process import SITE_ID, EdgeProcess, add_user, site_toml, stop_process
 
 DEADLINE_S = 30.0
 REPORT = {"kind": "fire", "urgency": "immediate", "location": "Sporthal, kleedkamer 3",
@@ -53,12 +53,7 @@ class Hub:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
             self.proc = None
 
     def reports(self) -> list[dict[str, Any]]:

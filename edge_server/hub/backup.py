@@ -56,11 +56,9 @@ class BackupError(Exception):
     """The message names the file and what to do."""
 
 
-def backup(data_dir: Path, out: Path) -> int:
-    """Copy DATA/hub.sqlite to `out` consistently; returns the backup's size in bytes."""
-    source = data_dir / DB_NAME
-    if not source.is_file():
-        raise BackupError(f"--data {data_dir}: no hub database ({DB_NAME}) there")
+def _part_file(out: Path) -> Path:
+    """OUT.part, created empty with mode 600 (the backup holds the sealed site keys); renamed
+    over `out` once the backup is complete and checked."""
     if out.exists() and out.is_dir():
         raise BackupError(f"--out {out}: a directory; give the backup file's name")
     tmp = out.with_name(out.name + ".part")
@@ -70,6 +68,15 @@ def backup(data_dir: Path, out: Path) -> int:
         raise BackupError(f"--out {out}: cannot write there ({exc.strerror})") from exc
     os.close(fd)
     os.chmod(tmp, 0o600)
+    return tmp
+
+
+def backup(data_dir: Path, out: Path) -> int:
+    """Copy DATA/hub.sqlite to `out` consistently; returns the backup's size in bytes."""
+    source = data_dir / DB_NAME
+    if not source.is_file():
+        raise BackupError(f"--data {data_dir}: no hub database ({DB_NAME}) there")
+    tmp = _part_file(out)
     src = sqlite3.connect(str(source), timeout=30)
     dst = sqlite3.connect(str(tmp))
     try:
@@ -241,15 +248,7 @@ def backup_pg(url: str, out: Path) -> tuple[int, float]:
     over `out`); returns (bytes, seconds)."""
     from edge_server.hub.sql import describe
 
-    if out.exists() and out.is_dir():
-        raise BackupError(f"--out {out}: a directory; give the backup file's name")
-    tmp = out.with_name(out.name + ".part")
-    try:
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    except OSError as exc:
-        raise BackupError(f"--out {out}: cannot write there ({exc.strerror})") from exc
-    os.close(fd)
-    os.chmod(tmp, 0o600)  # pg_dump writes into this file and keeps its mode
+    tmp = _part_file(out)  # pg_dump writes into this file and keeps its mode
     started = time.monotonic()
     try:
         # --lock-wait-timeout: fail (and say so) rather than queue behind an ALTER TABLE
