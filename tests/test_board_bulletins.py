@@ -16,8 +16,8 @@ from edge_server.clock import ManualClock
 from edge_server.hub.testing import RunningHub
 from tests import test_hub_api
 from tests.conftest import need_tool
-from tests.test_board_reports import board_page
 from tests.test_bulletins import exchange, receipt
+from tests.test_hub_board import board_page
 
 clock = test_hub_api.clock
 hub = test_hub_api.hub

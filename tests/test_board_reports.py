@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from edge_server.clock import ManualClock
 from edge_server.hub.testing import RunningHub, running_hub
 from edge_server.uplink.protocol import iso
 from tests.conftest import need_tool
-from tests.test_hub_board import CHROMIUM_ARGS, send
+from tests.test_hub_board import board_page, send
 
 
 @pytest.fixture
@@ -30,24 +29,6 @@ def hub(tmp_path: Path) -> Iterator[RunningHub]:
     clock = ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     with running_hub(tmp_path / "hub", clock=clock) as h:
         yield h
-
-
-@contextmanager
-def board_page(hub: RunningHub, token: str) -> Iterator[Any]:
-    """The board in headless Chromium, logged in with `token` and loaded."""
-    from playwright.sync_api import expect, sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(hub.url + "/")
-            page.fill("#token", token)
-            page.click("#login button[type=submit]")
-            expect(page.locator("body[data-loaded='1']")).to_have_count(1)
-            yield page
-        finally:
-            browser.close()
 
 
 def report(kind: str, urgency: str, text: str, people: int | None, at: datetime) -> dict[str, Any]:

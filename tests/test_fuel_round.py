@@ -154,40 +154,30 @@ def test_pdf_for_the_driver_and_deliveries(hub: RunningHub, tmp_path: Path) -> N
 def test_board_downloads_the_round_of_the_region_shown(hub: RunningHub, tmp_path: Path) -> None:
     need_tool("chromium", "apt-get install -y chromium")
     need_tool("pdftotext", "apt-get install -y poppler-utils")
-    from playwright.sync_api import expect, sync_playwright
 
-    from tests.test_hub_board import CHROMIUM_ARGS
+    from tests.test_hub_board import board_page
 
     rng = random.Random(3)
     register(hub, 4, "Twente", rng, {})
     register(hub, 3, "IJsselland", rng, {})
     token = hub.store.add_user("olga", "operator")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(accept_downloads=True)
-            page.goto(hub.url + "/")
-            page.fill("#token", token)
-            page.click("#login button[type=submit]")
-            expect(page.locator("body[data-loaded='1']")).to_have_count(1)
-            page.select_option("#region-filter", "Twente")
-            with page.expect_download() as info:
-                page.click("#round-pdf")
-            download = info.value
-            assert download.suggested_filename == "tankronde_Twente.pdf"
-            target = tmp_path / "board-round.pdf"
-            download.save_as(target)
-            text, _pages = read_pdf(tmp_path / "copy.pdf", target.read_bytes())
-            assert "Fuel round – Twente" in text
-            stops = [ln for ln in text.splitlines() if ln.strip()[:1].isdigit()]
-            assert len(stops) == 4, text  # Twente's four, not IJsselland's three
-            with page.expect_download() as info:
-                page.click("#round-csv")
-            saved = tmp_path / "round.csv"
-            info.value.save_as(saved)
-            assert saved.read_text(encoding="utf-8-sig").startswith("order;site_id")
-        finally:
-            browser.close()
+    with board_page(hub, token, accept_downloads=True) as page:
+        page.select_option("#region-filter", "Twente")
+        with page.expect_download() as info:
+            page.click("#round-pdf")
+        download = info.value
+        assert download.suggested_filename == "tankronde_Twente.pdf"
+        target = tmp_path / "board-round.pdf"
+        download.save_as(target)
+        text, _pages = read_pdf(tmp_path / "copy.pdf", target.read_bytes())
+        assert "Fuel round – Twente" in text
+        stops = [ln for ln in text.splitlines() if ln.strip()[:1].isdigit()]
+        assert len(stops) == 4, text  # Twente's four, not IJsselland's three
+        with page.expect_download() as info:
+            page.click("#round-csv")
+        saved = tmp_path / "round.csv"
+        info.value.save_as(saved)
+        assert saved.read_text(encoding="utf-8-sig").startswith("order;site_id")
 
 
 def test_a_viewer_reads_the_round_but_records_nothing(hub: RunningHub, tmp_path: Path,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,25 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+@contextmanager
+def board_page(hub: RunningHub, token: str, **page_options: Any) -> Iterator[Any]:
+    """The board in headless Chromium (a page made with `page_options`), logged in with
+    `token` and loaded."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(**page_options)
+            page.goto(hub.url + "/")
+            page.fill("#token", token)
+            page.click("#login button[type=submit]")
+            expect(page.locator("body[data-loaded='1']")).to_have_count(1)
+            yield page
+        finally:
+            browser.close()
 
 
 @pytest.fixture
@@ -163,7 +183,7 @@ def test_board_names_sites_as_registered_and_filters_by_region(hub: RunningHub,
     """Sites by name, municipality and region (from `hub add-site` / `set-site`), the id under
     them; a region filter; and the registration is editable."""
     need_tool("chromium", "apt-get install -y chromium")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     clock = hub.clock
     key_a = hub.store.add_site("nsp-ut-001", clock.now(), name="Buurthuis De Linde",
@@ -183,27 +203,18 @@ def test_board_names_sites_as_registered_and_filters_by_region(hub: RunningHub,
     assert by_id["nsp-asd-007"]["municipality"] == "Amsterdam"
     token = hub.store.add_user("piet", "operator")
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(hub.url + "/")
-            page.fill("#token", token)
-            page.click("#login button[type=submit]")
-            expect(page.locator("body[data-loaded='1']")).to_have_count(1)
-            ut = page.locator("tr[data-site='nsp-ut-001'] td.site")
-            expect(ut.locator(".site-name")).to_have_text("Buurthuis De Linde")
-            expect(ut.locator("small")).to_have_text("Utrecht · Utrecht · nsp-ut-001")
-            expect(page.locator("tr[data-site='nsp-asd-007'] .site-name")).to_have_text(
-                "Sporthal Noord")
-            expect(page.locator("#sites tbody tr")).to_have_count(2)
-            page.select_option("#region-filter", "Amsterdam-Amstelland")
-            expect(page.locator("#sites tbody tr")).to_have_count(1)
-            expect(page.locator("#sites tbody tr")).to_have_attribute("data-site", "nsp-asd-007")
-            page.select_option("#region-filter", "")
-            expect(page.locator("#sites tbody tr")).to_have_count(2)
-        finally:
-            browser.close()
+    with board_page(hub, token) as page:
+        ut = page.locator("tr[data-site='nsp-ut-001'] td.site")
+        expect(ut.locator(".site-name")).to_have_text("Buurthuis De Linde")
+        expect(ut.locator("small")).to_have_text("Utrecht · Utrecht · nsp-ut-001")
+        expect(page.locator("tr[data-site='nsp-asd-007'] .site-name")).to_have_text(
+            "Sporthal Noord")
+        expect(page.locator("#sites tbody tr")).to_have_count(2)
+        page.select_option("#region-filter", "Amsterdam-Amstelland")
+        expect(page.locator("#sites tbody tr")).to_have_count(1)
+        expect(page.locator("#sites tbody tr")).to_have_attribute("data-site", "nsp-asd-007")
+        page.select_option("#region-filter", "")
+        expect(page.locator("#sites tbody tr")).to_have_count(2)
 
 
 def test_hub_cli_registers_and_edits_what_the_board_shows(tmp_path: Path,

@@ -34,7 +34,7 @@ from edge_server.uplink.protocol import encode_batch, iso, sign_headers
 from tests.conftest import ROOT, need_tool
 from tests.shots import shot_path
 from tests.test_hub_api import schema_validator
-from tests.test_hub_board import CHROMIUM_ARGS
+from tests.test_hub_board import board_page
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -240,74 +240,65 @@ def test_commissioning_is_shown_and_an_invalid_body_is_refused(hub: RunningHub) 
 def test_board_shows_gentest_column_nl_en_and_the_overdue_filter(
         hub: RunningHub, region: dict[str, bytes], tmp_path: Path) -> None:
     need_tool("chromium", "apt-get install -y chromium")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     assert post(hub, "nsp-late", region["nsp-late"],
                 [("commissioning", commissioning("nsp-late"))]).status_code == 200
     token = hub.store.add_user("olga", "operator")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 700})
-            page.goto(hub.url + "/")
-            page.fill("#token", token)
-            page.click("#login button[type=submit]")
-            expect(page.locator("body[data-loaded='1']")).to_have_count(1)
-            rows = page.locator("#sites tbody tr")
-            expect(rows).to_have_count(4)
-            late = page.locator("tr[data-site='nsp-late'] .gentest")
-            expect(late).to_contain_text("⚠ Te laat (sinds 24-02-2026)")
-            expect(late).to_contain_text("laatste 15-01-2026: geslaagd, door kees, 30 min")
-            expect(late).to_contain_text("last niet gemeten")
-            expect(page.locator("tr[data-site='nsp-none'] .gentest")).to_have_text(
-                "✖ Nooit getest")
-            expect(page.locator("tr[data-site='nsp-due'] .gentest")).to_contain_text(
-                "◔ Binnenkort nodig (uiterlijk")
-            expect(page.locator("tr[data-site='nsp-fresh'] .gentest")).to_contain_text(
-                "✖ Laatste test mislukt")
-            expect(page.locator("tr[data-site='nsp-fresh'] .gentest")).to_contain_text(
-                "startte niet")
-            expect(page.locator("tr[data-site='nsp-late'] .commission")).to_have_text(
-                "✔ in bedrijf gesteld op 26-02-2026: PASS")
-            expect(page.locator("tr[data-site='nsp-none'] .commission")).to_have_text(
-                "niet vastgelegd")
-            expect(page.locator(".count-gentest-late")).to_have_text(
-                "⚠ Aggregaattest mislukt, te laat of nooit: 3")
-            expect(page.locator("#register")).to_have_text("Register generatortests (CSV)")
-            page.screenshot(path=str(shot_path(tmp_path, "hub-board.png")), full_page=True)
-            page.check("#gt-filter")  # "who is overdue" this morning
-            expect(rows).to_have_count(3)
-            assert [rows.nth(i).get_attribute("data-site") for i in range(3)] == [
-                "nsp-fresh", "nsp-late", "nsp-none"]
-            page.click("#lang")
-            expect(late).to_contain_text("⚠ Overdue (since 24/02/2026)")
-            expect(late).to_contain_text("last 15/01/2026: passed, by kees, 30 min")
-            expect(page.locator("tr[data-site='nsp-none'] .gentest")).to_have_text(
-                "✖ Never tested")
-            expect(page.locator("#register")).to_have_text("Generator test register (CSV)")
-            expect(page.locator("th[data-t='col_gentest']")).to_have_text("Generator test")
-            page.reload()  # the filter is remembered
-            expect(page.locator("body[data-loaded='1']")).to_have_count(1)
-            expect(rows).to_have_count(3)
-            page.uncheck("#gt-filter")
-            expect(rows).to_have_count(4)
-            expect(page.locator("#reg-to")).to_have_value("2026-03-01")  # the hub's clock
-            expect(page.locator("#reg-from")).to_have_value("2025-03-01")
-            page.fill("#reg-from", "2026-01-01")
-            with page.expect_download() as download:
-                page.click("#register")
-            text = Path(download.value.path()).read_text()
-            assert download.value.suggested_filename == "generatortests_2026-01-01_2026-03-01.csv"
-            assert len(list(csv.DictReader(io.StringIO(text)))) == 5
-            page.click("#lang")  # back to Dutch: the file is for Excel with Dutch settings
-            with page.expect_download() as download:
-                page.click("#register")
-            raw = Path(download.value.path()).read_bytes()
-            assert raw.startswith(b"\xef\xbb\xbf") and b"site_id;test_id;" in raw
-            assert len(list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig")),
-                                           delimiter=";"))) == 5
-        finally:
-            browser.close()
+    with board_page(hub, token, viewport={"width": 1600, "height": 700}) as page:
+        rows = page.locator("#sites tbody tr")
+        expect(rows).to_have_count(4)
+        late = page.locator("tr[data-site='nsp-late'] .gentest")
+        expect(late).to_contain_text("⚠ Te laat (sinds 24-02-2026)")
+        expect(late).to_contain_text("laatste 15-01-2026: geslaagd, door kees, 30 min")
+        expect(late).to_contain_text("last niet gemeten")
+        expect(page.locator("tr[data-site='nsp-none'] .gentest")).to_have_text(
+            "✖ Nooit getest")
+        expect(page.locator("tr[data-site='nsp-due'] .gentest")).to_contain_text(
+            "◔ Binnenkort nodig (uiterlijk")
+        expect(page.locator("tr[data-site='nsp-fresh'] .gentest")).to_contain_text(
+            "✖ Laatste test mislukt")
+        expect(page.locator("tr[data-site='nsp-fresh'] .gentest")).to_contain_text(
+            "startte niet")
+        expect(page.locator("tr[data-site='nsp-late'] .commission")).to_have_text(
+            "✔ in bedrijf gesteld op 26-02-2026: PASS")
+        expect(page.locator("tr[data-site='nsp-none'] .commission")).to_have_text(
+            "niet vastgelegd")
+        expect(page.locator(".count-gentest-late")).to_have_text(
+            "⚠ Aggregaattest mislukt, te laat of nooit: 3")
+        expect(page.locator("#register")).to_have_text("Register generatortests (CSV)")
+        page.screenshot(path=str(shot_path(tmp_path, "hub-board.png")), full_page=True)
+        page.check("#gt-filter")  # "who is overdue" this morning
+        expect(rows).to_have_count(3)
+        assert [rows.nth(i).get_attribute("data-site") for i in range(3)] == [
+            "nsp-fresh", "nsp-late", "nsp-none"]
+        page.click("#lang")
+        expect(late).to_contain_text("⚠ Overdue (since 24/02/2026)")
+        expect(late).to_contain_text("last 15/01/2026: passed, by kees, 30 min")
+        expect(page.locator("tr[data-site='nsp-none'] .gentest")).to_have_text(
+            "✖ Never tested")
+        expect(page.locator("#register")).to_have_text("Generator test register (CSV)")
+        expect(page.locator("th[data-t='col_gentest']")).to_have_text("Generator test")
+        page.reload()  # the filter is remembered
+        expect(page.locator("body[data-loaded='1']")).to_have_count(1)
+        expect(rows).to_have_count(3)
+        page.uncheck("#gt-filter")
+        expect(rows).to_have_count(4)
+        expect(page.locator("#reg-to")).to_have_value("2026-03-01")  # the hub's clock
+        expect(page.locator("#reg-from")).to_have_value("2025-03-01")
+        page.fill("#reg-from", "2026-01-01")
+        with page.expect_download() as download:
+            page.click("#register")
+        text = Path(download.value.path()).read_text()
+        assert download.value.suggested_filename == "generatortests_2026-01-01_2026-03-01.csv"
+        assert len(list(csv.DictReader(io.StringIO(text)))) == 5
+        page.click("#lang")  # back to Dutch: the file is for Excel with Dutch settings
+        with page.expect_download() as download:
+            page.click("#register")
+        raw = Path(download.value.path()).read_bytes()
+        assert raw.startswith(b"\xef\xbb\xbf") and b"site_id;test_id;" in raw
+        assert len(list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig")),
+                                       delimiter=";"))) == 5
 
 
 # ---------------------------------------------------------------- size
