@@ -64,6 +64,12 @@ async def test_scenario(name: str, tmp_path: Path) -> None:
         offline = [a for a in result["alerts"] if a["code"] == "NODE_OFFLINE"]
         assert [a["subject"] for a in offline] == ["fridge"]
         assert offline[0]["cleared_at"] is not None  # back online clears it
+        # the polls it missed: only the fridge's, only while its cable was out
+        unplugged_at, plugged_at = (p["at"] for p in result["phases"][1:3])
+        missed = result["missed_polls"]
+        assert missed and {run[0] for run in missed} == {"fridge"}, missed
+        assert all(unplugged_at < run[1] <= run[2] <= plugged_at for run in missed), missed
+        assert sum(run[3] for run in missed) >= 10  # 10 min unplugged, polled every 30-60 s
     if name == "mains-outage-72h":
         # The real firmware's filtered fuel level, 72 h at 3.4 l/h: the learned rate replaces
         # the site's chart prior (4.9 l/h at the expected 75 % load).

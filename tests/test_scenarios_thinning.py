@@ -8,6 +8,12 @@ The two runs share one world (edge_server.scenarios.world.WorldPair): two edges,
 own poller, storage, rules and site.db, in their own threads, poll the same virtual nodes at the
 same virtual times, and every change of the world must be asked for by both runs alike. So the
 world costs what one run costs, and any difference comes from the edges.
+
+What the world cannot make equal is a node's answer arriving in time: the scenario's poll
+timeout is 0.2 s (an unplugged node must not slow every step), and on a loaded machine one run
+may miss a poll that the other got. Each run reports the polls it missed (`missed_polls`); a
+pair whose runs missed different polls fed its two edges different readings, so it is run
+again (up to ATTEMPTS times). A pair compares only on the same polls, and then exactly.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ OWN = ("wall_s", "storage")
 # Scenario pairs run at once (each: two edge threads, one world): the nodes' processes, not the
 # edges, are the work, so a few at once fill two cores; the longest start first.
 AT_ONCE = 3
+ATTEMPTS = 3  # runs of a pair until both of its edges saw the same polls
 NAMES = [s.name for s in library.SCENARIOS]
 
 Pair = list[tuple[dict[str, Any], dict[str, Any]]]
@@ -72,31 +79,37 @@ def pairs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     order = sorted(wanted, key=lambda n: -library.get(n).duration_s)
     started = time.monotonic()
 
-    def one(name: str) -> tuple[str, Pair | BaseException, float]:
+    def one(name: str) -> tuple[str, Pair | BaseException, float, int]:
         t = time.monotonic()
+        attempt = 0
         try:
-            got: Pair | BaseException = run_pair(library.get(name),
-                                                 tmp_path_factory.mktemp(name))
+            while True:
+                attempt += 1
+                pair = run_pair(library.get(name), tmp_path_factory.mktemp(name))
+                if same_polls(pair) or attempt == ATTEMPTS:
+                    break
+            got: Pair | BaseException = pair
         except BaseException as exc:  # reported by the scenario's test
             got = exc
-        return name, got, time.monotonic() - t
+        return name, got, time.monotonic() - t, attempt
 
     out: dict[str, Pair | BaseException] = {}
     with ThreadPoolExecutor(AT_ONCE, thread_name_prefix="scenario-pair") as pool:
-        for name, got, wall in pool.map(one, order):
+        for name, got, wall, attempts in pool.map(one, order):
             out[name] = got
-            print(f"\n{name}: pair {wall:.1f} s", end="")
+            again = f" ({attempts} runs: the first missed different polls)" if attempts > 1 else ""
+            print(f"\n{name}: pair {wall:.1f} s{again}", end="")
     print(f"\n{len(order)} scenario pairs in {time.monotonic() - started:.1f} s")
     return out
 
 
+def same_polls(pair: Pair) -> bool:
+    (on, _), (off, _) = pair
+    return bool(on["missed_polls"] == off["missed_polls"])
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # the first test runs every pair (the fixture)
-# Quarantined, not hidden: on 2 cores with 3 pairs at once a poll that one run of a pair
-# misses shows as a difference (CI 2026-12-04: FRIDGE_MKT one poll later in fridge-power-loss,
-# then blackout-and-link-down-72h). It still runs and reports XPASS/XFAIL; issue 17 stays open
-# until the pair compares the same polls.
-@pytest.mark.xfail(strict=False, reason="timing: a poll missed by one run of a pair under load")
 @pytest.mark.parametrize("name", NAMES)
 def test_thinning_changes_no_alert(name: str, pairs: dict[str, Pair | BaseException]) -> None:
     scenario = library.get(name)
@@ -105,6 +118,9 @@ def test_thinning_changes_no_alert(name: str, pairs: dict[str, Pair | BaseExcept
         raise got
     (on, on_db), (off, off_db) = got
 
+    assert on["missed_polls"] == off["missed_polls"], (
+        f"in {ATTEMPTS} runs of the pair its two edges never missed the same polls: "
+        f"the machine is too loaded for the scenario's 0.2 s poll timeout")
     assert same(on) == same(off)  # alerts, events, readiness, outcome, checks, ...
     assert on["passed"] is True, on.get("checks", on.get("missing"))
     assert on_db["alerts"] == off_db["alerts"]  # the rows in site.db, in their order

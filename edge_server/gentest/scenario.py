@@ -44,7 +44,7 @@ from edge_server.poller import CommandFailed, CommandRejected
 from edge_server.rules.component import RulesEngine
 from edge_server.scenarios.genset import GensetRehearsal
 from edge_server.scenarios.library import Scenario
-from edge_server.scenarios.runner import START, site_toml
+from edge_server.scenarios.runner import START, MissedPolls, site_toml
 from edge_server.scenarios.world import VirtualNodeWorld, WorldDriver
 from edge_server.service import Part, Service
 from edge_server.storage.db import open_db
@@ -226,7 +226,9 @@ async def run_gentest_scenario(
                     entry["state"], entry["reasons"]):
                 readiness.append(entry)
 
+        missed = MissedPolls(service.poller)
         await service.poller.poll_once()
+        missed.note(clock.now())
         for index, phase in enumerate(scenario.phases):
             say(f"{clock.now().isoformat()}  {phase.label}")
             for action in phase.actions:
@@ -262,6 +264,7 @@ async def run_gentest_scenario(
                     unattended += int(ran and not mains[0] and not gens.engine.running)
                 clock.advance(phase.step_s)
                 await service.poller.poll_once()
+                missed.note(clock.now())
                 await gentest.idle()
                 if follow is not None:
                     await follow.follow()
@@ -306,6 +309,7 @@ async def run_gentest_scenario(
                 "alarms": dict(model.alarms), "starts": model.starts,
                 "commands": list(gens.ctrl.commands)},
             "checks": checks,
+            "missed_polls": missed.runs,
             "passed": all(c["passed"] for c in checks),
             "wall_s": round(time.monotonic() - wall_start, 2),
         }

@@ -21,6 +21,11 @@ runs the real storage part too (site.db in the workdir, as at a site): the resul
 says how many readings it kept. Without it, nothing stores readings (the rules need none), and
 the generator-test scenarios (edge_server/gentest/scenario.py) always store, with the settings
 given here. `stored(data_dir)` reads back what a run left in site.db (docs/storage.md, Thinning).
+
+The result's `missed_polls` lists the poll cycles in which a node did not answer, as runs of
+consecutive cycles (`MissedPolls`): an unplugged node's on purpose, or one that a loaded machine
+answered too late for the short timeout. Two runs that are to be compared (thinning on and
+off) compare only when they missed the same polls.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from edge_server.clock import ManualClock
 from edge_server.config import SiteConfig, parse_config
 from edge_server.hub.app import HubSettings
 from edge_server.hub.testing import RunningHub
+from edge_server.poller import Poller
 from edge_server.radio.budget import max_in_any_window
 from edge_server.radio.fallback import RadioFallback
 from edge_server.radio.hubair import HubAir
@@ -110,6 +116,31 @@ def site_toml(scenario: Scenario, world: WorldDriver, data_dir: Path) -> str:
         lines.append(f'[[nodes]]\nname = "{spec.name}"\nbus = "{spec.name}-tcp"\n'
                      f"unit = {spec.unit}\nroles = [{roles}]\n")
     return "\n".join(lines)
+
+
+class MissedPolls:
+    """Which nodes missed which poll cycles: runs of consecutive cycles in which a node's read
+    timed out, as [node, first_at, last_at, cycles] (times ISO, UTC), in the order they began."""
+
+    def __init__(self, poller: Poller) -> None:
+        self.poller = poller
+        self.runs: list[list[Any]] = []
+        self._seen = {name: r.status.counters.timeouts for name, r in poller.nodes.items()}
+        self._open: dict[str, list[Any]] = {}  # node -> its run in self.runs, while it lasts
+
+    def note(self, at: datetime) -> None:
+        """After a poll cycle at `at`."""
+        for name, runner in self.poller.nodes.items():
+            timeouts = runner.status.counters.timeouts
+            missed, self._seen[name] = timeouts != self._seen[name], timeouts
+            run = self._open.get(name)
+            if not missed:
+                self._open.pop(name, None)
+            elif run is None:
+                self._open[name] = run = [name, at.isoformat(), at.isoformat(), 1]
+                self.runs.append(run)
+            else:
+                run[2], run[3] = at.isoformat(), run[3] + 1
 
 
 def _apply(world: WorldDriver, action: Action) -> None:
@@ -361,7 +392,9 @@ async def run_scenario(
             ):
                 timeline.append(entry)
 
+        missed = MissedPolls(service.poller)
         await service.poller.poll_once()
+        missed.note(clock.now())
         if link is not None:
             await link.after_poll()
         for phase in scenario.phases:
@@ -380,6 +413,7 @@ async def run_scenario(
                 else:
                     link.advance(phase.step_s)
                 await service.poller.poll_once()
+                missed.note(clock.now())
                 note_readiness()
                 if link is not None:
                     await link.after_poll()
@@ -430,6 +464,7 @@ async def run_scenario(
             "expected": sorted(scenario.expected),
             "missing": missing,
             "unexpected": unexpected,
+            "missed_polls": missed.runs,
             **extra,
             "passed": not missing and not unexpected
             and all(c["passed"] for c in extra.get("checks", [])),
